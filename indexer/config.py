@@ -1,0 +1,151 @@
+"""Settings: one pydantic model, read from the environment and an optional TOML file.
+
+Precedence: environment variables, then the TOML file named by SESSION_SEARCH_CONFIG,
+then defaults. TOML keys are the field names (`model = "..."`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from indexer.errors import ConfigError
+
+CONFIG_FILE_VAR = "SESSION_SEARCH_CONFIG"
+
+# Field name -> environment variable. OLLAMA_HOST is Ollama's own variable.
+ENV_VARS: dict[str, str] = {
+    "claude_dir": "SESSION_SEARCH_CLAUDE_DIR",
+    "data_dir": "SESSION_SEARCH_DATA_DIR",
+    "ollama_host": "OLLAMA_HOST",
+    "model": "SESSION_SEARCH_MODEL",
+    "dimensions": "SESSION_SEARCH_DIMENSIONS",
+    "chroma_url": "SESSION_SEARCH_CHROMA_URL",
+    "chunker": "SESSION_SEARCH_CHUNKER",
+    "chunk_tokens": "SESSION_SEARCH_CHUNK_TOKENS",
+    "chunk_overlap": "SESSION_SEARCH_CHUNK_OVERLAP",
+    "tool_output_chars": "SESSION_SEARCH_TOOL_OUTPUT_CHARS",
+    "embed_batch_size": "SESSION_SEARCH_EMBED_BATCH_SIZE",
+    "embed_timeout_s": "SESSION_SEARCH_EMBED_TIMEOUT",
+    "num_ctx": "SESSION_SEARCH_NUM_CTX",
+    "prompt_file": "SESSION_SEARCH_PROMPT_FILE",
+}
+
+
+def default_claude_dir(env: Mapping[str, str] = os.environ) -> Path:
+    return Path(env.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
+
+
+def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
+    xdg = env.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "session-search"
+
+
+class Settings(BaseModel):
+    """Everything session-search can be told. Built once at the entry point and passed down."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    claude_dir: Path = Field(default_factory=default_claude_dir, description="Claude Code home; transcripts are under <dir>/projects.")
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where the index lives.")
+    ollama_host: str = Field("http://127.0.0.1:11434", description="Ollama's address, as Ollama reads OLLAMA_HOST.")
+    model: str = Field("qwen3-embedding:4b", min_length=1, description="Ollama embedding model.")
+    dimensions: int | None = Field(None, ge=32, le=8192, description="Cut vectors to this length (MRL models); default: the model's own.")
+    chroma_url: str | None = Field(None, description="Use a Chroma server (chroma run) at this URL instead of the embedded store.")
+    chunker: Literal["exchange", "message"] = Field("exchange", description="How transcripts are cut into chunks.")
+    chunk_tokens: int = Field(400, ge=64, le=1200, description="Window size in tiktoken tokens.")
+    chunk_overlap: int = Field(64, ge=0, description="Overlap between windows, in tokens.")
+    tool_output_chars: int = Field(1500, ge=0, le=20000, description="Cap on the tool-result text kept per call.")
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Inputs per /api/embed request.")
+    embed_timeout_s: float = Field(120.0, gt=0, description="Timeout of one Ollama request, in seconds.")
+    num_ctx: int = Field(4096, ge=512, description="Ollama num_ctx, sent identically on every call.")
+    prompt_file: Path | None = Field(None, description="A prompt-template TOML file to use instead of the built-in one.")
+
+    @field_validator("ollama_host")
+    @classmethod
+    def _host_has_no_spaces(cls, value: str) -> str:
+        if not value.strip() or " " in value.strip():
+            raise ValueError("must be a host, host:port or URL")
+        return value.strip()
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _chroma_url_is_http(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must look like http://127.0.0.1:8000")
+        try:
+            parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_below_window(self) -> Settings:
+        if self.chunk_overlap * 2 > self.chunk_tokens:
+            raise ValueError("chunk_overlap must be at most half of chunk_tokens")
+        return self
+
+    @property
+    def projects_dir(self) -> Path:
+        return self.claude_dir / "projects"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{CONFIG_FILE_VAR}: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{CONFIG_FILE_VAR}: {path} is not valid TOML: {exc}") from None
+
+
+def _source_name(field: str, from_env: set[str], toml_path: Path | None) -> str:
+    if field in from_env:
+        return ENV_VARS[field]
+    if toml_path is not None:
+        return f"{field} in {toml_path}"
+    return field
+
+
+def _one_line(error: ValidationError, from_env: set[str], toml_path: Path | None) -> str:
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "settings"
+    got = first.get("input")
+    shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
+    return f"{_source_name(field, from_env, toml_path)}: {first['msg']}{shown}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from the environment, the optional TOML file and explicit overrides.
+
+    Raises:
+        ConfigError: with one line naming the bad setting.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    toml_path = Path(env[CONFIG_FILE_VAR]).expanduser() if env.get(CONFIG_FILE_VAR) else None
+    if toml_path is not None:
+        values.update(_read_toml(toml_path))
+    from_env = {field for field, var in ENV_VARS.items() if env.get(var, "") != ""}
+    values.update({field: env[ENV_VARS[field]] for field in from_env})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.setdefault("claude_dir", default_claude_dir(env))
+    values.setdefault("data_dir", default_data_dir(env))
+    for key in ("claude_dir", "data_dir", "prompt_file"):
+        if isinstance(values.get(key), str):
+            values[key] = Path(values[key]).expanduser().absolute()
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, from_env, toml_path)) from None

@@ -1,0 +1,176 @@
+"""Embeddings through Ollama's /api/embed, with the ollama client's errors translated to ours.
+
+Every call sends the same options (a change would reload the model), an explicit
+timeout, and checks what comes back: a vector of the wrong length is an error, and an
+input Ollama rejects as NaN is skipped and reported as None.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+
+from indexer.errors import DimensionMismatch, EmbedderError, ModelNotPulled, OllamaUnreachable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRIES = 3
+RETRY_DELAY_S = 0.5
+Vector = list[float]
+
+
+class _NaNRejected(Exception):
+    """Ollama refused a batch because some input embeds to NaN (ollama#12921)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What /api/show says about the model, with the dimensions we will store."""
+
+    model: str
+    dimensions: int
+    native_dimensions: int
+    context_length: int | None
+
+
+def _find(info: dict[str, Any], suffix: str) -> int | None:
+    value = next((v for k, v in info.items() if k.endswith(suffix)), None)
+    return int(value) if isinstance(value, int | float) else None
+
+
+class OllamaEmbedder:
+    """An embedding model served by Ollama."""
+
+    def __init__(self, host: str, model: str, *, dimensions: int | None, timeout_s: float, num_ctx: int, batch_size: int):
+        import httpx
+        import ollama
+
+        self.host, self.model, self.timeout_s = host, model, timeout_s
+        self.requested_dimensions = dimensions
+        self.batch_size = batch_size
+        self.options = {"num_ctx": num_ctx}
+        self._client = ollama.AsyncClient(host=host, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
+        self._facts: ModelFacts | None = None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """Run one request, retrying 5xx answers, and translate every failure."""
+        import httpx
+        import ollama
+
+        for attempt in range(1, RETRIES + 1):
+            try:
+                return await request()
+            except ollama.ResponseError as exc:
+                if exc.status_code >= 500 and attempt < RETRIES:
+                    log.warning("Ollama answered %s (%s); retrying", exc.status_code, exc.error)
+                    await anyio.sleep(RETRY_DELAY_S * attempt)
+                    continue
+                raise self._translate(exc) from None
+            except ConnectionError:
+                raise self._unreachable("nothing is listening there") from None
+            except httpx.TimeoutException:
+                raise self._unreachable(f"no answer within {self.timeout_s:g} s") from None
+            except httpx.HTTPError as exc:
+                raise self._unreachable(f"{type(exc).__name__}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _unreachable(self, why: str) -> OllamaUnreachable:
+        return OllamaUnreachable(
+            f"Cannot reach Ollama at {self.host} ({why}). Start it with `ollama serve`, "
+            "or set OLLAMA_HOST to the host where it runs."
+        )
+
+    def _translate(self, exc: Any) -> Exception:
+        message = str(exc.error)
+        if exc.status_code == 404:
+            return ModelNotPulled(
+                f"The embedding model {self.model!r} is not available on Ollama at {self.host}. "
+                f"Pull it with: ollama pull {self.model}"
+            )
+        if exc.status_code == 400 and "nan" in message.lower():
+            return _NaNRejected(message)
+        return EmbedderError(f"Ollama at {self.host} answered HTTP {exc.status_code}: {message}")
+
+    async def version(self) -> str:
+        """Ollama's version string."""
+        # The client has no version(); its request method still maps errors the same way.
+        response = await self._call(lambda: self._client._request_raw("GET", "/api/version"))
+        return str(response.json().get("version", "unknown"))
+
+    async def facts(self) -> ModelFacts:
+        """Read the model's dimensions and context length from /api/show (cached)."""
+        if self._facts is None:
+            shown = await self._call(lambda: self._client.show(self.model))
+            info = dict(shown.modelinfo or {})
+            native = _find(info, ".embedding_length")
+            if native is None:
+                raise EmbedderError(f"Ollama at {self.host} reports no embedding length for {self.model!r}: is it an embedding model?")
+            if self.requested_dimensions and self.requested_dimensions > native:
+                raise EmbedderError(
+                    f"SESSION_SEARCH_DIMENSIONS={self.requested_dimensions} is larger than {self.model!r}'s {native} dimensions"
+                )
+            dims = self.requested_dimensions or native
+            self._facts = ModelFacts(self.model, dims, native, _find(info, ".context_length"))
+        return self._facts
+
+    async def _embed_request(self, texts: list[str]) -> list[Vector]:
+        response = await self._call(
+            lambda: self._client.embed(
+                model=self.model,
+                input=texts,
+                truncate=True,
+                options=self.options,
+                dimensions=self.requested_dimensions,
+            )
+        )
+        return [list(v) for v in response.embeddings]
+
+    async def _embed_isolating_nan(self, texts: list[str]) -> list[Vector | None]:
+        """Embed texts; when Ollama rejects the batch for NaN, bisect to find the bad inputs."""
+        try:
+            return list(await self._embed_request(texts))
+        except _NaNRejected:
+            if len(texts) == 1:
+                log.warning("Ollama returned NaN for one input (%d chars); skipped", len(texts[0]))
+                return [None]
+            middle = len(texts) // 2
+            return await self._embed_isolating_nan(texts[:middle]) + await self._embed_isolating_nan(texts[middle:])
+
+    def _check(self, vectors: list[Vector | None], expected: int, sent: int) -> list[Vector | None]:
+        if len(vectors) != sent:
+            raise EmbedderError(f"Ollama at {self.host} returned {len(vectors)} vectors for {sent} inputs")
+        checked: list[Vector | None] = []
+        for vector in vectors:
+            if vector is not None and len(vector) != expected:
+                raise DimensionMismatch(
+                    f"Ollama returned {len(vector)}-dimensional vectors for {self.model!r}, but the index holds "
+                    f"{expected} dimensions. Nothing was stored. Check SESSION_SEARCH_MODEL and SESSION_SEARCH_DIMENSIONS, "
+                    "or rebuild with `session-search reindex --full`."
+                )
+            finite = vector is not None and all(math.isfinite(x) for x in vector)
+            checked.append(vector if finite else None)
+        return checked
+
+    async def embed(self, texts: list[str]) -> list[Vector | None]:
+        """Vectors for texts, in order; None for an input the model could not embed (NaN)."""
+        expected = (await self.facts()).dimensions
+        vectors: list[Vector | None] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            vectors.extend(self._check(await self._embed_isolating_nan(batch), expected, len(batch)))
+        return vectors
+
+    async def embed_one(self, text: str) -> Vector:
+        """A single vector (a query). Raises EmbedderError if the model returns NaN."""
+        (vector,) = await self.embed([text])
+        if vector is None:
+            raise EmbedderError(f"{self.model!r} returned NaN for this query; rephrase it slightly and retry.")
+        return vector

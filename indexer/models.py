@@ -1,0 +1,123 @@
+"""The public shapes: what search, reindex and model_info take and return.
+
+The MCP tools publish these as their schemas, and `session-search ... --json` prints
+the same objects, so the CLI and the server cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+from pydantic import BaseModel, Field, field_validator
+
+MAX_TOP_K = 50
+MAX_QUERY_CHARS = 4000
+
+
+def parse_when(value: str, *, end_of_day: bool) -> datetime:
+    """An ISO date or datetime; a bare date means its start (or end, for `until`), in UTC."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.max if end_of_day else time.min)
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO date such as 2026-03-01 or 2026-03-01T14:30:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class SearchRequest(BaseModel):
+    """A search over indexed sessions."""
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    project: str | None = None
+    session_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the query is empty")
+        return value.strip()
+
+    @field_validator("since", "until")
+    @classmethod
+    def _iso(cls, value: str | None) -> str | None:
+        if value:
+            parse_when(value, end_of_day=False)
+        return value or None
+
+    def since_epoch(self) -> int | None:
+        return int(parse_when(self.since, end_of_day=False).timestamp()) if self.since else None
+
+    def until_epoch(self) -> int | None:
+        return int(parse_when(self.until, end_of_day=True).timestamp()) if self.until else None
+
+
+class SearchHit(BaseModel):
+    """One matching chunk of a past session."""
+
+    score: float = Field(description="Cosine similarity, higher is closer (at most 1).")
+    session_id: str
+    project: str = Field(description="The working directory of the session.")
+    git_branch: str
+    timestamp: str = Field(description="When the matched exchange started (ISO 8601, UTC).")
+    kind: str = Field(description="exchange, compaction_summary, or for the message chunker prompt/answer/tool_output.")
+    agent_id: str = Field(description="The subagent that had this exchange, empty for the main conversation.")
+    text: str
+    source_path: str
+    line_start: int
+    line_end: int
+    tools: list[str] = []
+    chunk_id: str
+    resume_command: str = Field(description="Run this in a terminal to reopen the session in Claude Code.")
+
+
+class SearchResponse(BaseModel):
+    """Matches, best first."""
+
+    query: str
+    results: list[SearchHit]
+    total_chunks: int = Field(description="Chunks in the index.")
+    note: str | None = Field(None, description="Something the caller should know about these results.")
+
+
+class ReindexReport(BaseModel):
+    """What a reindex did."""
+
+    full: bool
+    files_scanned: int
+    files_indexed: int
+    chunks_added: int = Field(description="Chunks embedded and stored (new or changed).")
+    chunks_removed: int
+    chunks_skipped: int = Field(description="Chunks the model could not embed (NaN) and that were left out.")
+    malformed_lines: int
+    seconds: float
+
+
+class ModelInfo(BaseModel):
+    """The embedding model, the templates and the state of the index."""
+
+    model: str
+    dimensions: int | None
+    native_dimensions: int | None
+    context_length: int | None
+    model_pulled: bool | None = Field(description="None when Ollama could not be asked.")
+    ollama_host: str
+    ollama_version: str | None
+    ollama_error: str | None
+    template_family: str
+    template_source: str
+    query_template: str
+    document_template: str
+    chunker: str
+    store: str
+    chunks: int
+    sessions: int
+    last_indexed: str | None
+    index_error: str | None = Field(None, description="Why the index cannot be searched, if it cannot.")

@@ -1,0 +1,39 @@
+"""Plain-text renderings of the public results, shared by the CLI and the MCP tools."""
+
+from __future__ import annotations
+
+import textwrap
+
+from indexer.models import ModelInfo, ReindexReport, SearchHit, SearchResponse
+
+SNIPPET_CHARS = 1200
+
+
+def _hit(rank: int, hit: SearchHit) -> str:
+    branch = f" ({hit.git_branch})" if hit.git_branch else ""
+    agent = f" [subagent {hit.agent_id}]" if hit.agent_id else ""
+    snippet = hit.text if len(hit.text) <= SNIPPET_CHARS else hit.text[:SNIPPET_CHARS] + " …"
+    return (
+        f"{rank}. score {hit.score:.3f} | {hit.timestamp[:16].replace('T', ' ')} | {hit.project or '?'}{branch}{agent}\n"
+        f"   session {hit.session_id} ({hit.resume_command}) | {hit.source_path}:{hit.line_start}-{hit.line_end}\n"
+        + textwrap.indent(snippet, "   | ")
+    )
+
+
+def render_search(response: SearchResponse) -> str:
+    head = f"{len(response.results)} results for {response.query!r} ({response.total_chunks} chunks indexed)"
+    parts = [head] + ([response.note] if response.note else [])
+    parts += [_hit(rank, hit) for rank, hit in enumerate(response.results, start=1)]
+    return "\n\n".join(parts)
+
+
+def render_report(report: ReindexReport) -> str:
+    return (
+        f"{report.files_indexed} of {report.files_scanned} files indexed: {report.chunks_added} chunks added, "
+        f"{report.chunks_removed} removed, {report.chunks_skipped} skipped (model returned NaN), "
+        f"{report.malformed_lines} malformed lines, in {report.seconds:.1f} s"
+    )
+
+
+def render_info(info: ModelInfo) -> str:
+    return "\n".join(f"{key:>18}: {value}" for key, value in info.model_dump().items() if value is not None)

@@ -1,0 +1,152 @@
+"""The MCP server: thin tools over indexer.SessionSearch, served over stdio.
+
+Nothing here indexes or searches; every tool body calls the same SessionSearch method
+the CLI calls. Only protocol goes to stdout: logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+
+from indexer.config import Settings, load_settings
+from indexer.errors import SessionSearchError
+from indexer.models import MAX_TOP_K, ModelInfo, ReindexReport, SearchRequest, SearchResponse
+from indexer.pipeline import ReindexProgress, SessionSearch
+from indexer.render import render_info, render_report, render_search
+
+log = logging.getLogger("session_search.server")
+T = TypeVar("T")
+
+INSTRUCTIONS = """\
+session-search finds what the user and you did in past Claude Code sessions: prompts, \
+answers, commands, tool output and compaction summaries, with session id, project, branch and date.
+Use `search` when the user refers to earlier work ("what did we decide about…", "how did I fix…", \
+"have I seen this error before", "find the session where…") or when an error, file or decision \
+may have come up before. Quote exact strings (error messages, file names, flags) in the query.
+Filters: `project` (a path or part of one; the current working directory is a good default), \
+`session_id`, `since`/`until` (ISO dates). Each result gives `claude --resume <session_id>` to reopen \
+the session. `model_info` tells whether the index is built and current; `reindex` brings it up to date."""
+
+
+@dataclass(slots=True)
+class AppContext:
+    index: SessionSearch
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+async def _tool_call(call: Awaitable[T]) -> T:
+    """Our errors become ToolErrors: the model reads the message and the server stays up."""
+    try:
+        return await call
+    except SessionSearchError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def _result(model: BaseModel, text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json"))
+
+
+def _index(ctx: Context) -> SessionSearch:
+    return ctx.request_context.lifespan_context.index
+
+
+def build_server(settings: Settings) -> MCPServer:
+    """The server with its tools, over one SessionSearch for settings."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
+        index = SessionSearch(settings)
+        try:
+            yield AppContext(index)
+        finally:
+            await index.aclose()
+
+    server = MCPServer("session-search", instructions=INSTRUCTIONS, lifespan=lifespan)
+
+    @server.tool(
+        title="Search past Claude Code sessions",
+        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+    )
+    async def search(
+        query: Annotated[str, Field(description="What to look for: a question, or an exact error, file name or command.")],
+        ctx: Context,
+        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many results to return.")] = 10,
+        project: Annotated[str | None, Field(description="Only sessions whose project path contains this.")] = None,
+        session_id: Annotated[str | None, Field(description="Only this session.")] = None,
+        since: Annotated[str | None, Field(description="Only exchanges on or after this ISO date, e.g. 2026-03-01.")] = None,
+        until: Annotated[str | None, Field(description="Only exchanges on or before this ISO date.")] = None,
+    ) -> Annotated[CallToolResult, SearchResponse]:
+        """Search everything done in past Claude Code sessions, best match first.
+
+        Args:
+            query: A question in plain words, or an exact string to find.
+            top_k: Number of results, 1 to 50.
+            project: Part of a project path; the current working directory narrows to this project.
+            session_id: Restrict to one session.
+            since: ISO date or datetime; results from then on.
+            until: ISO date or datetime; results up to then.
+        """
+        try:
+            request = SearchRequest(query=query, top_k=top_k, project=project, session_id=session_id, since=since, until=until)
+        except ValidationError as exc:
+            raise ToolError(_one_line(exc)) from None
+        response = await _tool_call(_index(ctx).search(request))
+        return _result(response, render_search(response))
+
+    @server.tool(
+        title="Update the session index",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+    )
+    async def reindex(
+        ctx: Context,
+        full: Annotated[bool, Field(description="Rebuild from nothing instead of indexing only new and changed sessions.")] = False,
+    ) -> Annotated[CallToolResult, ReindexReport]:
+        """Index new and changed Claude Code sessions, so that search finds recent work.
+
+        Args:
+            full: Rebuild the whole index (slow: every session is embedded again).
+        """
+
+        async def progress(update: ReindexProgress) -> None:
+            await ctx.report_progress(update.files_done, update.files_total, f"{update.chunks_added} chunks added")
+
+        report = await _tool_call(_index(ctx).reindex(full=full, progress=progress))
+        return _result(report, render_report(report))
+
+    @server.tool(
+        title="Embedding model and index status",
+        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+    )
+    async def model_info(ctx: Context) -> Annotated[CallToolResult, ModelInfo]:
+        """The embedding model, its prompt templates, and how much is indexed and when."""
+        info = await _tool_call(_index(ctx).info())
+        return _result(info, render_info(info))
+
+    return server
+
+
+def serve() -> int:
+    """Entry point for `session-search serve` and `python -m mcp_server`."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except SessionSearchError as exc:
+        print(f"session-search: {exc}", file=sys.stderr)
+        return 1
+    build_server(settings).run("stdio")
+    return 0
