@@ -166,8 +166,10 @@ def _metadata(transcript: Transcript, spec: ChunkerSpec, kind: str, messages: li
     return meta
 
 
-def _chunk_id(transcript: Transcript, spec: ChunkerSpec, first_uuid: str, window: int) -> str:
-    key = "\0".join((transcript.source.rel_path, spec.name, first_uuid, str(window)))
+def _chunk_id(spec: ChunkerSpec, first_uuid: str, window: int) -> str:
+    # Not the file: a resumed session that copies its parent's messages (same uuids)
+    # gives the same ids, so the copy is stored once.
+    key = "\0".join((spec.name, first_uuid, str(window)))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -178,7 +180,7 @@ def _group_chunks(transcript: Transcript, spec: ChunkerSpec, group: _Group) -> I
         meta = _metadata(transcript, spec, group.kind, group.messages[first : last + 1])
         meta["window"] = index
         meta["content_hash"] = hashlib.sha256(text.encode()).hexdigest()[:32]
-        yield Chunk(_chunk_id(transcript, spec, group.messages[0].uuid, index), text, meta)
+        yield Chunk(_chunk_id(spec, group.messages[0].uuid, index), text, meta)
 
 
 def chunk_transcript(transcript: Transcript, spec: ChunkerSpec) -> Iterator[Chunk]:
