@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -18,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 
 from indexer.config import Settings, load_settings
 from indexer.errors import IndexBusy, SessionSearchError
-from indexer.models import SearchRequest
+from indexer.models import ReindexOptions, SearchRequest
+from indexer.pipeline import ReindexProgress
 from indexer.render import render_info, render_report, render_search
 
 T = TypeVar("T")
@@ -31,8 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the MCP server over stdio")
     reindex = commands.add_parser("reindex", help="index new and changed sessions")
-    reindex.add_argument("--full", action="store_true", help="rebuild the index from nothing")
-    reindex.add_argument("--quiet", action="store_true", help="no progress bar")
+    reindex.add_argument("--full", action="store_true", help="rebuild the index from nothing (beside the old one)")
+    reindex.add_argument("--prune", action="store_true", help="remove sessions whose transcripts Claude Code deleted")
+    reindex.add_argument("--project", help="only transcripts of projects whose path contains this")
+    reindex.add_argument("--since", help="only transcripts modified since this ISO date")
+    reindex.add_argument("--dry-run", action="store_true", help="count files, chunks and tokens; embed nothing")
+    reindex.add_argument("--quiet", action="store_true", help="no progress output")
     reindex.add_argument("--json", action="store_true", help="print the report as JSON")
     search = commands.add_parser("search", help="search indexed sessions")
     search.add_argument("query")
@@ -51,21 +57,39 @@ def _print_json(model: BaseModel) -> None:
     print(json.dumps(model.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
-def _progress_bar(quiet: bool) -> tuple[Callable[..., None], Callable[[], None]]:
-    from tqdm import tqdm
+class _Progress:
+    """A progress bar on a terminal; a plain line every few seconds otherwise (logs, hooks)."""
 
-    bar = tqdm(total=0, unit="file", disable=True if quiet else None, file=sys.stderr, dynamic_ncols=True)
+    LINE_EVERY_S = 10.0
 
-    def update(progress) -> None:  # noqa: ANN001 - a pipeline.ReindexProgress
-        bar.total = progress.files_total
-        bar.set_postfix_str(f"{progress.chunks_added} chunks", refresh=False)
-        bar.update(progress.files_done - bar.n)
+    def __init__(self, quiet: bool):
+        self.quiet, self.tty = quiet, sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.last_line = 0.0
+        self.bar = None
+        if self.tty and not quiet:
+            from tqdm import tqdm
 
-    return update, bar.close
+            self.bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, update: ReindexProgress) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = f"{update.chunks_added} chunks, {update.chunks_added / elapsed:.1f} chunks/s"
+        if self.bar is not None:
+            self.bar.total = update.files_total
+            self.bar.set_postfix_str(rate, refresh=False)
+            self.bar.update(update.files_done - self.bar.n)
+        elif not self.quiet and (time.monotonic() - self.last_line >= self.LINE_EVERY_S or update.files_done == update.files_total):
+            self.last_line = time.monotonic()
+            print(f"reindex: {update.files_done}/{update.files_total} files, {rate}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from indexer.pipeline import SessionSearch
+    from indexer.service import SessionSearch
 
     async def with_index(action: Callable[[SessionSearch], Awaitable[T]]) -> T:
         index = SessionSearch(settings)
@@ -75,11 +99,12 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             await index.aclose()
 
     if args.command == "reindex":
-        update, close = _progress_bar(args.quiet or args.json)
+        options = ReindexOptions(full=args.full, prune=args.prune, project=args.project, since=args.since, dry_run=args.dry_run)
+        progress = _Progress(args.quiet or args.json)
         try:
-            report = anyio.run(with_index, lambda ix: ix.reindex(full=args.full, progress=update))
+            report = anyio.run(with_index, lambda ix: ix.reindex(options, progress=progress))
         finally:
-            close()
+            progress.close()
         _print_json(report) if args.json else print(render_report(report))
     elif args.command == "search":
         request = SearchRequest(

@@ -33,6 +33,8 @@ ENV_VARS: dict[str, str] = {
     "tool_output_chars": "SESSION_SEARCH_TOOL_OUTPUT_CHARS",
     "embed_batch_size": "SESSION_SEARCH_EMBED_BATCH_SIZE",
     "embed_timeout_s": "SESSION_SEARCH_EMBED_TIMEOUT",
+    "embed_concurrency": "SESSION_SEARCH_EMBED_CONCURRENCY",
+    "refresh_minutes": "SESSION_SEARCH_REFRESH_MINUTES",
     "num_ctx": "SESSION_SEARCH_NUM_CTX",
     "prompt_file": "SESSION_SEARCH_PROMPT_FILE",
 }
@@ -65,6 +67,8 @@ class Settings(BaseModel):
     tool_output_chars: int = Field(1500, ge=0, le=20000, description="Cap on the tool-result text kept per call.")
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Inputs per /api/embed request.")
     embed_timeout_s: float = Field(120.0, gt=0, description="Timeout of one Ollama request, in seconds.")
+    embed_concurrency: int = Field(2, ge=1, le=32, description="Embed requests in flight at once.")
+    refresh_minutes: float = Field(5.0, ge=0, description="The server reindexes at start and then this often; 0 turns it off.")
     num_ctx: int = Field(4096, ge=512, description="Ollama num_ctx, sent identically on every call.")
     prompt_file: Path | None = Field(None, description="A prompt-template TOML file to use instead of the built-in one.")
 

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRIES = 3
 RETRY_DELAY_S = 0.5
+TRUNCATION_RATIO = 0.25  # tiktoken only estimates the model's tokens: flag only a gross shortfall
 Vector = list[float]
 
 
@@ -56,6 +57,7 @@ class OllamaEmbedder:
         self.options = {"num_ctx": num_ctx}
         self._client = ollama.AsyncClient(host=host, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
         self._facts: ModelFacts | None = None
+        self.truncated_batches = 0
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -77,7 +79,11 @@ class OllamaEmbedder:
             except ConnectionError:
                 raise self._unreachable("nothing is listening there") from None
             except httpx.TimeoutException:
-                raise self._unreachable(f"no answer within {self.timeout_s:g} s") from None
+                if attempt < RETRIES:
+                    log.warning("Ollama did not answer within %g s; retrying", self.timeout_s)
+                    await anyio.sleep(RETRY_DELAY_S * attempt)
+                    continue
+                raise self._unreachable(f"no answer within {self.timeout_s:g} s, {RETRIES} tries") from None
             except httpx.HTTPError as exc:
                 raise self._unreachable(f"{type(exc).__name__}: {exc}") from None
         raise AssertionError("unreachable")
@@ -131,7 +137,17 @@ class OllamaEmbedder:
                 dimensions=self.requested_dimensions,
             )
         )
+        self._check_truncation(texts, response.prompt_eval_count)
         return [list(v) for v in response.embeddings]
+
+    def _check_truncation(self, texts: list[str], evaluated: int | None) -> None:
+        """Ollama truncates silently (ollama#14259): far fewer tokens evaluated than sent means it did."""
+        from indexer.chunk import count_tokens
+
+        sent = sum(count_tokens(t) for t in texts)
+        if evaluated and evaluated < sent * TRUNCATION_RATIO:
+            self.truncated_batches += 1
+            log.warning("Ollama evaluated %d tokens of about %d sent: inputs were probably truncated; lower SESSION_SEARCH_CHUNK_TOKENS or raise SESSION_SEARCH_NUM_CTX", evaluated, sent)
 
     async def _embed_isolating_nan(self, texts: list[str]) -> list[Vector | None]:
         """Embed texts; when Ollama rejects the batch for NaN, bisect to find the bad inputs."""
@@ -167,6 +183,10 @@ class OllamaEmbedder:
             batch = texts[start : start + self.batch_size]
             vectors.extend(self._check(await self._embed_isolating_nan(batch), expected, len(batch)))
         return vectors
+
+    async def warm(self) -> None:
+        """Load the model before a big run, so the first batch does not pay for it (and fail fast)."""
+        await self.embed(["warm-up"])
 
     async def embed_one(self, text: str) -> Vector:
         """A single vector (a query). Raises EmbedderError if the model returns NaN."""

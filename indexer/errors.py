@@ -8,7 +8,6 @@
     │   ├── ModelNotPulled        the model is not on that host
     │   └── DimensionMismatch     vectors of the wrong length came back
     ├── StoreError                Chroma failed
-    │   ├── IndexMismatch         the index was built with another model, template or chunker
     │   └── IndexEmpty            nothing has been indexed yet
     └── IndexBusy                 another process is writing the index
 
@@ -47,10 +46,6 @@ class DimensionMismatch(EmbedderError):
 
 class StoreError(SessionSearchError):
     """The vector store failed."""
-
-
-class IndexMismatch(StoreError):
-    """The existing index was built with a different identity."""
 
 
 class IndexEmpty(StoreError):

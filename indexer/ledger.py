@@ -1,8 +1,11 @@
-"""What has been indexed: per source file its size and mtime, per chunk its content hash.
+"""What has been indexed, per collection: sources with their size and mtime, chunks with
+their content hash, and which collection is active (served) or being built.
 
-A SQLite file beside the vectors (data_dir/ledger.sqlite). A source's row is written
-after its vectors, in one transaction, so a crash between the two only means the file
-is looked at again next time; upserts by deterministic id make that harmless.
+A SQLite file beside the vectors (data_dir/ledger.sqlite), in WAL mode so that readers in
+other processes never block the writer. Crash safety rests on one rule: a chunk id is
+written here (as pending, empty hash) before its vector goes to Chroma, and gets its
+hash after. A killed run therefore leaves every stored id known to the ledger, and the
+next run deletes what no source produces any more.
 """
 
 from __future__ import annotations
@@ -16,15 +19,20 @@ from pathlib import Path
 from indexer.sources import SourceFile
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY, identity TEXT NOT NULL, query_template TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
-    rel_path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    session_id TEXT NOT NULL, chunks INTEGER NOT NULL, indexed_at REAL NOT NULL);
+    collection TEXT NOT NULL, rel_path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    session_id TEXT NOT NULL, chunks INTEGER NOT NULL, indexed_at REAL NOT NULL,
+    PRIMARY KEY (collection, rel_path));
 CREATE TABLE IF NOT EXISTS chunks (
-    id TEXT PRIMARY KEY, rel_path TEXT NOT NULL, content_hash TEXT NOT NULL,
-    session_id TEXT NOT NULL, project TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(rel_path);
+    collection TEXT NOT NULL, id TEXT NOT NULL, rel_path TEXT NOT NULL, content_hash TEXT NOT NULL,
+    session_id TEXT NOT NULL, project TEXT NOT NULL,
+    PRIMARY KEY (collection, id, rel_path));
+CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(collection, rel_path);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+PENDING = ""  # content_hash of a chunk whose vector may or may not have reached Chroma
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,63 +43,150 @@ class LedgerChunk:
     project: str
 
 
+@dataclass(frozen=True, slots=True)
+class CollectionRecord:
+    name: str
+    identity: str  # IndexIdentity as JSON
+    query_template: str
+
+
 class Ledger:
-    """The index's bookkeeping, one SQLite connection per instance."""
+    """The index's bookkeeping; one SQLite connection, used from the event-loop thread."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         self._db.close()
 
-    def is_current(self, source: SourceFile) -> bool:
-        row = self._db.execute("SELECT size, mtime_ns FROM sources WHERE rel_path = ?", (source.rel_path,)).fetchone()
+    def _transaction(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def _commit(self) -> None:
+        self._db.execute("COMMIT")
+
+    # -- collections ---------------------------------------------------------------------
+
+    def add_collection(self, record: CollectionRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?)",
+            (record.name, record.identity, record.query_template, time.time()),
+        )
+
+    def collection(self, name: str | None) -> CollectionRecord | None:
+        if name is None:
+            return None
+        row = self._db.execute("SELECT name, identity, query_template FROM collections WHERE name = ?", (name,)).fetchone()
+        return CollectionRecord(*row) if row else None
+
+    def collection_names(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT name FROM collections")}
+
+    def switch_active(self, name: str) -> None:
+        """Serve `name` from now on; one transaction, so readers see the old or the new, never neither."""
+        self._transaction()
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('active', ?)", (name,))
+        self._db.execute("DELETE FROM meta WHERE key = 'building'")
+        self._commit()
+
+    def source_row(self, collection: str, rel_path: str) -> tuple[int, int] | None:
+        row = self._db.execute(
+            "SELECT size, mtime_ns FROM sources WHERE collection = ? AND rel_path = ?", (collection, rel_path)
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def drop_collection(self, name: str) -> None:
+        self._transaction()
+        for table in ("chunks", "sources"):
+            self._db.execute(f"DELETE FROM {table} WHERE collection = ?", (name,))  # noqa: S608 - fixed names
+        self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
+        self._commit()
+
+    # -- sources and chunks --------------------------------------------------------------
+
+    def is_current(self, collection: str, source: SourceFile) -> bool:
+        row = self._db.execute(
+            "SELECT size, mtime_ns FROM sources WHERE collection = ? AND rel_path = ?", (collection, source.rel_path)
+        ).fetchone()
         return row is not None and tuple(row) == (source.size, source.mtime_ns)
 
-    def chunk_hashes(self, rel_path: str) -> dict[str, str]:
-        rows = self._db.execute("SELECT id, content_hash FROM chunks WHERE rel_path = ?", (rel_path,))
+    def chunk_hashes(self, collection: str, rel_path: str) -> dict[str, str]:
+        rows = self._db.execute("SELECT id, content_hash FROM chunks WHERE collection = ? AND rel_path = ?", (collection, rel_path))
         return dict(rows.fetchall())
 
-    def known_sources(self) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT rel_path FROM sources")}
-
-    def record(self, source: SourceFile, session_id: str, chunks: Iterable[LedgerChunk]) -> None:
-        """Replace what is known about one source."""
-        rows = [(c.id, source.rel_path, c.content_hash, c.session_id, c.project) for c in chunks]
-        with self._db:
-            self._db.execute("DELETE FROM chunks WHERE rel_path = ?", (source.rel_path,))
-            self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
-            self._db.execute(
-                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
-                (source.rel_path, source.size, source.mtime_ns, session_id, len(rows), time.time()),
+    def owned_elsewhere(self, collection: str, rel_path: str, ids: Iterable[str]) -> set[str]:
+        """Those of ids that another source also produces (a resumed session's copies)."""
+        found: set[str] = set()
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT DISTINCT id FROM chunks WHERE collection = ? AND rel_path != ? AND id IN ({marks})",  # noqa: S608
+                (collection, rel_path, *part),
             )
+            found.update(row[0] for row in rows)
+        return found
 
-    def forget(self, rel_path: str) -> None:
-        with self._db:
-            self._db.execute("DELETE FROM chunks WHERE rel_path = ?", (rel_path,))
-            self._db.execute("DELETE FROM sources WHERE rel_path = ?", (rel_path,))
+    def mark_pending(self, collection: str, rel_path: str, chunks: Iterable[LedgerChunk]) -> None:
+        """Record ids about to be written to Chroma, before they are."""
+        rows = [(collection, c.id, rel_path, PENDING, c.session_id, c.project) for c in chunks]
+        self._transaction()
+        self._db.executemany("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._commit()
 
-    def clear(self) -> None:
-        with self._db:
-            self._db.execute("DELETE FROM chunks")
-            self._db.execute("DELETE FROM sources")
+    def record(self, collection: str, source: SourceFile, session_id: str, chunks: Iterable[LedgerChunk]) -> None:
+        """Replace what is known about one source, once its vectors are stored."""
+        rows = [(collection, c.id, source.rel_path, c.content_hash, c.session_id, c.project) for c in chunks]
+        self._transaction()
+        self._db.execute("DELETE FROM chunks WHERE collection = ? AND rel_path = ?", (collection, source.rel_path))
+        self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._db.execute(
+            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (collection, source.rel_path, source.size, source.mtime_ns, session_id, len(rows), time.time()),
+        )
+        self._commit()
 
-    def projects(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT DISTINCT project FROM chunks WHERE project != ''")]
+    def forget(self, collection: str, rel_path: str) -> None:
+        self._transaction()
+        self._db.execute("DELETE FROM chunks WHERE collection = ? AND rel_path = ?", (collection, rel_path))
+        self._db.execute("DELETE FROM sources WHERE collection = ? AND rel_path = ?", (collection, rel_path))
+        self._commit()
 
-    def session_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(DISTINCT session_id) FROM chunks").fetchone()[0])
+    def known_sources(self, collection: str) -> set[str]:
+        rows = self._db.execute("SELECT rel_path FROM sources WHERE collection = ?", (collection,))
+        return {row[0] for row in rows}
 
-    def has_session(self, session_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM chunks WHERE session_id = ? LIMIT 1", (session_id,)).fetchone() is not None
+    def source_count(self, collection: str) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM sources WHERE collection = ?", (collection,)).fetchone()[0])
+
+    def projects(self, collection: str) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT project FROM chunks WHERE collection = ? AND project != ''", (collection,))
+        return [row[0] for row in rows]
+
+    def session_count(self, collection: str) -> int:
+        row = self._db.execute("SELECT COUNT(DISTINCT session_id) FROM chunks WHERE collection = ?", (collection,)).fetchone()
+        return int(row[0])
+
+    def has_session(self, collection: str, session_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM chunks WHERE collection = ? AND session_id = ? LIMIT 1", (collection, session_id)
+        ).fetchone()
+        return row is not None
+
+    # -- meta ------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self._db:
+    def set_meta(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))

@@ -87,16 +87,38 @@ class SearchResponse(BaseModel):
     note: str | None = Field(None, description="Something the caller should know about these results.")
 
 
+class ReindexOptions(BaseModel):
+    """What a reindex covers."""
+
+    full: bool = False
+    prune: bool = False
+    project: str | None = None
+    since: str | None = None
+    dry_run: bool = False
+
+    @field_validator("since")
+    @classmethod
+    def _iso(cls, value: str | None) -> str | None:
+        if value:
+            parse_when(value, end_of_day=False)
+        return value or None
+
+
 class ReindexReport(BaseModel):
     """What a reindex did."""
 
     full: bool
+    dry_run: bool = False
     files_scanned: int
-    files_indexed: int
+    files_indexed: int = Field(description="Files that were new or changed and were indexed (or, in a dry run, would be).")
     chunks_added: int = Field(description="Chunks embedded and stored (new or changed).")
     chunks_removed: int
     chunks_skipped: int = Field(description="Chunks the model could not embed (NaN) and that were left out.")
+    skipped: list[str] = Field([], description="Where the skipped chunks are (file:lines), at most 50.")
+    files_pruned: int = 0
     malformed_lines: int
+    estimated_tokens: int | None = Field(None, description="Dry run: tiktoken estimate of what would be embedded.")
+    migrated: bool = Field(False, description="A new index was built beside the old one and is now served.")
     seconds: float
 
 
@@ -120,4 +142,8 @@ class ModelInfo(BaseModel):
     chunks: int
     sessions: int
     last_indexed: str | None
+    index_model: str | None = Field(None, description="The model the served index was built with.")
+    index_dimensions: int | None = None
+    migration: str | None = Field(None, description="A new index being built beside the served one, and how far it is.")
+    changed_files: int | None = Field(None, description="Transcript files new or changed since the last index.")
     index_error: str | None = Field(None, description="Why the index cannot be searched, if it cannot.")

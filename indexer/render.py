@@ -28,11 +28,23 @@ def render_search(response: SearchResponse) -> str:
 
 
 def render_report(report: ReindexReport) -> str:
-    return (
+    if report.dry_run:
+        return (
+            f"Dry run: {report.files_indexed} of {report.files_scanned} files would be indexed, "
+            f"{report.chunks_added} chunks, about {report.estimated_tokens} tokens to embed."
+        )
+    lines = [
         f"{report.files_indexed} of {report.files_scanned} files indexed: {report.chunks_added} chunks added, "
-        f"{report.chunks_removed} removed, {report.chunks_skipped} skipped (model returned NaN), "
-        f"{report.malformed_lines} malformed lines, in {report.seconds:.1f} s"
-    )
+        f"{report.chunks_removed} removed, {report.chunks_skipped} skipped, {report.malformed_lines} malformed lines, "
+        f"in {report.seconds:.1f} s."
+    ]
+    if report.migrated:
+        lines.append("A new index was built beside the old one and is now served.")
+    if report.files_pruned:
+        lines.append(f"{report.files_pruned} deleted transcripts were pruned from the index.")
+    if report.skipped:
+        lines.append("The model returned NaN for these chunks, left out: " + ", ".join(report.skipped))
+    return "\n".join(lines)
 
 
 def render_info(info: ModelInfo) -> str:

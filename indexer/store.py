@@ -1,15 +1,19 @@
-"""The vector store: one Chroma collection, embedded (PersistentClient) or a server (HttpClient).
+"""The vector store: Chroma collections, embedded (PersistentClient) or a server (HttpClient).
 
-The collection is created with embedding_function=None and cosine space, and we always
-pass our own vectors, so Chroma never downloads its default model. Its metadata records
-the index identity; opening it with another identity is an error, never silent mixing.
-Chroma's calls are blocking: callers in async code run them in a worker thread, but
-`ChromaStore.open` (which imports chromadb) must run on the main thread (zotero-mcp#485).
+Each index identity (model, dimensions, chunker, document template) gets its own
+collection, so a new model is built beside the old one and vectors never mix. Collections
+are created with embedding_function=None and cosine space, and we always pass our own
+vectors, so Chroma never downloads its default model. Chroma's calls block: async callers
+run them in a worker thread, but `ChromaStore.open` (which imports chromadb) must run on
+the main thread (zotero-mcp#485).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from indexer.chunk import Chunk, MetadataValue
-from indexer.errors import IndexEmpty, IndexMismatch, StoreError
+from indexer.errors import StoreError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -26,35 +30,40 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLLECTION = "session_search"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HNSW = {"space": "cosine", "ef_construction": 100, "ef_search": 100, "max_neighbors": 16}
+WRITE_BATCH = 1000  # below Chroma's max batch (5,461 embedded)
 
 
 @dataclass(frozen=True, slots=True)
 class IndexIdentity:
-    """What makes vectors comparable: a change in any field means a new index."""
+    """What makes vectors comparable: a change in any field means a new collection."""
 
+    backend: str
     model: str
     dimensions: int
     chunker: str
     document_template: str
     schema: int = SCHEMA_VERSION
 
-    def as_metadata(self) -> dict[str, str | int]:
-        return {f"ss_{k}": v for k, v in asdict(self).items()}
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, Any] | None) -> IndexIdentity | None:
-        values = {k.removeprefix("ss_"): v for k, v in (metadata or {}).items() if k.startswith("ss_")}
+    def from_json(cls, text: str) -> IndexIdentity | None:
         try:
-            return cls(**values)
-        except TypeError:
+            return cls(**json.loads(text))
+        except (TypeError, ValueError):
             return None
 
     def differences(self, other: IndexIdentity) -> list[str]:
+        """Fields where other differs from self, as 'field old (now new)'."""
         mine, theirs = asdict(self), asdict(other)
         return [f"{k} {theirs[k]!r} (now {mine[k]!r})" for k in mine if mine[k] != theirs[k]]
+
+    def new_collection_name(self) -> str:
+        digest = hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+        return f"ss-{digest}-{secrets.token_hex(3)}"
 
 
 def describe_store(data_dir: Path, chroma_url: str | None) -> str:
@@ -74,16 +83,88 @@ def _chroma_errors() -> tuple[type[BaseException], ...]:
     import httpx
     from chromadb.errors import ChromaError
 
-    return (ChromaError, httpx.HTTPError, ConnectionError, ValueError, RuntimeError)
+    return (ChromaError, httpx.HTTPError, ConnectionError, ValueError, RuntimeError, OSError)
+
+
+class _Errors:
+    """Translates Chroma's failures into StoreError, naming the store."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    @contextmanager
+    def __call__(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except StoreError:
+            raise
+        except _chroma_errors() as exc:
+            raise StoreError(f"Chroma failed to {action} ({self.where}): {exc}") from None
+
+
+class VectorCollection:
+    """One collection: chunk vectors with their text and metadata."""
+
+    def __init__(self, collection: Collection, errors: _Errors):
+        self._collection = collection
+        self._errors = errors
+        self.name = collection.name
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        for start in range(0, len(chunks), WRITE_BATCH):
+            part = chunks[start : start + WRITE_BATCH]
+            with self._errors("store vectors"):
+                self._collection.upsert(
+                    ids=[c.id for c in part],
+                    embeddings=[list(v) for v in vectors[start : start + WRITE_BATCH]],
+                    documents=[c.text for c in part],
+                    metadatas=[c.metadata for c in part],  # type: ignore[misc]
+                )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), WRITE_BATCH):
+            with self._errors("delete chunks"):
+                self._collection.delete(ids=list(ids[start : start + WRITE_BATCH]))
+
+    def count(self) -> int:
+        with self._errors("count chunks"):
+            return self._collection.count()
+
+    def ids(self) -> set[str]:
+        """Every id stored (for tests and consistency checks)."""
+        with self._errors("list chunks"):
+            return set(self._collection.get(include=[])["ids"])
+
+    def chunks(self, ids: Sequence[str]) -> list[Chunk]:
+        """Stored chunks by id, with their text and metadata (ids not found are left out)."""
+        found: list[Chunk] = []
+        for start in range(0, len(ids), WRITE_BATCH):
+            with self._errors("read chunks"):
+                got = self._collection.get(ids=list(ids[start : start + WRITE_BATCH]), include=["documents", "metadatas"])
+            docs, metas = got.get("documents") or [], got.get("metadatas") or []
+            found += [Chunk(i, d or "", dict(m or {})) for i, d, m in zip(got["ids"], docs, metas, strict=True)]
+        return found
+
+    def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None) -> list[StoredHit]:
+        with self._errors("search"):
+            found = self._collection.query(
+                query_embeddings=[list(vector)], n_results=n, where=where or None,
+                include=["documents", "metadatas", "distances"],
+            )
+        ids = found["ids"][0]
+        docs = (found.get("documents") or [[]])[0] or []
+        metas = (found.get("metadatas") or [[]])[0] or []
+        dists = (found.get("distances") or [[]])[0] or []
+        return [StoredHit(i, d or "", dict(m or {}), float(s)) for i, d, m, s in zip(ids, docs, metas, dists, strict=True)]
 
 
 class ChromaStore:
-    """One Chroma collection holding chunk vectors, documents and metadata."""
+    """A Chroma client and the collections in it."""
 
     def __init__(self, client: ClientAPI, where: str):
         self._client = client
         self.where = where
-        self._collection: Collection | None = None
+        self._errors = _Errors(where)
 
     @classmethod
     def open(cls, data_dir: Path, chroma_url: str | None) -> ChromaStore:
@@ -106,101 +187,28 @@ class ChromaStore:
         path.mkdir(parents=True, exist_ok=True)
         return cls(chromadb.PersistentClient(path=str(path), settings=settings), where)
 
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except (StoreError, IndexMismatch, IndexEmpty):
-            raise
-        except _chroma_errors() as exc:
-            raise StoreError(f"Chroma failed to {action} ({self.where}): {exc}") from None
-
-    def _find(self) -> Collection | None:
+    def _names(self) -> set[str]:
         with self._errors("list collections"):
-            names = {c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()}
-            if COLLECTION not in names:
-                return None
-            return self._client.get_collection(COLLECTION, embedding_function=None)
+            return {c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()}
 
-    def existing(self) -> tuple[IndexIdentity | None, int] | None:
-        """The identity and size of the collection as it is on disk, or None if there is none."""
-        collection = self._find()
-        if collection is None:
+    def get(self, name: str) -> VectorCollection | None:
+        """The collection called name, or None if it does not exist."""
+        if name not in self._names():
             return None
-        with self._errors("count chunks"):
-            return IndexIdentity.from_metadata(collection.metadata), collection.count()
+        with self._errors("open the collection"):
+            return VectorCollection(self._client.get_collection(name, embedding_function=None), self._errors)
 
-    def attach(self, expected: IndexIdentity) -> None:
-        """Use the existing collection; it must have been built with `expected`."""
-        collection = self._find()
-        if collection is None:
-            raise IndexEmpty("Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first.")
-        self._check(collection, expected)
-        self._collection = collection
-
-    def _check(self, collection: Collection, expected: IndexIdentity) -> None:
-        found = IndexIdentity.from_metadata(collection.metadata)
-        if found is None:
-            raise IndexMismatch(f"{self.where} was not made by this version of session-search. Rebuild it with `session-search reindex --full`.")
-        if found != expected:
-            raise IndexMismatch(
-                f"The index was built with {', '.join(expected.differences(found))}. "
-                "Rebuild it with `session-search reindex --full`, or go back to the old settings."
+    def create(self, name: str, identity: IndexIdentity) -> VectorCollection:
+        with self._errors("create a collection"):
+            collection = self._client.get_or_create_collection(
+                name, configuration={"hnsw": HNSW}, metadata={"ss_identity": identity.to_json()}, embedding_function=None
             )
+        return VectorCollection(collection, self._errors)
 
-    def create_or_attach(self, expected: IndexIdentity, *, reset: bool) -> None:
-        """Open the collection for writing, recreating it when reset is true."""
-        with self._errors("create the collection"):
-            existing = self._find()
-            if existing is not None and reset:
-                self._client.delete_collection(COLLECTION)
-                existing = None
-            if existing is None:
-                existing = self._client.create_collection(
-                    COLLECTION, configuration={"hnsw": HNSW}, metadata=expected.as_metadata(), embedding_function=None
-                )
-        self._check(existing, expected)
-        self._collection = existing
-
-    @property
-    def collection(self) -> Collection:
-        if self._collection is None:
-            raise IndexEmpty("Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first.")
-        return self._collection
-
-    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
-        if not chunks:
-            return
-        with self._errors("store vectors"):
-            self.collection.upsert(
-                ids=[c.id for c in chunks],
-                embeddings=[list(v) for v in vectors],
-                documents=[c.text for c in chunks],
-                metadatas=[c.metadata for c in chunks],  # type: ignore[misc]
-            )
-
-    def delete(self, ids: Sequence[str]) -> None:
-        if ids:
-            with self._errors("delete chunks"):
-                self.collection.delete(ids=list(ids))
-
-    def count(self) -> int:
-        with self._errors("count chunks"):
-            return self.collection.count()
-
-    def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None) -> list[StoredHit]:
-        with self._errors("search"):
-            found = self.collection.query(
-                query_embeddings=[list(vector)],
-                n_results=n,
-                where=where or None,
-                include=["documents", "metadatas", "distances"],
-            )
-        ids = found["ids"][0]
-        docs = (found.get("documents") or [[]])[0] or []
-        metas = (found.get("metadatas") or [[]])[0] or []
-        dists = (found.get("distances") or [[]])[0] or []
-        return [StoredHit(i, d or "", dict(m or {}), float(s)) for i, d, m, s in zip(ids, docs, metas, dists, strict=True)]
+    def drop(self, name: str) -> None:
+        if name in self._names():
+            with self._errors("delete a collection"):
+                self._client.delete_collection(name)
 
 
 def forget_open_clients() -> None:

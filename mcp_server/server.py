@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
+import anyio
+
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -20,8 +22,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from indexer.config import Settings, load_settings
 from indexer.errors import SessionSearchError
-from indexer.models import MAX_TOP_K, ModelInfo, ReindexReport, SearchRequest, SearchResponse
-from indexer.pipeline import ReindexProgress, SessionSearch
+from indexer.models import MAX_TOP_K, ModelInfo, ReindexOptions, ReindexReport, SearchRequest, SearchResponse
+from indexer.pipeline import ReindexProgress
+from indexer.service import SessionSearch
 from indexer.render import render_info, render_report, render_search
 
 log = logging.getLogger("session_search.server")
@@ -72,7 +75,11 @@ def build_server(settings: Settings) -> MCPServer:
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         index = SessionSearch(settings)
         try:
-            yield AppContext(index)
+            async with anyio.create_task_group() as background:
+                if settings.refresh_minutes > 0:
+                    background.start_soon(index.keep_fresh, settings.refresh_minutes * 60)
+                yield AppContext(index)
+                background.cancel_scope.cancel()
         finally:
             await index.aclose()
 
@@ -125,7 +132,7 @@ def build_server(settings: Settings) -> MCPServer:
         async def progress(update: ReindexProgress) -> None:
             await ctx.report_progress(update.files_done, update.files_total, f"{update.chunks_added} chunks added")
 
-        report = await _tool_call(_index(ctx).reindex(full=full, progress=progress))
+        report = await _tool_call(_index(ctx).reindex(ReindexOptions(full=full), progress=progress))
         return _result(report, render_report(report))
 
     @server.tool(

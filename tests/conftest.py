@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ollama_standin import OllamaStandIn  # noqa: E402
 
 from indexer.config import Settings, load_settings  # noqa: E402
-from indexer.pipeline import SessionSearch  # noqa: E402
+from indexer.service import SessionSearch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_HOME = Path(os.environ.get("SESSION_SEARCH_FIXTURES", ROOT.parent / "shared" / "fixtures" / "claude-home")).resolve()
@@ -45,6 +45,7 @@ def env_for(ollama_url: str, claude_dir: Path, data_dir: Path, **extra: str) -> 
         "OLLAMA_HOST": ollama_url,
         "SESSION_SEARCH_CLAUDE_DIR": str(claude_dir),
         "SESSION_SEARCH_DATA_DIR": str(data_dir),
+        "SESSION_SEARCH_REFRESH_MINUTES": "0",  # tests that want the background reindex turn it on
         **extra,
     }
 

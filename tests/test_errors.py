@@ -86,19 +86,22 @@ async def test_vectors_of_the_wrong_length_are_refused_and_nothing_is_stored(set
     assert info["chunks"] == 0
 
 
-async def test_an_index_built_with_other_dimensions_is_never_mixed(settings: Settings, ollama: OllamaStandIn, small_home: Path) -> None:
+async def test_new_dimensions_build_a_new_index_while_the_old_one_serves(settings: Settings, ollama: OllamaStandIn, small_home: Path) -> None:
     async with Client(build_server(settings)) as client:
         assert not (await client.call_tool("reindex", {})).is_error
     smaller = settings_for(ollama.url, small_home, settings.data_dir, SESSION_SEARCH_DIMENSIONS="1024")
     async with Client(build_server(smaller)) as client:
-        failed = await client.call_tool("search", {"query": "cart"})
-        incremental = await client.call_tool("reindex", {})
-        rebuilt = await client.call_tool("reindex", {"full": True})
-        found = await client.call_tool("search", {"query": "cart total negative"})
-    assert failed.is_error and "dimensions 2560 (now 1024)" in text_of(failed) and "reindex --full" in text_of(failed)
-    assert incremental.is_error
-    assert not rebuilt.is_error and rebuilt.structured_content["chunks_added"] == 3
-    assert found.structured_content["results"][0]["session_id"] == "s-cart"
+        before = await client.call_tool("search", {"query": "cart total negative"})
+        info_before = (await client.call_tool("model_info", {})).structured_content
+        rebuilt = await client.call_tool("reindex", {})
+        after = await client.call_tool("search", {"query": "cart total negative"})
+        info_after = (await client.call_tool("model_info", {})).structured_content
+    assert not before.is_error  # served by the old 2,560-dimension index, queried at 2,560
+    assert before.structured_content["results"][0]["session_id"] == "s-cart"
+    assert info_before["index_dimensions"] == 2560 and "dimensions 2560 (now 1024)" in info_before["index_error"]
+    assert rebuilt.structured_content["migrated"] is True and rebuilt.structured_content["chunks_added"] == 3
+    assert after.structured_content["results"][0]["session_id"] == "s-cart"
+    assert info_after["index_dimensions"] == 1024 and info_after["index_error"] is None and info_after["chunks"] == 3
 
 
 @pytest.mark.parametrize(

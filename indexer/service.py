@@ -1,0 +1,384 @@
+"""SessionSearch: the one public entry. The CLI and the MCP tools both call its
+`reindex`, `search` and `info`, so they share every code path.
+
+Which collection is served is recorded in the ledger (`active`). A reindex whose settings
+give another index identity (model, dimensions, chunker, document template) builds a new
+collection beside it (`building`), resumable after a crash, and switches `active` in one
+transaction when the build is complete; until then searches keep using the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+
+from indexer.chunk import ChunkerSpec, chunk_transcript, count_tokens
+from indexer.config import Settings
+from indexer.embed import ModelFacts, OllamaEmbedder
+from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError
+from indexer.ledger import CollectionRecord, Ledger, LedgerChunk
+from indexer.lock import WriterLock
+from indexer.models import ModelInfo, ReindexOptions, ReindexReport, SearchRequest, SearchResponse, parse_when
+from indexer.parse import parse_file
+from indexer.pipeline import IndexRun, ProgressFn, Tally
+from indexer.prompts import template_for
+from indexer.search import matching_projects, to_hit, where_clause
+from indexer.sources import SourceFile, discover
+from indexer.store import ChromaStore, IndexIdentity, VectorCollection, describe_store, forget_open_clients
+
+log = logging.getLogger(__name__)
+BACKEND = "ollama"
+STARTUP_DELAY_S = 2.0  # let the MCP handshake finish before the first background reindex
+CHANGED_CACHE_S = 30.0
+WARM_FROM_FILES = 20  # a run this big loads the model first, and fails fast if it cannot
+NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """The collection searches use, as of one ledger generation."""
+
+    generation: str | None
+    record: CollectionRecord
+    identity: IndexIdentity
+    collection: VectorCollection
+
+
+def _encoded(path: str) -> str:
+    """A path as Claude Code names its project folders."""
+    return re.sub(r"[^A-Za-z0-9]", "-", path)
+
+
+class SessionSearch:
+    """The index of one data dir: reindex it, search it, describe it."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.template = template_for(settings.model, settings.prompt_file)
+        self.spec = ChunkerSpec(settings.chunker, settings.chunk_tokens, settings.chunk_overlap, settings.tool_output_chars)
+        self._embedders: dict[tuple[str, int | None], OllamaEmbedder] = {}
+        self._ledger: Ledger | None = None
+        self._store: ChromaStore | None = None
+        self._store_generation: str | None = None
+        self._served: _Served | None = None
+        self._reindexing = anyio.Lock()
+        self._changed: tuple[float, int] | None = None
+
+    # -- resources, opened on first use ------------------------------------------------------
+
+    def _embedder_for(self, model: str, dimensions: int | None) -> OllamaEmbedder:
+        key = (model, dimensions)
+        if key not in self._embedders:
+            s = self.settings
+            self._embedders[key] = OllamaEmbedder(
+                s.ollama_host, model, dimensions=dimensions, timeout_s=s.embed_timeout_s,
+                num_ctx=s.num_ctx, batch_size=s.embed_batch_size,
+            )
+        return self._embedders[key]
+
+    @property
+    def embedder(self) -> OllamaEmbedder:
+        """The embedder the settings name."""
+        return self._embedder_for(self.settings.model, self.settings.dimensions)
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.settings.data_dir / "ledger.sqlite")
+        return self._ledger
+
+    def _current_store(self) -> ChromaStore:
+        """The store, reopened when another process has written since we opened it (chroma#3792)."""
+        generation = self.ledger.get_meta("generation")
+        if self._store is None or generation != self._store_generation:
+            if self._store is not None:
+                forget_open_clients()
+            self._store = ChromaStore.open(self.settings.data_dir, self.settings.chroma_url)
+            self._store_generation, self._served = generation, None
+        return self._store
+
+    def _identity(self, facts: ModelFacts) -> IndexIdentity:
+        return IndexIdentity(BACKEND, self.settings.model, facts.dimensions, self.spec.identity, self.template.document_hash)
+
+    async def identity(self) -> IndexIdentity:
+        """The identity an index built with these settings has; asks Ollama for the dimensions."""
+        return self._identity(await self.embedder.facts())
+
+    async def aclose(self) -> None:
+        for embedder in self._embedders.values():
+            await embedder.aclose()
+        if self._ledger is not None:
+            self._ledger.close()
+
+    # -- choosing files ----------------------------------------------------------------------
+
+    def _sources(self, options: ReindexOptions) -> list[SourceFile]:
+        sources = list(discover(self.settings.projects_dir))
+        if options.project:
+            wanted = _encoded(options.project.rstrip("/"))
+            sources = [s for s in sources if wanted in s.rel_path.split("/", 1)[0]]
+            if not sources:
+                raise InvalidArgument(f"No transcripts under {self.settings.projects_dir} belong to a project matching {options.project!r}.")
+        if options.since:
+            since_ns = int(parse_when(options.since, end_of_day=False).timestamp() * 1e9)
+            sources = [s for s in sources if s.mtime_ns >= since_ns]
+        return sources
+
+    # -- reindex ---------------------------------------------------------------------------
+
+    async def reindex(self, options: ReindexOptions | None = None, progress: ProgressFn | None = None) -> ReindexReport:
+        """Index new and changed transcripts into the index these settings describe.
+
+        Raises:
+            IndexBusy: another process holds the writer lock.
+            EmbedderError, StoreError: a service failed; what was stored so far is kept.
+        """
+        options = options or ReindexOptions()
+        started = time.monotonic()
+        sources = self._sources(options)
+        if options.dry_run:
+            return await self._dry_run(options, sources, started)
+        async with self._reindexing:
+            with WriterLock(self.settings.data_dir):
+                return await self._reindex_locked(options, sources, started, progress)
+
+    async def _reindex_locked(
+        self, options: ReindexOptions, sources: list[SourceFile], started: float, progress: ProgressFn | None
+    ) -> ReindexReport:
+        identity = await self.identity()
+        store = self._current_store()
+        await anyio.to_thread.run_sync(self._drop_orphans, store)
+        target, migrating = await anyio.to_thread.run_sync(self._target, store, identity, options.full)
+        todo = [s for s in sources if not self.ledger.is_current(target.name, s)]
+        if len(todo) >= WARM_FROM_FILES:
+            await self.embedder.warm()
+        run = IndexRun(
+            collection=target, ledger=self.ledger, embedder=self.embedder, template=self.template, spec=self.spec,
+            tool_output_chars=self.settings.tool_output_chars, concurrency=self.settings.embed_concurrency, progress=progress,
+        )
+        pruned = switched = 0
+        try:
+            tally = await run.run(todo)
+            if options.prune:
+                pruned = await self._prune(target)
+            if migrating and not (options.project or options.since):
+                await self._carry_over(store, target, run.tally)
+                await anyio.to_thread.run_sync(self._switch, store, target.name)
+                switched = 1
+        finally:
+            self._publish()
+        return ReindexReport(
+            full=options.full, files_scanned=len(sources), files_indexed=tally.files_indexed, chunks_added=tally.added,
+            chunks_removed=tally.removed, chunks_skipped=tally.skipped_count, skipped=tally.skipped, files_pruned=pruned,
+            malformed_lines=tally.malformed, migrated=bool(switched), seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _target(self, store: ChromaStore, identity: IndexIdentity, full: bool) -> tuple[VectorCollection, bool]:
+        """The collection to write: the served one if its identity matches, else one being built."""
+        active = self.ledger.collection(self.ledger.get_meta("active"))
+        if active and not full and IndexIdentity.from_json(active.identity) == identity:
+            found = store.get(active.name)
+            if found is not None:
+                return found, False
+        building = self.ledger.collection(self.ledger.get_meta("building"))
+        if building and not full and IndexIdentity.from_json(building.identity) == identity:
+            return store.create(building.name, identity), True
+        if building:
+            self._drop(store, building.name)
+        name = identity.new_collection_name()
+        self.ledger.add_collection(CollectionRecord(name, identity.to_json(), self.template.format_query("{query}")))
+        self.ledger.set_meta("building", name)
+        return store.create(name, identity), True
+
+    def _drop(self, store: ChromaStore, name: str) -> None:
+        store.drop(name)
+        self.ledger.drop_collection(name)
+
+    def _drop_orphans(self, store: ChromaStore) -> None:
+        """Collections neither served nor being built: left by a crash right after a switch."""
+        keep = {self.ledger.get_meta("active"), self.ledger.get_meta("building")}
+        for name in self.ledger.collection_names() - keep:
+            self._drop(store, name)
+
+    def _switch(self, store: ChromaStore, name: str) -> None:
+        old = self.ledger.get_meta("active")
+        self.ledger.switch_active(name)
+        if old and old != name:
+            self._drop(store, old)
+
+    async def _prune(self, target: VectorCollection) -> int:
+        """Remove the chunks of transcripts that no longer exist on disk."""
+        on_disk = {s.rel_path for s in discover(self.settings.projects_dir)}
+        gone = sorted(self.ledger.known_sources(target.name) - on_disk)
+        for rel_path in gone:
+            ids = list(self.ledger.chunk_hashes(target.name, rel_path))
+            removable = [i for i in ids if i not in self.ledger.owned_elsewhere(target.name, rel_path, ids)]
+            await anyio.to_thread.run_sync(target.delete, removable)
+            self.ledger.forget(target.name, rel_path)
+        return len(gone)
+
+    async def _carry_over(self, store: ChromaStore, target: VectorCollection, tally: Tally) -> None:
+        """Re-embed into the new index the chunks of deleted transcripts, which exist only in the old one."""
+        old = self.ledger.get_meta("active")
+        old_collection = store.get(old) if old else None
+        if old_collection is None:
+            return
+        on_disk = {s.rel_path for s in discover(self.settings.projects_dir)}
+        for rel_path in sorted(self.ledger.known_sources(old) - on_disk - self.ledger.known_sources(target.name)):
+            chunks = await anyio.to_thread.run_sync(old_collection.chunks, list(self.ledger.chunk_hashes(old, rel_path)))
+            vectors = await self.embedder.embed([self.template.format_document(c.text) for c in chunks])
+            kept = [(c, v) for c, v in zip(chunks, vectors, strict=True) if v is not None]
+            await anyio.to_thread.run_sync(target.upsert, [c for c, _ in kept], [v for _, v in kept])
+            size, mtime_ns = self.ledger.source_row(old, rel_path) or (0, 0)
+            source = SourceFile(self.settings.projects_dir / rel_path, rel_path, "", None, None, size, mtime_ns)
+            entries = [LedgerChunk(c.id, c.content_hash, str(c.metadata.get("session_id", "")), str(c.metadata.get("project", ""))) for c, _ in kept]
+            self.ledger.record(target.name, source, entries[0].session_id if entries else "", entries)
+            tally.added += len(kept)
+
+    def _publish(self) -> None:
+        """Tell readers in other processes that the index changed."""
+        generation = uuid.uuid4().hex
+        self.ledger.set_meta("generation", generation)
+        self.ledger.set_meta("last_indexed", datetime.now(UTC).isoformat(timespec="seconds"))
+        self._changed = None
+
+    async def _dry_run(self, options: ReindexOptions, sources: list[SourceFile], started: float) -> ReindexReport:
+        """What a reindex would embed, without asking Ollama or writing anything."""
+        served = self.ledger.get_meta("active") if not options.full else None
+        todo = [s for s in sources if not (served and self.ledger.is_current(served, s))]
+        chunks = tokens = malformed = 0
+        for source in todo:
+            transcript = await anyio.to_thread.run_sync(parse_file, source, self.settings.tool_output_chars)
+            texts = [c.text for c in chunk_transcript(transcript, self.spec)]
+            chunks, tokens, malformed = chunks + len(texts), tokens + sum(map(count_tokens, texts)), malformed + transcript.stats.malformed
+        return ReindexReport(
+            full=options.full, dry_run=True, files_scanned=len(sources), files_indexed=len(todo), chunks_added=chunks,
+            chunks_removed=0, chunks_skipped=0, malformed_lines=malformed, estimated_tokens=tokens,
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    async def keep_fresh(self, interval_s: float) -> None:
+        """Reindex at start and then every interval_s seconds; never raises, yields to other writers."""
+        await anyio.sleep(STARTUP_DELAY_S)
+        while True:
+            try:
+                report = await self.reindex()
+                if report.files_indexed:
+                    log.info("background reindex: %d files, %d chunks added", report.files_indexed, report.chunks_added)
+            except IndexBusy as exc:
+                log.info("background reindex skipped: %s", exc)
+            except SessionSearchError as exc:
+                log.warning("background reindex failed: %s", exc)
+            if interval_s <= 0:
+                return
+            await anyio.sleep(interval_s)
+
+    # -- search ------------------------------------------------------------------------------
+
+    def _serving(self) -> _Served:
+        """The served collection, its identity, and the query template that goes with it."""
+        store = self._current_store()
+        generation = self._store_generation
+        if self._served is not None and self._served.generation == generation:
+            return self._served
+        record = self.ledger.collection(self.ledger.get_meta("active"))
+        identity = IndexIdentity.from_json(record.identity) if record else None
+        collection = store.get(record.name) if record else None
+        if record is None or identity is None or collection is None:
+            raise IndexEmpty(self._empty_message())
+        self._served = _Served(generation, record, identity, collection)
+        return self._served
+
+    def _empty_message(self) -> str:
+        building = self.ledger.get_meta("building")
+        if building:
+            done = self.ledger.source_count(building)
+            return f"The first index is being built ({done} files so far); search again when `reindex` finishes."
+        return NOT_INDEXED
+
+    def _query_text(self, served: _Served, query: str) -> str:
+        same_template = served.identity.model == self.settings.model and served.identity.document_template == self.template.document_hash
+        return self.template.format_query(query) if same_template else served.record.query_template.replace("{query}", query)
+
+    async def search(self, request: SearchRequest) -> SearchResponse:
+        """The chunks closest to the query, best first, within the request's filters."""
+        served = self._serving()  # on the event-loop thread: it may import chromadb (zotero-mcp#485)
+        name = served.record.name
+        projects = matching_projects(request.project, self.ledger.projects(name)) if request.project else None
+        if request.session_id and not self.ledger.has_session(name, request.session_id):
+            raise InvalidArgument(f"No indexed session has the id {request.session_id!r}.")
+        where = where_clause(request, projects)
+        embedder = self._embedder_for(served.identity.model, served.identity.dimensions)
+        vector = await embedder.embed_one(self._query_text(served, request.query))
+        stored = await anyio.to_thread.run_sync(served.collection.query, vector, request.top_k, where)
+        total = await anyio.to_thread.run_sync(served.collection.count)
+        return SearchResponse(query=request.query, results=[to_hit(s) for s in stored], total_chunks=total, note=self._note(bool(stored)))
+
+    def _note(self, found: bool) -> str | None:
+        notes = [] if found else ["No indexed chunk matches these filters."]
+        changed = self.changed_files(max_age_s=CHANGED_CACHE_S)
+        if changed:
+            notes.append(f"{changed} transcript files changed since the last index; results may miss recent work (the reindex tool updates it).")
+        return " ".join(notes) or None
+
+    def changed_files(self, max_age_s: float = 0.0) -> int:
+        """Transcript files new or changed since the served index was last updated."""
+        now = time.monotonic()
+        if self._changed is not None and now - self._changed[0] < max_age_s:
+            return self._changed[1]
+        served = self.ledger.get_meta("active")
+        count = sum(1 for s in discover(self.settings.projects_dir) if not (served and self.ledger.is_current(served, s)))
+        self._changed = (now, count)
+        return count
+
+    # -- info --------------------------------------------------------------------------------
+
+    async def info(self) -> ModelInfo:
+        """The model, templates and index state; service failures are reported, not raised."""
+        facts = version = ollama_error = None
+        try:
+            version = await self.embedder.version()
+            facts = await self.embedder.facts()
+        except EmbedderError as exc:
+            ollama_error = str(exc)
+        s, t = self.settings, self.template
+        state = await self._index_state(facts)
+        return ModelInfo(
+            model=s.model,
+            dimensions=facts.dimensions if facts else s.dimensions,
+            native_dimensions=facts.native_dimensions if facts else None,
+            context_length=facts.context_length if facts else None,
+            model_pulled=True if facts else (False if ollama_error and "ollama pull" in ollama_error else None),
+            ollama_host=s.ollama_host, ollama_version=version, ollama_error=ollama_error,
+            template_family=t.family, template_source=t.source, query_template=t.format_query("{query}"),
+            document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_url),
+            last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(), **state,
+        )
+
+    async def _index_state(self, facts: ModelFacts | None) -> dict[str, object]:
+        """Chunks, sessions, the served identity, a migration in progress, or why none can be searched."""
+        state: dict[str, object] = {"chunks": 0, "sessions": 0}
+        building = self.ledger.collection(self.ledger.get_meta("building"))
+        if building:
+            target = IndexIdentity.from_json(building.identity)
+            total = sum(1 for _ in discover(self.settings.projects_dir))
+            what = f"{target.model} at {target.dimensions} dimensions" if target else building.name
+            state["migration"] = f"building a new index ({what}): {self.ledger.source_count(building.name)} of {total} files"
+        try:
+            served = self._serving()
+            state["chunks"] = await anyio.to_thread.run_sync(served.collection.count)
+        except SessionSearchError as exc:
+            state["index_error"] = str(exc)
+            return state
+        state["sessions"] = self.ledger.session_count(served.record.name)
+        state["index_model"], state["index_dimensions"] = served.identity.model, served.identity.dimensions
+        if facts is not None and served.identity != self._identity(facts) and not building:
+            differences = ", ".join(self._identity(facts).differences(served.identity))
+            state["index_error"] = f"The served index was built with {differences}; the next reindex builds a new one beside it."
+        return state
