@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,26 +116,70 @@ def _render(message: Message) -> str:
     return ROLE_PREFIX[message.role] + message.text.strip()
 
 
+def _cut(text: str) -> int:
+    """Where text splits into two halves whose tokens, joined, are its tokens (0: nowhere found).
+
+    cl100k's pre-tokenizer regex (tiktoken's `_pat_str`: no look-behind, and BPE never
+    merges across its pieces) never puts an ASCII letter or digit and the space after it
+    in one piece, so the text can be encoded in two parts on that space. The property
+    test in tests/test_fuzz_parse.py checks this against encoding the whole text.
+    """
+    cut = text.rfind(" ")
+    while cut > 0 and not (text[cut - 1].isascii() and text[cut - 1].isalnum()):
+        cut = text.rfind(" ", 0, cut)
+    return max(cut, 0)
+
+
+def _encode_group(texts: list[str]) -> tuple[list[int], list[int]]:
+    """Tokens of SEPARATOR.join(texts) and each text's own token count, encoding each character about once.
+
+    When every text after the first starts with a non-space (rendered texts are stripped),
+    no piece crosses from a separator's newline into the next text, so the joined tokens
+    are each text's tokens with the separator encoded onto the end of all but the last.
+    Only the tail after `_cut` is encoded twice, with and without the separator, for the count.
+    """
+    enc = encoding()
+    if any(not text or text[0].isspace() for text in texts[1:]):  # str.isspace covers regex \s
+        return enc.encode_ordinary(SEPARATOR.join(texts)), [len(enc.encode_ordinary(text)) for text in texts]
+    tokens: list[int] = []
+    counts: list[int] = []
+    for text in texts[:-1]:
+        cut = _cut(text)
+        head = enc.encode_ordinary(text[:cut]) if cut else []
+        tokens += head
+        tokens += enc.encode_ordinary(text[cut:] + SEPARATOR)
+        counts.append(len(head) + len(enc.encode_ordinary(text[cut:])))
+    last = enc.encode_ordinary(texts[-1])
+    tokens += last
+    counts.append(len(last))
+    return tokens, counts
+
+
+@cache
+def _separator_tokens() -> int:
+    return len(encoding().encode_ordinary(SEPARATOR))
+
+
 def _windows(texts: list[str], window: int, overlap: int) -> Iterator[tuple[str, int, int]]:
     """(text, first message index, last message index) for each window over the joined texts."""
     joined = SEPARATOR.join(texts)
-    enc = encoding()
-    tokens = enc.encode_ordinary(joined)
+    if len(joined) <= window and len(joined.encode()) <= window:  # a token is at least one byte
+        yield joined, 0, len(texts) - 1
+        return
+    tokens, counts = _encode_group(texts)
     if len(tokens) <= window:
         yield joined, 0, len(texts) - 1
         return
-    # Token offset where each message starts, for mapping windows back to messages.
-    starts, offset = [], 0
-    sep_tokens = len(enc.encode_ordinary(SEPARATOR))
-    for text in texts:
-        starts.append(offset)
-        offset += len(enc.encode_ordinary(text)) + sep_tokens
+    # Token offset where each message starts (by its own count plus the separator's), for
+    # mapping windows back to messages.
+    starts = list(itertools.accumulate((count + _separator_tokens() for count in counts[:-1]), initial=0))
+    decode = encoding().decode
     step = window - overlap
     for begin in range(0, len(tokens), step):
         end = min(begin + window, len(tokens))
         first = max(bisect.bisect_right(starts, begin) - 1, 0)
         last = max(bisect.bisect_right(starts, end - 1) - 1, first)
-        yield enc.decode(tokens[begin:end]), first, min(last, len(texts) - 1)
+        yield decode(tokens[begin:end]), first, min(last, len(texts) - 1)
         if end == len(tokens):
             return
 

@@ -35,6 +35,7 @@ ENV_VARS: dict[str, str] = {
     "embed_timeout_s": "SESSION_SEARCH_EMBED_TIMEOUT",
     "embed_concurrency": "SESSION_SEARCH_EMBED_CONCURRENCY",
     "refresh_minutes": "SESSION_SEARCH_REFRESH_MINUTES",
+    "result_tokens": "SESSION_SEARCH_RESULT_TOKENS",
     "num_ctx": "SESSION_SEARCH_NUM_CTX",
     "prompt_file": "SESSION_SEARCH_PROMPT_FILE",
 }
@@ -69,6 +70,7 @@ class Settings(BaseModel):
     embed_timeout_s: float = Field(120.0, gt=0, description="Timeout of one Ollama request, in seconds.")
     embed_concurrency: int = Field(2, ge=1, le=32, description="Embed requests in flight at once.")
     refresh_minutes: float = Field(5.0, ge=0, description="The server reindexes at start and then this often; 0 turns it off.")
+    result_tokens: int = Field(3000, ge=500, le=20000, description="Token budget of one search or read_session answer.")
     num_ctx: int = Field(4096, ge=512, description="Ollama num_ctx, sent identically on every call.")
     prompt_file: Path | None = Field(None, description="A prompt-template TOML file to use instead of the built-in one.")
 

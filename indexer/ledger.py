@@ -1,21 +1,25 @@
 """What has been indexed, per collection: sources with their size and mtime, chunks with
-their content hash, and which collection is active (served) or being built.
+their content hash, which collection is active (served) or being built, and the ranked
+keyword index (FTS5, BM25) of every stored chunk.
 
 A SQLite file beside the vectors (data_dir/ledger.sqlite), in WAL mode so that readers in
 other processes never block the writer. Crash safety rests on one rule: a chunk id is
 written here (as pending, empty hash) before its vector goes to Chroma, and gets its
 hash after. A killed run therefore leaves every stored id known to the ledger, and the
-next run deletes what no source produces any more.
+next run deletes what no source produces any more. Keyword rows are written in the same
+transaction as a source's chunk rows, so the keyword index always matches the ledger.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.chunk import Chunk
 from indexer.sources import SourceFile
 
 SCHEMA = """
@@ -31,16 +35,26 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (collection, id, rel_path));
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(collection, rel_path);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS keyword USING fts5(
+    text, collection UNINDEXED, id UNINDEXED, session_id UNINDEXED, project UNINDEXED, git_branch UNINDEXED,
+    ts_epoch UNINDEXED, kind UNINDEXED, agent_id UNINDEXED, tools UNINDEXED, meta UNINDEXED,
+    tokenize = "unicode61 tokenchars '_'");
 """
 PENDING = ""  # content_hash of a chunk whose vector may or may not have reached Chroma
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerChunk:
-    id: str
-    content_hash: str
-    session_id: str
-    project: str
+def _owner(chunk: Chunk) -> tuple[str, str]:
+    return str(chunk.metadata.get("session_id", "")), str(chunk.metadata.get("project", ""))
+
+
+def _keyword_row(collection: str, chunk: Chunk) -> tuple[object, ...]:
+    meta = chunk.metadata
+    tools = meta.get("tools")
+    return (
+        chunk.text, collection, chunk.id, meta.get("session_id", ""), meta.get("project", ""), meta.get("git_branch", ""),
+        meta.get("ts_epoch"), meta.get("kind", ""), meta.get("agent_id", ""),
+        "," + ",".join(tools) + "," if isinstance(tools, list) else ",", json.dumps(meta),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +116,7 @@ class Ledger:
 
     def drop_collection(self, name: str) -> None:
         self._transaction()
-        for table in ("chunks", "sources"):
+        for table in ("chunks", "sources", "keyword"):
             self._db.execute(f"DELETE FROM {table} WHERE collection = ?", (name,))  # noqa: S608 - fixed names
         self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
         self._commit()
@@ -133,27 +147,55 @@ class Ledger:
             found.update(row[0] for row in rows)
         return found
 
-    def mark_pending(self, collection: str, rel_path: str, chunks: Iterable[LedgerChunk]) -> None:
+    def mark_pending(self, collection: str, rel_path: str, chunks: Iterable[Chunk]) -> None:
         """Record ids about to be written to Chroma, before they are."""
-        rows = [(collection, c.id, rel_path, PENDING, c.session_id, c.project) for c in chunks]
+        rows = [(collection, c.id, rel_path, PENDING, *_owner(c)) for c in chunks]
         self._transaction()
         self._db.executemany("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
         self._commit()
 
-    def record(self, collection: str, source: SourceFile, session_id: str, chunks: Iterable[LedgerChunk]) -> None:
+    def record(self, collection: str, source: SourceFile, session_id: str, chunks: Sequence[Chunk], removed: Sequence[str] = ()) -> None:
         """Replace what is known about one source, once its vectors are stored."""
-        rows = [(collection, c.id, source.rel_path, c.content_hash, c.session_id, c.project) for c in chunks]
+        rows = [(collection, c.id, source.rel_path, c.content_hash, *_owner(c)) for c in chunks]
         self._transaction()
         self._db.execute("DELETE FROM chunks WHERE collection = ? AND rel_path = ?", (collection, source.rel_path))
         self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._replace_keywords(collection, [c.id for c in chunks] + list(removed), chunks)
         self._db.execute(
             "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
             (collection, source.rel_path, source.size, source.mtime_ns, session_id, len(rows), time.time()),
         )
         self._commit()
 
-    def forget(self, collection: str, rel_path: str) -> None:
+    def _replace_keywords(self, collection: str, drop_ids: Sequence[str], chunks: Sequence[Chunk]) -> None:
+        for start in range(0, len(drop_ids), 500):
+            part = drop_ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            self._db.execute(f"DELETE FROM keyword WHERE collection = ? AND id IN ({marks})", (collection, *part))  # noqa: S608
+        self._db.executemany("INSERT INTO keyword VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_keyword_row(collection, c) for c in chunks])
+
+    def keyword_value_exists(self, collection: str, column: str, value: str) -> bool:
+        """Whether any keyword row of the collection has this session id, branch or tool."""
+        if column == "tool":
+            sql, arg = "tools LIKE ?", f"%,{value},%"
+        elif column in ("session_id", "git_branch"):
+            sql, arg = f"{column} = ?", value
+        else:
+            raise ValueError(column)
+        row = self._db.execute(f"SELECT 1 FROM keyword WHERE collection = ? AND {sql} LIMIT 1", (collection, arg)).fetchone()  # noqa: S608
+        return row is not None
+
+    def keyword_search(self, collection: str, match: str, where_sql: str, params: Sequence[object], limit: int) -> list[tuple[str, str, str, float]]:
+        """(id, text, metadata JSON, bm25) of the best keyword matches; lower bm25 is better."""
+        sql = (
+            "SELECT id, text, meta, bm25(keyword) AS rank FROM keyword WHERE keyword MATCH ? AND collection = ?"  # noqa: S608
+            f"{where_sql} ORDER BY rank LIMIT ?"
+        )
+        return [tuple(row) for row in self._db.execute(sql, (match, collection, *params, limit))]
+
+    def forget(self, collection: str, rel_path: str, removed: Sequence[str]) -> None:
         self._transaction()
+        self._replace_keywords(collection, removed, [])
         self._db.execute("DELETE FROM chunks WHERE collection = ? AND rel_path = ?", (collection, rel_path))
         self._db.execute("DELETE FROM sources WHERE collection = ? AND rel_path = ?", (collection, rel_path))
         self._commit()
@@ -172,12 +214,6 @@ class Ledger:
     def session_count(self, collection: str) -> int:
         row = self._db.execute("SELECT COUNT(DISTINCT session_id) FROM chunks WHERE collection = ?", (collection,)).fetchone()
         return int(row[0])
-
-    def has_session(self, collection: str, session_id: str) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM chunks WHERE collection = ? AND session_id = ? LIMIT 1", (collection, session_id)
-        ).fetchone()
-        return row is not None
 
     # -- meta ------------------------------------------------------------------------------
 

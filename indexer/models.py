@@ -6,17 +6,30 @@ the same objects, so the CLI and the server cannot drift apart.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_TOP_K = 50
+MAX_OFFSET = 500
 MAX_QUERY_CHARS = 4000
+RELATIVE = re.compile(r"^(\d{1,5})\s*([hdwmy])$")
+UNIT_SECONDS = {"h": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400, "y": 365 * 86400}
+Mode = Literal["hybrid", "vector", "keyword"]
+Kind = Literal["exchange", "compaction_summary", "prompt", "answer", "tool_output"]
 
 
-def parse_when(value: str, *, end_of_day: bool) -> datetime:
-    """An ISO date or datetime; a bare date means its start (or end, for `until`), in UTC."""
+def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> datetime:
+    """An ISO date or datetime, or a span back from now such as 7d, 2w, 12h, 3m, 1y; UTC when no zone is given.
+
+    A bare date means its start, or its end for `until`.
+    """
     text = value.strip()
+    if relative := RELATIVE.match(text.lower()):
+        amount, unit = int(relative.group(1)), relative.group(2)
+        return (now or datetime.now(UTC)) - timedelta(seconds=amount * UNIT_SECONDS[unit])
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
@@ -24,19 +37,27 @@ def parse_when(value: str, *, end_of_day: bool) -> datetime:
         else:
             moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO date such as 2026-03-01 or 2026-03-01T14:30:00Z") from None
+        raise ValueError(f"{value!r} is not an ISO date such as 2026-03-01 or 2026-03-01T14:30:00Z, nor a span such as 7d or 2w") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class SearchRequest(BaseModel):
     """A search over indexed sessions."""
 
+    model_config = ConfigDict(extra="forbid")
+
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    mode: Mode = "hybrid"
     top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     project: str | None = None
     session_id: str | None = None
+    git_branch: str | None = None
     since: str | None = None
     until: str | None = None
+    kind: Kind | None = None
+    tool: str | None = None
+    include_subagents: bool = True
 
     @field_validator("query")
     @classmethod
@@ -47,10 +68,17 @@ class SearchRequest(BaseModel):
 
     @field_validator("since", "until")
     @classmethod
-    def _iso(cls, value: str | None) -> str | None:
+    def _when(cls, value: str | None) -> str | None:
         if value:
             parse_when(value, end_of_day=False)
         return value or None
+
+    @model_validator(mode="after")
+    def _since_before_until(self) -> SearchRequest:
+        since, until = self.since_epoch(), self.until_epoch()
+        if since is not None and until is not None and since > until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
 
     def since_epoch(self) -> int | None:
         return int(parse_when(self.since, end_of_day=False).timestamp()) if self.since else None
@@ -60,16 +88,17 @@ class SearchRequest(BaseModel):
 
 
 class SearchHit(BaseModel):
-    """One matching chunk of a past session."""
+    """One matching exchange of a past session."""
 
-    score: float = Field(description="Cosine similarity, higher is closer (at most 1).")
+    score: float = Field(description="Relevance, higher is better: cosine similarity in vector mode, fused rank score in hybrid.")
+    match: Literal["vector", "keyword", "both"] = Field(description="Which ranking found it.")
     session_id: str
     project: str = Field(description="The working directory of the session.")
     git_branch: str
     timestamp: str = Field(description="When the matched exchange started (ISO 8601, UTC).")
     kind: str = Field(description="exchange, compaction_summary, or for the message chunker prompt/answer/tool_output.")
     agent_id: str = Field(description="The subagent that had this exchange, empty for the main conversation.")
-    text: str
+    snippet: str = Field(description="The part of the exchange around what matched; read_session gives the whole.")
     source_path: str
     line_start: int
     line_end: int
@@ -82,8 +111,10 @@ class SearchResponse(BaseModel):
     """Matches, best first."""
 
     query: str
+    mode: Mode = Field(description="The ranking actually used (hybrid falls back to keyword when Ollama is down).")
     results: list[SearchHit]
     total_chunks: int = Field(description="Chunks in the index.")
+    next_offset: int | None = Field(None, description="Pass this as offset to get the next page; None when there is no more.")
     note: str | None = Field(None, description="Something the caller should know about these results.")
 
 

@@ -3,20 +3,26 @@
 Kept: what the person typed, the assistant's text, tool calls (command, path and
 description only), tool results (capped text; errors always kept) and compaction
 summaries. Skipped: progress, snapshots, queue, attachments, system notices, isMeta
-text, thinking, base64 images and documents. A line that is not a JSON object, or is
-not UTF-8, is counted and skipped.
+text, thinking, base64 images and documents. A line that is not a JSON object, is
+not UTF-8, nests too deeply or is longer than MAX_LINE_BYTES is counted as malformed
+and skipped; parsing goes on with the next line.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from indexer.sources import SourceFile
+
+try:  # orjson comes with chromadb and decodes these lines about 2.5x faster than json
+    import orjson
+except ImportError:  # pragma: no cover - the stdlib gives the same result, slower
+    orjson = None  # type: ignore[assignment]
 
 Role = Literal["user", "assistant", "tool", "summary"]
 
@@ -27,6 +33,16 @@ ERROR_CAP_FLOOR = 500
 INTERRUPTIONS = frozenset({"[Request interrupted by user]", "[Request interrupted by user for tool use]"})
 _INJECTED = re.compile(r"<(system-reminder|command-message)>.*?</\1>", re.DOTALL)
 _TAGS = re.compile(r"</?(?:command-name|command-args|command-contents|local-command-stdout|local-command-stderr)>")
+
+# A line longer than this is skipped without being held whole. Image and document lines
+# are 0.5-1 MB and toolUseResult copies a few hundred KB; 16 MiB leaves a wide margin.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_READ_PIECE = 1024 * 1024  # lines are read in pieces of this size, so a huge one costs this much memory
+# Record types that are read: everything else (progress, snapshots, queue, system...) is noise.
+_READ_TYPES = frozenset({"user", "assistant"} | TITLE_TYPES)
+_READ_TYPES_RAW = frozenset(kind.encode() for kind in _READ_TYPES)
+_TYPE_KEY = b'"type":"'
+_MALFORMED = object()  # what _decode gives for a line that is not JSON
 
 
 @dataclass(slots=True)
@@ -50,11 +66,14 @@ class Message:
 
 @dataclass(slots=True)
 class ParseStats:
+    """Line counts of one file. `malformed` includes the `oversized` lines: both are content lost."""
+
     lines: int = 0
     records: int = 0
     malformed: int = 0
     noise: int = 0
     duplicates: int = 0
+    oversized: int = 0
 
 
 @dataclass(slots=True)
@@ -97,6 +116,64 @@ def _render_tool_use(block: dict[str, Any]) -> tuple[str, str]:
     return name, f"[{name}] " + " | ".join(parts) if parts else f"[{name}]"
 
 
+def _noise_type(raw: bytes) -> bool:
+    """True when the line's top-level "type" is surely one we skip, found without decoding the line.
+
+    Claude Code writes compact JSON with the envelope (and its "type") before any nested
+    object. In valid JSON the bytes `"type":"` can only be a key (a quote inside a string is
+    escaped), and with no `{` or `[` before it that key is at the top level. Anything less
+    certain (spaces after the colon, escapes in the value, a bracket in an earlier value)
+    returns False and the line is decoded. Duplicate top-level keys, which JSON.stringify
+    never writes, are not looked for; a noise line damaged after its type but still ending
+    in `}` counts as noise rather than malformed: either way it is skipped.
+    """
+    at = raw.find(_TYPE_KEY)
+    if at <= 0 or raw[0] != 0x7B or raw.find(b"{", 1, at) >= 0 or raw.find(b"[", 1, at) >= 0:
+        return False
+    start = at + len(_TYPE_KEY)
+    end = raw.find(b'"', start)
+    value = raw[start:end]
+    if end < 0 or b"\\" in value or not value.isascii() or value in _READ_TYPES_RAW:
+        return False
+    return raw[-3:].rstrip().endswith(b"}")  # a line cut short is left to the decoder to count
+
+
+def _scrub_surrogates(value: Any) -> Any:
+    """Replace lone surrogates (json decodes "\\ud83d" alone; UTF-8 cannot hold one) with U+FFFD.
+
+    Claude Code can cut a string between the halves of an emoji. Iterative, as the value
+    may nest nearly as deep as the recursion limit.
+    """
+
+    def fix(text: str) -> str:
+        return text if text.isascii() else text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+    stack = [value] if isinstance(value, dict | list) else []
+    while stack:
+        container = stack.pop()
+        pairs = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, item in list(pairs):
+            if isinstance(item, str):
+                container[key] = fix(item)
+            elif isinstance(item, dict | list):
+                stack.append(item)
+    return value
+
+
+def _decode(raw: bytes) -> Any:
+    """The JSON value of a line, or _MALFORMED. Accepts exactly what json.loads accepts."""
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # json also takes NaN, huge numbers and lone surrogates: let it decide
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return _MALFORMED
+    return _scrub_surrogates(value) if b"\\u" in raw else value
+
+
 class _Parser:
     """State for one file: message.id merging, tool names by id, seen uuids."""
 
@@ -109,18 +186,22 @@ class _Parser:
         self.tool_names: dict[str, str] = {}
         self.seen: set[str] = set()
 
-    def feed(self, line_no: int, raw: bytes) -> None:
+    def feed(self, line_no: int, raw: bytes | None) -> None:
         self.stats.lines += 1
-        try:
-            record = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        if raw is None:
+            self.stats.oversized += 1
             self.stats.malformed += 1
             return
+        if _noise_type(raw):
+            self.stats.records += 1
+            self.stats.noise += 1
+            return
+        record = _decode(raw)
         if not isinstance(record, dict):
             self.stats.malformed += 1
             return
         self.stats.records += 1
-        kind = record.get("type")
+        kind = _str(record.get("type"))  # a list or dict here would not even hash
         if kind in TITLE_TYPES:
             self._title(record)
         elif kind in ("user", "assistant") and not record.get("isMeta"):
@@ -217,20 +298,44 @@ class _Parser:
             self.messages.append(self._envelope(record, line_no, "user", text))
 
 
-def parse_lines(source: SourceFile, lines: Iterator[tuple[int, bytes]], tool_output_chars: int) -> Transcript:
-    """Parse (line number, raw line) pairs of one source."""
+def parse_lines(source: SourceFile, lines: Iterable[tuple[int, bytes | None]], tool_output_chars: int) -> Transcript:
+    """Parse (line number, raw line) pairs of one source; None stands for a line read_lines skipped as too long."""
     parser = _Parser(source, tool_output_chars)
     for line_no, raw in lines:
-        if raw.strip():
+        # isspace() stops at the first other byte, where strip() would copy the whole line.
+        if raw is None or (raw and not raw.isspace()):
             parser.feed(line_no, raw)
     messages = [m for m in parser.messages if m.text.strip()]
     return Transcript(source, messages, parser.stats, parser.title)
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Numbered raw lines of a file, streamed."""
-    with path.open("rb") as fh:
-        yield from enumerate(fh, start=1)
+def _long_line(fh: IO[bytes], head: bytes, max_line_bytes: int) -> bytes | None:
+    """The whole line that starts with head, or None (the file left after it) when it is over the cap.
+
+    Its length is measured in pieces that are dropped as they are read; a line under the
+    cap is then read again in one go, so at most one piece of an oversized line is held.
+    """
+    start = fh.tell() - len(head)
+    size = len(head)
+    while (piece := fh.readline(_READ_PIECE)) and len(piece) == _READ_PIECE and not piece.endswith(b"\n"):
+        size += len(piece)
+    size += len(piece)
+    if size - piece.endswith(b"\n") > max_line_bytes:
+        return None
+    fh.seek(start)
+    return fh.read(size)
+
+
+def read_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
+    """Numbered raw lines of a file, streamed; None for a line over max_line_bytes (newline not counted)."""
+    with path.open("rb", buffering=_READ_PIECE) as fh:  # the default 8 KiB buffer makes readline 2x slower
+        line_no = 0
+        while line := fh.readline(_READ_PIECE):
+            line_no += 1
+            if len(line) == _READ_PIECE and not line.endswith(b"\n"):
+                yield line_no, _long_line(fh, line, max_line_bytes)
+            else:
+                yield line_no, line if len(line) - line.endswith(b"\n") <= max_line_bytes else None
 
 
 def parse_file(source: SourceFile, tool_output_chars: int = 1500) -> Transcript:

@@ -19,7 +19,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript
 from indexer.embed import OllamaEmbedder, Vector
 from indexer.errors import SessionSearchError
-from indexer.ledger import Ledger, LedgerChunk
+from indexer.ledger import Ledger
 from indexer.parse import parse_file
 from indexer.prompts import PromptTemplate
 from indexer.sources import SourceFile
@@ -61,10 +61,6 @@ class _FilePlan:
     batches_left: int = 0
     added: int = 0
     nan: set[str] = field(default_factory=set)
-
-
-def _entry(chunk: Chunk) -> LedgerChunk:
-    return LedgerChunk(chunk.id, chunk.content_hash, str(chunk.metadata["session_id"]), str(chunk.metadata["project"]))
 
 
 def _location(chunk: Chunk) -> str:
@@ -135,7 +131,7 @@ class IndexRun:
         fresh = [c for c in chunks if known.get(c.id) != c.content_hash]
         ids = {c.id for c in chunks}
         stale = [i for i in known if i not in ids]
-        self.ledger.mark_pending(self.collection.name, source.rel_path, [_entry(c) for c in fresh])
+        self.ledger.mark_pending(self.collection.name, source.rel_path, fresh)
         session_id = transcript.messages[0].session_id if transcript.messages else source.session_hint
         plan = _FilePlan(source, session_id, chunks, stale, transcript.stats.malformed)
         return plan, fresh
@@ -170,7 +166,7 @@ class IndexRun:
         name, rel_path = self.collection.name, plan.source.rel_path
         removable = [i for i in plan.stale if i not in self.ledger.owned_elsewhere(name, rel_path, plan.stale)]
         await anyio.to_thread.run_sync(self.collection.delete, removable)
-        self.ledger.record(name, plan.source, plan.session_id, [_entry(c) for c in plan.chunks if c.id not in plan.nan])
+        self.ledger.record(name, plan.source, plan.session_id, [c for c in plan.chunks if c.id not in plan.nan], removable)
         self._count(plan, len(removable))
         await _report(self.progress, ReindexProgress(self.tally.files_indexed, self._files_total, self.tally.added, rel_path))
 

@@ -6,22 +6,20 @@ import textwrap
 
 from indexer.models import ModelInfo, ReindexReport, SearchHit, SearchResponse
 
-SNIPPET_CHARS = 1200
-
-
 def _hit(rank: int, hit: SearchHit) -> str:
     branch = f" ({hit.git_branch})" if hit.git_branch else ""
     agent = f" [subagent {hit.agent_id}]" if hit.agent_id else ""
-    snippet = hit.text if len(hit.text) <= SNIPPET_CHARS else hit.text[:SNIPPET_CHARS] + " …"
     return (
-        f"{rank}. score {hit.score:.3f} | {hit.timestamp[:16].replace('T', ' ')} | {hit.project or '?'}{branch}{agent}\n"
+        f"{rank}. score {hit.score:.3f} ({hit.match}) | {hit.timestamp[:16].replace('T', ' ')} | {hit.project or '?'}{branch}{agent}\n"
         f"   session {hit.session_id} ({hit.resume_command}) | {hit.source_path}:{hit.line_start}-{hit.line_end}\n"
-        + textwrap.indent(snippet, "   | ")
+        + textwrap.indent(hit.snippet, "   | ")
     )
 
 
 def render_search(response: SearchResponse) -> str:
-    head = f"{len(response.results)} results for {response.query!r} ({response.total_chunks} chunks indexed)"
+    head = f"{len(response.results)} results for {response.query!r} ({response.mode}; {response.total_chunks} chunks indexed)"
+    if response.next_offset is not None:
+        head += f"; more with offset={response.next_offset}"
     parts = [head] + ([response.note] if response.note else [])
     parts += [_hit(rank, hit) for rank, hit in enumerate(response.results, start=1)]
     return "\n\n".join(parts)

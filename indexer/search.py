@@ -1,14 +1,41 @@
-"""Turn a search request into a Chroma query, and its answer into results."""
+"""Ranking and shaping: filters for Chroma and for the keyword index, reciprocal rank fusion,
+one result per exchange, snippets centred on the match, and a token budget.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from indexer.chunk import count_tokens
 from indexer.errors import InvalidArgument
 from indexer.models import SearchHit, SearchRequest
 from indexer.store import StoredHit
 
 SHOWN_PROJECTS = 8
+RRF_K = 60  # the usual constant of reciprocal rank fusion (Cormack et al. 2009)
+SNIPPET_CHARS = 700
+MAX_QUERY_TERMS = 32
+_TERM = re.compile(r"\w+")
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A chunk found by one or both rankings."""
+
+    stored: StoredHit
+    score: float = 0.0
+    vector_rank: int | None = None
+    keyword_rank: int | None = None
+
+    @property
+    def match(self) -> str:
+        if self.vector_rank is not None and self.keyword_rank is not None:
+            return "both"
+        return "vector" if self.vector_rank is not None else "keyword"
 
 
 def matching_projects(fragment: str, known: list[str]) -> list[str]:
@@ -21,13 +48,29 @@ def matching_projects(fragment: str, known: list[str]) -> list[str]:
     return found
 
 
-def where_clause(request: SearchRequest, projects: list[str] | None) -> dict[str, Any] | None:
+def query_terms(query: str) -> list[str]:
+    """The words of a query, lower-cased and de-duplicated, in order."""
+    return list(dict.fromkeys(t.lower() for t in _TERM.findall(query)))[:MAX_QUERY_TERMS]
+
+
+def fts_match(query: str) -> str | None:
+    """An FTS5 MATCH expression: any of the query's words, each quoted so punctuation is harmless."""
+    terms = query_terms(query)
+    return " OR ".join(f'"{t}"' for t in terms) if terms else None
+
+
+def chroma_where(request: SearchRequest, projects: list[str] | None) -> dict[str, Any] | None:
     """Chroma `where` for the request's filters; None when there are none."""
     conditions: list[dict[str, Any]] = []
     if projects:
         conditions.append({"project": {"$in": projects}})
-    if request.session_id:
-        conditions.append({"session_id": {"$eq": request.session_id}})
+    for key, value in (("session_id", request.session_id), ("git_branch", request.git_branch), ("kind", request.kind)):
+        if value:
+            conditions.append({key: {"$eq": value}})
+    if request.tool:
+        conditions.append({"tools": {"$contains": request.tool}})
+    if not request.include_subagents:
+        conditions.append({"is_sidechain": {"$eq": False}})
     if (since := request.since_epoch()) is not None:
         conditions.append({"ts_epoch": {"$gte": since}})
     if (until := request.until_epoch()) is not None:
@@ -35,6 +78,86 @@ def where_clause(request: SearchRequest, projects: list[str] | None) -> dict[str
     if not conditions:
         return None
     return conditions[0] if len(conditions) == 1 else {"$and": conditions}
+
+
+def keyword_where(request: SearchRequest, projects: list[str] | None) -> tuple[str, list[object]]:
+    """The same filters as SQL over the keyword table's columns."""
+    sql: list[str] = []
+    params: list[object] = []
+    if projects:
+        sql.append(f"project IN ({','.join('?' * len(projects))})")
+        params += projects
+    for column, value in (("session_id", request.session_id), ("git_branch", request.git_branch), ("kind", request.kind)):
+        if value:
+            sql.append(f"{column} = ?")
+            params.append(value)
+    if request.tool:
+        sql.append("tools LIKE ?")
+        params.append(f"%,{request.tool},%")
+    if not request.include_subagents:
+        sql.append("json_extract(meta, '$.is_sidechain') = 0")
+    if (since := request.since_epoch()) is not None:
+        sql.append("ts_epoch >= ?")
+        params.append(since)
+    if (until := request.until_epoch()) is not None:
+        sql.append("ts_epoch <= ?")
+        params.append(until)
+    return "".join(f" AND {clause}" for clause in sql), params
+
+
+def keyword_hits(rows: Sequence[tuple[str, str, str, float]]) -> list[StoredHit]:
+    """Keyword-index rows as hits; bm25 is negative, lower is better."""
+    return [StoredHit(id_, text, json.loads(meta), rank) for id_, text, meta, rank in rows]
+
+
+def fuse(vector: Sequence[StoredHit], keyword: Sequence[StoredHit]) -> list[Candidate]:
+    """Reciprocal rank fusion of two rankings."""
+    found: dict[str, Candidate] = {}
+    for rank, hit in enumerate(vector, start=1):
+        found[hit.id] = Candidate(hit, 1 / (RRF_K + rank), vector_rank=rank)
+    for rank, hit in enumerate(keyword, start=1):
+        candidate = found.setdefault(hit.id, Candidate(hit))
+        candidate.keyword_rank = rank
+        candidate.score += 1 / (RRF_K + rank)
+    return sorted(found.values(), key=lambda c: -c.score)
+
+
+def single(hits: Sequence[StoredHit], *, keyword: bool) -> list[Candidate]:
+    """One ranking as candidates: cosine similarity for vectors, a 0-1 transform of bm25 for keywords."""
+    if keyword:
+        return [Candidate(h, round(-h.distance / (1 - h.distance), 4), keyword_rank=r) for r, h in enumerate(hits, start=1)]
+    return [Candidate(h, round(1.0 - h.distance, 4), vector_rank=r) for r, h in enumerate(hits, start=1)]
+
+
+def _same_exchange(a: StoredHit, b: StoredHit) -> bool:
+    """Windows of one exchange (overlapping lines of one file), or the same text copied elsewhere."""
+    ma, mb = a.metadata, b.metadata
+    if ma.get("content_hash") and ma.get("content_hash") == mb.get("content_hash"):
+        return True
+    if ma.get("source_path") != mb.get("source_path"):
+        return False
+    return int(ma.get("line_start", 0)) <= int(mb.get("line_end", 0)) and int(mb.get("line_start", 0)) <= int(ma.get("line_end", 0))
+
+
+def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """One result per exchange, and none for near-duplicates: the best-ranked one stays."""
+    kept: list[Candidate] = []
+    for candidate in candidates:
+        if not any(_same_exchange(candidate.stored, k.stored) for k in kept):
+            kept.append(candidate)
+    return kept
+
+
+def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
+    """About `width` characters of text, centred on the first query word found in it."""
+    if len(text) <= width:
+        return text
+    lowered = text.lower()
+    positions = [p for p in (lowered.find(t) for t in terms if len(t) > 2) if p >= 0]
+    centre = min(positions) if positions else 0
+    start = max(0, min(centre - width // 3, len(text) - width))
+    body = text[start : start + width]
+    return ("…" if start > 0 else "") + body + ("…" if start + width < len(text) else "")
 
 
 def _str(meta: dict[str, Any], key: str) -> str:
@@ -47,19 +170,21 @@ def _int(meta: dict[str, Any], key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def to_hit(stored: StoredHit) -> SearchHit:
+def to_hit(candidate: Candidate, terms: Sequence[str]) -> SearchHit:
+    stored = candidate.stored
     meta = stored.metadata
     tools = meta.get("tools")
     session_id = _str(meta, "session_id")
     return SearchHit(
-        score=round(1.0 - stored.distance, 4),
+        score=round(candidate.score, 4),
+        match=candidate.match,
         session_id=session_id,
         project=_str(meta, "project"),
         git_branch=_str(meta, "git_branch"),
         timestamp=_str(meta, "timestamp"),
         kind=_str(meta, "kind"),
         agent_id=_str(meta, "agent_id"),
-        text=stored.text,
+        snippet=snippet(stored.text, terms),
         source_path=_str(meta, "source_path"),
         line_start=_int(meta, "line_start"),
         line_end=_int(meta, "line_end"),
@@ -67,3 +192,15 @@ def to_hit(stored: StoredHit) -> SearchHit:
         chunk_id=stored.id,
         resume_command=f"claude --resume {session_id}",
     )
+
+
+def within_budget(hits: Sequence[SearchHit], budget_tokens: int) -> list[SearchHit]:
+    """As many hits, in order, as fit in the token budget (at least one)."""
+    kept: list[SearchHit] = []
+    used = 0
+    for hit in hits:
+        used += count_tokens(hit.model_dump_json())
+        if kept and used > budget_tokens:
+            break
+        kept.append(hit)
+    return kept

@@ -22,21 +22,35 @@ from indexer.chunk import ChunkerSpec, chunk_transcript, count_tokens
 from indexer.config import Settings
 from indexer.embed import ModelFacts, OllamaEmbedder
 from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError
-from indexer.ledger import CollectionRecord, Ledger, LedgerChunk
+from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
 from indexer.models import ModelInfo, ReindexOptions, ReindexReport, SearchRequest, SearchResponse, parse_when
 from indexer.parse import parse_file
 from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
-from indexer.search import matching_projects, to_hit, where_clause
+from indexer.search import (
+    Candidate,
+    chroma_where,
+    collapse,
+    fts_match,
+    fuse,
+    keyword_hits,
+    keyword_where,
+    matching_projects,
+    query_terms,
+    single,
+    to_hit,
+    within_budget,
+)
 from indexer.sources import SourceFile, discover
-from indexer.store import ChromaStore, IndexIdentity, VectorCollection, describe_store, forget_open_clients
+from indexer.store import ChromaStore, IndexIdentity, StoredHit, VectorCollection, describe_store, forget_open_clients
 
 log = logging.getLogger(__name__)
 BACKEND = "ollama"
 STARTUP_DELAY_S = 2.0  # let the MCP handshake finish before the first background reindex
 CHANGED_CACHE_S = 30.0
-WARM_FROM_FILES = 20  # a run this big loads the model first, and fails fast if it cannot
+WARM_FROM_FILES = 20
+CANDIDATES_PER_RESULT = 4  # each ranking fetches this many per wanted result, for fusion and collapsing  # a run this big loads the model first, and fails fast if it cannot
 NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
 
 
@@ -220,7 +234,7 @@ class SessionSearch:
             ids = list(self.ledger.chunk_hashes(target.name, rel_path))
             removable = [i for i in ids if i not in self.ledger.owned_elsewhere(target.name, rel_path, ids)]
             await anyio.to_thread.run_sync(target.delete, removable)
-            self.ledger.forget(target.name, rel_path)
+            self.ledger.forget(target.name, rel_path, removable)
         return len(gone)
 
     async def _carry_over(self, store: ChromaStore, target: VectorCollection, tally: Tally) -> None:
@@ -237,8 +251,8 @@ class SessionSearch:
             await anyio.to_thread.run_sync(target.upsert, [c for c, _ in kept], [v for _, v in kept])
             size, mtime_ns = self.ledger.source_row(old, rel_path) or (0, 0)
             source = SourceFile(self.settings.projects_dir / rel_path, rel_path, "", None, None, size, mtime_ns)
-            entries = [LedgerChunk(c.id, c.content_hash, str(c.metadata.get("session_id", "")), str(c.metadata.get("project", ""))) for c, _ in kept]
-            self.ledger.record(target.name, source, entries[0].session_id if entries else "", entries)
+            stored = [c for c, _ in kept]
+            self.ledger.record(target.name, source, str(stored[0].metadata.get("session_id", "")) if stored else "", stored)
             tally.added += len(kept)
 
     def _publish(self) -> None:
@@ -246,7 +260,8 @@ class SessionSearch:
         generation = uuid.uuid4().hex
         self.ledger.set_meta("generation", generation)
         self.ledger.set_meta("last_indexed", datetime.now(UTC).isoformat(timespec="seconds"))
-        self._changed = None
+        self._store_generation = generation  # this process wrote it: its own client already sees it
+        self._served, self._changed = None, None
 
     async def _dry_run(self, options: ReindexOptions, sources: list[SourceFile], started: float) -> ReindexReport:
         """What a reindex would embed, without asking Ollama or writing anything."""
@@ -307,18 +322,72 @@ class SessionSearch:
         return self.template.format_query(query) if same_template else served.record.query_template.replace("{query}", query)
 
     async def search(self, request: SearchRequest) -> SearchResponse:
-        """The chunks closest to the query, best first, within the request's filters."""
+        """The exchanges that best match the query, within the request's filters, best first.
+
+        Hybrid fuses vector and keyword rankings; when Ollama cannot embed the query it
+        answers from keywords alone and says so.
+        """
         served = self._serving()  # on the event-loop thread: it may import chromadb (zotero-mcp#485)
         name = served.record.name
         projects = matching_projects(request.project, self.ledger.projects(name)) if request.project else None
-        if request.session_id and not self.ledger.has_session(name, request.session_id):
-            raise InvalidArgument(f"No indexed session has the id {request.session_id!r}.")
-        where = where_clause(request, projects)
+        self._check_filters(name, request)
+        wanted = (request.offset + request.top_k) * CANDIDATES_PER_RESULT
+        mode, fallback = request.mode, None
+        keyword = [] if mode == "vector" else self._keyword_hits(name, request, projects, wanted)
+        vector_hits: list[StoredHit] = []
+        if mode != "keyword":
+            try:
+                vector_hits = await self._vector_hits(served, request, projects, wanted, keyword)
+            except EmbedderError as exc:
+                if mode == "vector":
+                    raise
+                mode, fallback = "keyword", f"Keyword results only: the query could not be embedded. {exc}"
+        if mode == "hybrid":
+            ranked = fuse(vector_hits, keyword)
+        else:
+            ranked = single(keyword if mode == "keyword" else vector_hits, keyword=mode == "keyword")
+        return self._page(served, request, mode, collapse(ranked), fallback)
+
+    async def _vector_hits(
+        self, served: _Served, request: SearchRequest, projects: list[str] | None, wanted: int, keyword: list[StoredHit]
+    ) -> list[StoredHit]:
+        """Nearest chunks by vector. Keyword candidates the approximate (HNSW) search missed are
+        scored exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
         embedder = self._embedder_for(served.identity.model, served.identity.dimensions)
         vector = await embedder.embed_one(self._query_text(served, request.query))
-        stored = await anyio.to_thread.run_sync(served.collection.query, vector, request.top_k, where)
-        total = await anyio.to_thread.run_sync(served.collection.count)
-        return SearchResponse(query=request.query, results=[to_hit(s) for s in stored], total_chunks=total, note=self._note(bool(stored)))
+        where = chroma_where(request, projects)
+        approximate = await anyio.to_thread.run_sync(served.collection.query, vector, wanted, where)
+        seen = {h.id for h in approximate}
+        missed = [h for h in keyword if h.id not in seen]
+        exact = await anyio.to_thread.run_sync(served.collection.distances, vector, missed)
+        return sorted(approximate + exact, key=lambda h: h.distance)[:wanted]
+
+    def _keyword_hits(self, name: str, request: SearchRequest, projects: list[str] | None, wanted: int) -> list[StoredHit]:
+        match = fts_match(request.query)
+        if match is None:
+            return []
+        sql, params = keyword_where(request, projects)
+        return keyword_hits(self.ledger.keyword_search(name, match, sql, params, wanted))
+
+    def _check_filters(self, name: str, request: SearchRequest) -> None:
+        """An unknown filter value is an error, not an empty answer."""
+        checks = (("session_id", request.session_id, "session"), ("git_branch", request.git_branch, "branch"), ("tool", request.tool, "tool"))
+        for column, value, what in checks:
+            if value and not self.ledger.keyword_value_exists(name, column, value):
+                raise InvalidArgument(f"No indexed exchange has the {what} {value!r}.")
+
+    def _page(self, served: _Served, request: SearchRequest, mode: str, ranked: list[Candidate], fallback: str | None) -> SearchResponse:
+        terms = query_terms(request.query)
+        page = ranked[request.offset : request.offset + request.top_k]
+        hits = within_budget([to_hit(c, terms) for c in page], self.settings.result_tokens)
+        more = request.offset + len(hits) < len(ranked)
+        notes = [n for n in (fallback, self._note(bool(hits))) if n]
+        if len(hits) < len(page):
+            notes.append(f"Only {len(hits)} results fit the size budget; ask again with offset={request.offset + len(hits)} for more.")
+        return SearchResponse(
+            query=request.query, mode=mode, results=hits, total_chunks=served.collection.count(),
+            next_offset=request.offset + len(hits) if more else None, note=" ".join(notes) or None,
+        )
 
     def _note(self, found: bool) -> str | None:
         notes = [] if found else ["No indexed chunk matches these filters."]

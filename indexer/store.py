@@ -145,6 +145,25 @@ class VectorCollection:
             found += [Chunk(i, d or "", dict(m or {})) for i, d, m in zip(got["ids"], docs, metas, strict=True)]
         return found
 
+    def distances(self, vector: Sequence[float], hits: Sequence[StoredHit]) -> list[StoredHit]:
+        """hits with their exact cosine distance to vector, from their stored embeddings."""
+        import numpy as np
+
+        if not hits:
+            return []
+        with self._errors("read vectors"):
+            got = self._collection.get(ids=[h.id for h in hits], include=["embeddings"])
+        stored = dict(zip(got["ids"], got["embeddings"], strict=True))
+        query = np.asarray(vector, dtype=np.float64)
+        query /= np.linalg.norm(query) or 1.0
+        exact: list[StoredHit] = []
+        for hit in hits:
+            if hit.id in stored:
+                other = np.asarray(stored[hit.id], dtype=np.float64)
+                cosine = float(query @ other / (np.linalg.norm(other) or 1.0))
+                exact.append(StoredHit(hit.id, hit.text, hit.metadata, 1.0 - cosine))
+        return exact
+
     def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None) -> list[StoredHit]:
         with self._errors("search"):
             found = self._collection.query(

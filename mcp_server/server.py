@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from indexer.config import Settings, load_settings
 from indexer.errors import SessionSearchError
-from indexer.models import MAX_TOP_K, ModelInfo, ReindexOptions, ReindexReport, SearchRequest, SearchResponse
+from indexer.models import MAX_OFFSET, MAX_TOP_K, Kind, Mode, ModelInfo, ReindexOptions, ReindexReport, SearchRequest, SearchResponse
 from indexer.pipeline import ReindexProgress
 from indexer.service import SessionSearch
 from indexer.render import render_info, render_report, render_search
@@ -93,23 +93,38 @@ def build_server(settings: Settings) -> MCPServer:
         query: Annotated[str, Field(description="What to look for: a question, or an exact error, file name or command.")],
         ctx: Context,
         top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many results to return.")] = 10,
+        offset: Annotated[int, Field(ge=0, le=MAX_OFFSET, description="Skip this many results (paging: use next_offset).")] = 0,
+        mode: Annotated[Mode, Field(description="hybrid (default), vector (meaning) or keyword (exact words).")] = "hybrid",
         project: Annotated[str | None, Field(description="Only sessions whose project path contains this.")] = None,
         session_id: Annotated[str | None, Field(description="Only this session.")] = None,
-        since: Annotated[str | None, Field(description="Only exchanges on or after this ISO date, e.g. 2026-03-01.")] = None,
-        until: Annotated[str | None, Field(description="Only exchanges on or before this ISO date.")] = None,
+        git_branch: Annotated[str | None, Field(description="Only exchanges on this git branch.")] = None,
+        since: Annotated[str | None, Field(description="From this ISO date (2026-03-01) or span back from now (7d, 2w).")] = None,
+        until: Annotated[str | None, Field(description="Up to this ISO date or span back from now.")] = None,
+        kind: Annotated[Kind | None, Field(description="Only this kind of chunk.")] = None,
+        tool: Annotated[str | None, Field(description="Only exchanges that used this tool, e.g. Bash or Edit.")] = None,
+        include_subagents: Annotated[bool, Field(description="Include what subagents did.")] = True,
     ) -> Annotated[CallToolResult, SearchResponse]:
         """Search everything done in past Claude Code sessions, best match first.
 
         Args:
             query: A question in plain words, or an exact string to find.
             top_k: Number of results, 1 to 50.
+            offset: Results to skip, for the next page.
+            mode: hybrid, vector or keyword.
             project: Part of a project path; the current working directory narrows to this project.
             session_id: Restrict to one session.
-            since: ISO date or datetime; results from then on.
-            until: ISO date or datetime; results up to then.
+            git_branch: Restrict to one branch.
+            since: ISO date or datetime, or 7d / 2w / 3m back from now.
+            until: ISO date or datetime, or a span back from now.
+            kind: exchange, compaction_summary, prompt, answer or tool_output.
+            tool: A tool name such as Bash, Edit, Read.
+            include_subagents: False to leave out subagent transcripts.
         """
         try:
-            request = SearchRequest(query=query, top_k=top_k, project=project, session_id=session_id, since=since, until=until)
+            request = SearchRequest(
+                query=query, top_k=top_k, offset=offset, mode=mode, project=project, session_id=session_id,
+                git_branch=git_branch, since=since, until=until, kind=kind, tool=tool, include_subagents=include_subagents,
+            )
         except ValidationError as exc:
             raise ToolError(_one_line(exc)) from None
         response = await _tool_call(_index(ctx).search(request))

@@ -41,13 +41,18 @@ async def test_ollama_down_names_the_host_and_the_fix_and_the_server_recovers(se
     async with Client(server_params(settings)) as client:
         assert not (await client.call_tool("reindex", {})).is_error
         ollama.down()
-        failed = await client.call_tool("search", {"query": "cart total"})
+        vector = await client.call_tool("search", {"query": "cart total", "mode": "vector"})
+        hybrid = await client.call_tool("search", {"query": "cart total"})
         ollama.up()
         recovered = await client.call_tool("search", {"query": "cart total"})
-    assert failed.is_error
-    assert f"Cannot reach Ollama at {ollama.url}" in text_of(failed)
-    assert "ollama serve" in text_of(failed) and "OLLAMA_HOST" in text_of(failed)
-    assert not recovered.is_error
+    assert vector.is_error
+    assert f"Cannot reach Ollama at {ollama.url}" in text_of(vector)
+    assert "ollama serve" in text_of(vector) and "OLLAMA_HOST" in text_of(vector)
+    assert not hybrid.is_error  # falls back to keywords, and says why
+    assert hybrid.structured_content["mode"] == "keyword"
+    assert f"Cannot reach Ollama at {ollama.url}" in hybrid.structured_content["note"]
+    assert hybrid.structured_content["results"][0]["session_id"] == "s-cart"
+    assert not recovered.is_error and recovered.structured_content["mode"] == "hybrid"
     assert recovered.structured_content["results"][0]["session_id"] == "s-cart"
 
 
@@ -72,7 +77,7 @@ async def test_nan_for_one_input_skips_that_chunk_and_indexes_the_rest(settings:
     assert report["chunks_added"] == 2
     assert found["total_chunks"] == 2
     assert found["results"][0]["session_id"] == "s-auth"
-    assert all(NAN_MARKER not in hit["text"] for hit in found["results"])
+    assert all(NAN_MARKER not in hit["snippet"] for hit in found["results"])
 
 
 async def test_vectors_of_the_wrong_length_are_refused_and_nothing_is_stored(settings: Settings, ollama: OllamaStandIn) -> None:
@@ -113,7 +118,14 @@ async def test_new_dimensions_build_a_new_index_while_the_old_one_serves(setting
         ({"query": "x", "top_k": 10_000}, "top_k"),
         ({"query": "x", "since": "last tuesday"}, "not an ISO date"),
         ({"query": "x", "project": "no-such-project"}, "No indexed project matches 'no-such-project'"),
-        ({"query": "x", "session_id": "nope"}, "No indexed session has the id 'nope'"),
+        ({"query": "x", "session_id": "nope"}, "No indexed exchange has the session 'nope'"),
+        ({"query": "x", "git_branch": "nope"}, "No indexed exchange has the branch 'nope'"),
+        ({"query": "x", "tool": "Teleport"}, "No indexed exchange has the tool 'Teleport'"),
+        ({"query": "x", "kind": "poem"}, "kind"),
+        ({"query": "x", "mode": "psychic"}, "mode"),
+        ({"query": "x", "since": "2026-03-02", "until": "2026-03-01"}, "is after until"),
+        ({"query": "x", "offset": -1}, "offset"),
+        ({"query": "x" * 100_000}, "query"),
         ({"query": 5}, "query"),
     ],
 )

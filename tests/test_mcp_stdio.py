@@ -45,7 +45,7 @@ async def test_search_over_stdio_returns_the_session_holding_a_phrase_first(fixt
     assert hits[0]["project"] == "/home/marco/projects/spotter"
     assert hits[0]["git_branch"] == "master"
     assert hits[0]["resume_command"] == f"claude --resume {SESSION_WITH_PHRASE}"
-    assert PHRASE in hits[0]["text"]
+    assert PHRASE in hits[0]["snippet"]
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
     assert SESSION_WITH_PHRASE in result.content[0].text  # the readable rendering
 

@@ -1,0 +1,554 @@
+"""Remove secrets from text before it is embedded or stored: nothing secret reaches the index.
+
+Each secret is replaced by a typed placeholder, `[REDACTED:<kind>]`, so a search for
+"the github token that failed" still finds the turn while the token itself is gone.
+
+Rules run in a fixed order, most specific first:
+
+    user patterns        Redactor(extra_patterns={"acme_key": r"acme_[0-9a-f]{32}"})
+    private_key          PEM / OpenSSH / PGP private-key blocks, also when cut off
+    jwt                  eyJ<header>.eyJ<payload>.<signature>
+    provider tokens      anthropic_key, openai_key, github_token, gitlab_token, slack_token,
+                         slack_webhook, stripe_key, google_api_key, aws_access_key_id,
+                         npm_token, pypi_token, huggingface_token
+    context rules        aws_secret_key, url_password, bearer_token, basic_auth,
+                         password (curl -u user:pw)
+    assignments          password / secret: `NAME=value`, `NAME: value`, `"name": "value"`,
+                         `--name value`, and high-entropy strings right after such a name
+
+A provider token is named by its provider before the generic assignment rule sees it,
+and every rule skips values that are already placeholders: that is what makes
+redaction idempotent.
+
+Deliberately not caught (too costly in false positives for a search index): secrets
+with no recognisable format and no secret-sounding name beside them; passphrases made of
+words or containing spaces; values shorter than 8 characters (6 for passwords);
+`requests` tuples such as `auth=("user", "pw")`; `mysql -pPASSWORD`; secrets split
+across lines other than private-key blocks; XML elements such as `<password>x</password>`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from indexer.errors import ConfigError
+
+__all__ = ["KINDS", "Redaction", "Redactor", "placeholder"]
+
+_PLACEHOLDER_PREFIX = "[REDACTED:"
+_NAME_OK = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def placeholder(kind: str) -> str:
+    """The text that stands in for a secret of this kind."""
+    return f"{_PLACEHOLDER_PREFIX}{kind}]"
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """Redacted text, and how many secrets of each kind were replaced."""
+
+    text: str
+    counts: dict[str, int]
+
+
+# --- what a value looks like ------------------------------------------------------
+
+_REFERENCE = re.compile(
+    r"""\[REDACTED:[\w.-]+\]           # ours, from an earlier pass
+      | .*(?:\$\{|\$\(|\{\{|\{%).*     # ${VAR}, $(cmd), {{ template }}
+      | \$[A-Za-z_]\w*                 # $VAR
+      | %\(\w+\)s | %s
+      | <[^<>]*>                       # <your-api-key>
+      | \{[A-Za-z_][\w.]*\}            # f-string field
+    """,
+    re.X | re.S,
+)
+_MASKED = re.compile(r"[xX*•._#-]+|.*(?:xxxx|XXXX|\*\*\*|\.\.\.).*", re.S)
+_DUMMY_WORDS = ("your", "changeme", "change_me", "placeholder", "example", "redacted", "dummy", "replace")
+_DUMMY_VALUES = frozenset({"password", "passwd", "secret", "token", "pass", "pwd", "apikey", "api_key"})
+_LITERALS = frozenset({"true", "false", "null", "none", "nil", "yes", "no", "on", "off", "undefined", "nan"})
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,_:]\d+)*(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+)")
+_ABS_PATH = re.compile(r"(?:~|\.{1,2})?/|[A-Za-z]:\\|\\\\")
+_REL_PATH = re.compile(r"[\w.-]+(?:/[\w.-]+)+")
+_FILE_EXT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}")
+_DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+")
+_CODE_SHAPE = re.compile(r"[\w.$]*[(\[]|[{\[(]")
+_WORDS = re.compile(r"[A-Za-z]+(?:[_-][A-Za-z]+)*")
+_SNAKE_WORDS = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NOT_SECRET_SHAPE = re.compile(
+    r"""(?:sha\d+|md5)[:-].*                            # sha256:..., npm integrity
+      | v?\d+(?:\.\d+)+(?:[-+.][\w.]*)?                 # versions
+      | ssh-(?:rsa|ed25519|dss)|ecdsa-sha2-nistp\d+     # key types
+    """,
+    re.X | re.S,
+)
+# Ids that are everywhere in logs: next to a bare secret word they are not taken for one.
+_ID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{7,64}")
+_KEBAB = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+
+
+def _entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def _is_reference(value: str) -> bool:
+    """A variable, a template field or one of our placeholders: not a secret itself."""
+    return bool(_REFERENCE.fullmatch(value))
+
+
+def _is_dummy(value: str) -> bool:
+    """A documentation stand-in such as `xxxx`, `<your-key>` or `changeme`."""
+    lowered = value.lower()
+    return (
+        _is_reference(value)
+        or bool(_MASKED.fullmatch(value))
+        or lowered in _DUMMY_VALUES
+        or any(word in lowered for word in _DUMMY_WORDS)
+    )
+
+
+def _is_path_or_url(value: str) -> bool:
+    if "://" in value or _ABS_PATH.match(value):
+        return True
+    # Relative paths: a secret with slashes is base64, which has capitals and no extension.
+    if _REL_PATH.fullmatch(value):
+        return bool(_FILE_EXT.search(value[-7:])) or value == value.lower()
+    return False
+
+
+def _classes(value: str) -> tuple[bool, bool, bool, bool]:
+    """Whether the value has lower-case letters, upper-case letters, digits, other symbols."""
+    lower = upper = digit = other = False
+    for char in value:
+        if char.islower():
+            lower = True
+        elif char.isupper():
+            upper = True
+        elif char.isdigit():
+            digit = True
+        elif char not in "_-.":  # identifier punctuation says nothing about randomness
+            other = True
+    return lower, upper, digit, other
+
+
+def _random_like(value: str) -> bool:
+    """Two or more character classes, and not lower-case words: a generated token."""
+    lower, upper, digit, _ = _classes(value)
+    if lower + upper + digit < 2:
+        return False
+    return upper or not _KEBAB.fullmatch(value)
+
+
+def _looks_secret(value: str, min_len: int = 8) -> bool:
+    """Whether a value assigned to a secret-sounding name is itself secret-looking."""
+    if len(value) < min_len or " " in value or value.lower() in _LITERALS:
+        return False
+    if _is_dummy(value) or _NUMBER.fullmatch(value) or _is_path_or_url(value):
+        return False
+    if _DOTTED_NAME.fullmatch(value) or _CODE_SHAPE.match(value) or _EMAIL.fullmatch(value):
+        return False
+    if _NOT_SECRET_SHAPE.fullmatch(value):
+        return False  # hex and UUIDs stay secrets here: API_KEY=<uuid> is how some services issue keys
+    if _WORDS.fullmatch(value):
+        return len(value) >= 20 and _entropy(value) >= 4.0  # letters only: a word unless long and random
+    if _SNAKE_WORDS.fullmatch(value) and not any(c.isdigit() for c in value):
+        return False
+    lower, upper, digit, other = _classes(value)
+    if (lower or upper) and (digit or other):
+        return True
+    return len(value) >= 16 and _entropy(value) >= 3.5
+
+
+def _high_entropy(value: str) -> bool:
+    """A long random-looking token: what we accept after a secret name with no `=` or `:`."""
+    if len(value) < 20 or _is_dummy(value) or _is_path_or_url(value):
+        return False
+    if _NOT_SECRET_SHAPE.fullmatch(value) or _ID_SHAPE.fullmatch(value):
+        return False
+    lower, upper, digit, _ = _classes(value)
+    return (lower or upper) and digit and _entropy(value) >= 3.5
+
+
+def _token_value(value: str) -> bool:
+    """A credential after a scheme such as `Bearer`: anything but a reference or a word."""
+    return len(value) >= 8 and not _is_dummy(value) and not _WORDS.fullmatch(value)
+
+
+def _password_value(value: str) -> bool:
+    """A password in `user:password` form: anything but a reference, a stand-in or a number."""
+    return not _is_dummy(value) and not value.isdigit()
+
+
+# --- rules ------------------------------------------------------------------------
+
+
+_OURS = re.compile(r"\[REDACTED:[\w.-]+\]")
+
+
+def _inside_placeholder(text: str, start: int, end: int) -> bool:
+    """Whether [start, end) overlaps one of our placeholders: an earlier pass's work, not a secret."""
+    if _PLACEHOLDER_PREFIX not in text:
+        return False
+    return any(found.start() < end and start < found.end() for found in _OURS.finditer(text))
+
+
+class _Rule(Protocol):
+    triggers: tuple[str, ...]
+
+    def apply(self, text: str, counts: Counter[str]) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _PatternRule:
+    """Replace `group` of every match of `pattern` whose value passes `check`."""
+
+    kind: str
+    pattern: re.Pattern[str]
+    group: int | str = 0
+    check: Callable[[str], bool] | None = None
+    triggers: tuple[str, ...] = ()  # lower-case substrings the text must contain; a cheap pre-filter
+
+    def apply(self, text: str, counts: Counter[str]) -> str:
+        return self.pattern.sub(lambda match: self._replace(match, counts), text)
+
+    def _replace(self, match: re.Match[str], counts: Counter[str]) -> str:
+        whole = match.group(0)
+        start, end = match.span(self.group)
+        secret = match.group(self.group)
+        base = match.start()
+        if start == end or _inside_placeholder(whole, start - base, end - base) or (self.check and not self.check(secret)):
+            return whole
+        counts[self.kind] += 1
+        return whole[: start - base] + placeholder(self.kind) + whole[end - base :]
+
+
+def _rule(kind: str, regex: str, *triggers: str, group: int | str = 0, check: Callable[[str], bool] | None = None, flags: int = 0) -> _PatternRule:
+    return _PatternRule(kind, re.compile(regex, flags), group, check, tuple(t.lower() for t in triggers))
+
+
+# Speed: `re` scans fast only for a pattern that starts with a literal (or a small set of
+# first characters). A leading \b or (?i) loses that, about 30x, so each pattern opens with
+# its literal and checks the word boundary with a lookbehind placed after it.
+def _word(prefix: str) -> str:
+    """`prefix` (a fixed-width regex) where it starts a word."""
+    return f"{prefix}(?<!\\w{prefix})"
+
+
+def _ci(word: str) -> str:
+    """`word` in any case, spelled as character classes so the fast scan still applies."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+_PEM_LABEL = r"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+_PRIVATE_KEY = _rule(
+    "private_key",
+    # A whole block first; a block cut off (capped tool output) runs to a blank line or the end.
+    rf"-----BEGIN {_PEM_LABEL}(?:(?:(?!-----BEGIN ).)*?-----END {_PEM_LABEL}|.*?(?=\n[ \t]*\n|\Z))",
+    "-----BEGIN",
+    flags=re.S,
+)
+
+_PROVIDER_RULES = (
+    _rule("jwt", _word("eyJ") + r"[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*", "eyJ"),
+    _rule("anthropic_key", _word("sk-ant-") + r"[A-Za-z0-9_-]{20,}", "sk-ant-"),
+    _rule("openai_key", _word("sk-") + r"(?!ant-)[A-Za-z0-9_-]{20,}", "sk-", check=_random_like),
+    _rule(
+        "github_token",
+        rf"(?:{_word('gh[pousr]_')}[A-Za-z0-9]{{36,255}}|{_word('github_pat_')}[A-Za-z0-9_]{{22,255}})\b",
+        "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+    ),
+    _rule(
+        "gitlab_token",
+        _word("gl") + r"(?:pat|dt|rt|ptt|cbt|oas|soat)-[A-Za-z0-9_-]{20,}",
+        "glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "gloas-", "glsoat-",
+    ),
+    _rule("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+", "hooks.slack.com"),
+    _rule("slack_token", rf"(?:{_word('xox')}[abposre]-[A-Za-z0-9-]{{10,}}|{_word('xapp-')}\d-[A-Za-z0-9-]{{10,}})", "xox", "xapp-"),
+    _rule(
+        "stripe_key",
+        rf"(?:{_word('[sr]k_')}(?:live|test)_[A-Za-z0-9]{{16,247}}|{_word('whsec_')}[A-Za-z0-9]{{24,}})\b",
+        "k_live_", "k_test_", "whsec_",
+    ),
+    _rule("google_api_key", _word("AIza") + r"[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])", "aiza"),
+    _rule("aws_access_key_id", _word("A") + r"(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}\b", "akia", "asia", "abia", "acca"),
+    _rule("npm_token", _word("npm_") + r"[A-Za-z0-9]{36}\b", "npm_"),
+    _rule("pypi_token", _word("pypi-") + r"AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}", "pypi-ageichlwas5vcmc"),
+    _rule("huggingface_token", _word("hf_") + r"[A-Za-z0-9]{30,40}\b", "hf_", check=_random_like),
+)
+
+_AUTHORIZATION = _ci("authorization") + r"[\"']?[ \t]*[:=][ \t]*[fbr]?[\"']?[ \t]*"
+_AWS_SECRET_NAME = (
+    rf"(?:{_ci('aws')}[_ ]?{_ci('secret')}(?:[_ ]?{_ci('access')})?(?:[_ ]?{_ci('key')})?"
+    rf"|{_ci('secret')}[_ ]?{_ci('access')}[_ ]?{_ci('key')})"
+)
+_CONTEXT_RULES = (
+    _rule(
+        "aws_secret_key",
+        _AWS_SECRET_NAME + r"(?:[ \t]*\[[^\]\n]{0,20}\])?[\"']?[ \t]*(?:[:=]>?)?[ \t]*[\"']?"
+        r"(?P<secret>(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        "secret",
+        group="secret",
+        check=_random_like,
+    ),
+    # scheme://user:PASSWORD@host: keep the user and host; the last @ before the host wins.
+    _rule(
+        "url_password",
+        r"://(?<=[A-Za-z0-9+.-]://)[^\s:/?#@\"'<>`\[\]]*:(?P<secret>[^\s/?#\"'<>`]+)@(?=[^\s@/?#\"'<>`]+)",
+        "://",
+        group="secret",
+        check=_password_value,
+    ),
+    _rule(
+        "basic_auth",
+        _AUTHORIZATION + _ci("basic") + r"[ \t]+(?P<secret>[^\s\"'`,;<>]+)",
+        "authorization",
+        group="secret",
+        check=_token_value,
+    ),
+    _rule(
+        "bearer_token",
+        _AUTHORIZATION + rf"(?:{_ci('bearer')}|{_ci('token')}|{_ci('bot')})[ \t]+(?P<secret>[^\s\"'`,;<>]+)",
+        "authorization",
+        group="secret",
+        check=_token_value,
+    ),
+    _rule(
+        "bearer_token",
+        _word(_ci("bearer")) + r"[ \t]+(?P<secret>[A-Za-z0-9._~+/-]{20,}=*)",
+        "bearer",
+        group="secret",
+        check=_high_entropy,
+    ),
+    _rule(
+        "password",  # curl -u user:password
+        r"-(?<!\S-)(?:u|-user)[ \t]+[\"']?[^\s:\"'@\[\]]+:(?P<secret>[^\s\"'@]+)",
+        "-u ",
+        "--user",
+        group="secret",
+        check=_password_value,
+    ),
+)
+
+
+# --- NAME=value assignments ---------------------------------------------------------
+
+_KEYWORD = re.compile(r"secret|token|key|pass|pwd|pw|credential|auth")  # over lower-cased text: 5x faster than re.I
+_KEYWORD_ANY_CASE = re.compile(_KEYWORD.pattern, re.I)
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_NAME_TAIL = re.compile(r"[\w.-]*")
+_NAME_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_PREV_WORD = re.compile(r"([A-Za-z]+) $")
+_MAX_NAME = 64
+
+_PASSWORD_PARTS = frozenset({"password", "passwd", "pwd", "pass", "pw", "passphrase", "dbpass"})
+_SECRET_PARTS = frozenset(
+    {"secret", "secrets", "token", "key", "credential", "credentials", "auth", "authorization",
+     "apikey", "secretkey", "privatekey", "accesskey", "signingkey", "masterkey", "encryptionkey",
+     "licensekey", "authkey", "sessionkey", "clientkey", "appkey", "servicekey", "deploykey"}
+)
+_SECRET_SUFFIXES = ("token", "secret", "password", "passwd")
+# A last part that makes the name about the secret, not the secret: token_count, key_path.
+_QUALIFIERS = frozenset(
+    {"count", "counts", "len", "length", "size", "limit", "limits", "max", "min", "type", "types",
+     "name", "names", "id", "ids", "file", "files", "path", "paths", "dir", "url", "uri", "urls",
+     "endpoint", "header", "headers", "prefix", "suffix", "field", "fields", "column", "index",
+     "idx", "expiry", "expires", "expiration", "expire", "ttl", "timeout", "env", "var", "hint",
+     "policy", "usage", "version", "format", "mode", "enabled", "pattern", "regex", "label",
+     "kind", "algorithm", "alg", "scope", "scopes", "ref", "location", "provider", "manager",
+     "service", "class", "fn", "func", "callback", "handler", "required", "reset", "rotation",
+     "strength", "validator", "validators", "placeholder", "input", "prompt", "source", "mask",
+     "chars", "budget", "rate", "used", "remaining", "total", "dtype", "email", "user",
+     "username", "login", "helper", "method", "methods", "backend", "backends", "flow",
+     "error", "errors", "message", "status", "valid", "exists", "store", "storage", "style"}
+)
+# Keys that index data, not unlock it: primary_key, sort_key, cache key.
+_DATA_KEY_PREFIXES = frozenset(
+    {"primary", "foreign", "sort", "sorting", "partition", "hash", "range", "cache", "lookup",
+     "unique", "composite", "natural", "dedup", "dedupe", "group", "join", "map", "dict",
+     "object", "s3", "redis", "row", "idempotency", "list", "item", "public", "pub", "node",
+     "entity", "shard", "routing", "order", "table", "index", "react", "hot", "short",
+     "translation", "i18n", "locale", "message", "label", "state", "storage", "config",
+     "setting", "settings", "column", "field", "attr", "property", "prop", "json", "yaml",
+     "query", "search", "kv", "registry", "the", "a", "this", "that", "dictionary", "hotkey"}
+)
+_DATA_TOKEN_PREFIXES = frozenset(
+    {"next", "page", "pagination", "continuation", "cancel", "cancellation", "sync", "stop",
+     "eos", "bos", "pad", "unk", "sep", "cls", "mask", "special", "start", "end", "max", "num"}
+)
+
+_VALUE = (
+    r"(?:\\\"(?P<eq>[^\"\\\n]*)\\\""
+    r"|\"(?P<dq>(?:[^\"\\\n]|\\.)*)\""
+    r"|'(?P<sq>[^'\n]*)'"
+    r"|`(?P<bq>[^`\n]*)`"
+    r"|(?P<bare>[^\s\"'`,;&]+))"
+)
+_STRICT_TAIL = re.compile(
+    r"(?:\\?[\"'`]\]?)?"  # the name's closing quote, or os.environ["NAME"]
+    r"[ \t]*(?::[ \t]*[A-Za-z_][\w\[\]|. ]{0,30}?[ \t]*(?==))?"  # a type annotation: `password: str = ...`
+    r"(?:==|=>|:=|=|:)[ \t]*(?:[bBrRuUfF]{1,2}(?=[\"']))?" + _VALUE
+)
+_LOOSE_TAIL = re.compile(
+    r"(?:\\?[\"'`])?[ \t]+(?:(?P<verb>(?i:is|was|=|:))[ \t]+)?[`\"']?(?P<bare>[^\s\"'`,;&<>()\[\]{}]+)"
+)
+
+
+def _name_kind(name: str, prev_word: str) -> str | None:
+    """`password` or `secret` when the name says it holds one, else None."""
+    parts = [part.lower() for part in _NAME_PART.findall(name)]
+    if not parts or parts[-1] in _QUALIFIERS:
+        return None
+    for i, part in enumerate(parts):
+        before = parts[i - 1] if i else prev_word
+        if part in _PASSWORD_PARTS or part.endswith(("password", "passwd")):
+            return "password"
+        if part == "key" and before in _DATA_KEY_PREFIXES:
+            continue
+        if part == "token" and before in _DATA_TOKEN_PREFIXES:
+            continue
+        if part in _SECRET_PARTS or part.endswith(_SECRET_SUFFIXES):
+            return "secret"
+    return None
+
+
+def _name_span(text: str, hit: re.Match[str]) -> tuple[int, int] | None:
+    """The identifier around a keyword hit, or None when it is too long to be a name."""
+    start = hit.start()
+    floor = max(0, start - _MAX_NAME)
+    while start > floor and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    end = _NAME_TAIL.match(text, hit.end()).end()
+    if (start == floor and floor and text[floor - 1] in _NAME_CHARS) or end - start > _MAX_NAME:
+        return None
+    return start, end
+
+
+def _value_span(match: re.Match[str]) -> tuple[int, int, str]:
+    """The span and text of whichever value alternative matched, minus closing brackets."""
+    for group in ("eq", "dq", "sq", "bq", "bare"):
+        if group in match.re.groupindex and match.group(group) is not None:
+            start, end = match.span(group)
+            if group == "bare":
+                trailing = ")]}>.,:!?" if match.re is _LOOSE_TAIL else ")]}>"
+                while end > start and match.string[end - 1] in trailing:
+                    end -= 1
+            return start, end, match.string[start:end]
+    raise AssertionError("the value pattern always sets one group")
+
+
+def _assigned_secret(text: str, name: str, end: int, kind: str) -> tuple[int, int] | None:
+    """The span of a secret assigned to `name` (which ends at `end`), if there is one."""
+    min_len = 6 if kind == "password" else 8
+    strict = _STRICT_TAIL.match(text, end)
+    if strict:
+        start, stop, value = _value_span(strict)
+        return (start, stop) if _looks_secret(value, min_len) else None
+    loose = _LOOSE_TAIL.match(text, end)
+    if not loose:
+        return None
+    start, stop, value = _value_span(loose)
+    # `--password s3cret!` and "the password is s3cret!" say what follows; a bare gap does not.
+    said = name.startswith("-") or loose.group("verb")
+    return (start, stop) if (_looks_secret(value, min_len) if said else _high_entropy(value)) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _AssignmentRule:
+    """`NAME=value` and its cousins, where NAME says secret, token, key or password."""
+
+    triggers: tuple[str, ...] = ()
+
+    def apply(self, text: str, counts: Counter[str]) -> str:
+        pieces: list[str] = []
+        done = pos = 0
+        folded = text.lower()
+        if len(folded) == len(text):
+            search = functools.partial(_KEYWORD.search, folded)
+        else:  # a few characters (İ) grow when lower-cased: positions would drift
+            search = functools.partial(_KEYWORD_ANY_CASE.search, text)
+        while hit := search(pos):
+            span = _name_span(text, hit)
+            if span is None:
+                pos = _NAME_TAIL.match(text, hit.end()).end()
+                continue
+            start, end = span
+            pos = end
+            if text.startswith(_PLACEHOLDER_PREFIX, start - len(_PLACEHOLDER_PREFIX)):
+                continue  # the kind inside one of our placeholders
+            prev = _PREV_WORD.search(text, max(0, start - 24), start)
+            kind = _name_kind(text[start:end], prev.group(1).lower() if prev else "")
+            secret = _assigned_secret(text, text[start:end], end, kind) if kind else None
+            if kind and secret:
+                pieces += [text[done : secret[0]], placeholder(kind)]
+                done = pos = secret[1]
+                counts[kind] += 1
+        return "".join(pieces) + text[done:] if pieces else text
+
+
+_BUILTIN_RULES: tuple[_Rule, ...] = (_PRIVATE_KEY, *_PROVIDER_RULES, *_CONTEXT_RULES, _AssignmentRule())
+KINDS: tuple[str, ...] = tuple(
+    dict.fromkeys([rule.kind for rule in _BUILTIN_RULES if isinstance(rule, _PatternRule)] + ["password", "secret"])
+)
+
+
+def _user_rule(name: str, regex: str) -> _PatternRule:
+    """Compile one user pattern; its `secret` group, else its first group, else the match is replaced."""
+    if not isinstance(name, str) or not _NAME_OK.fullmatch(name):
+        raise ConfigError(f"Redaction pattern name {name!r} must be 1-40 letters, digits, '_', '.' or '-'.")
+    try:
+        pattern = re.compile(regex)
+    except (re.error, TypeError) as error:
+        raise ConfigError(f"Redaction pattern {name!r} is not a valid regular expression: {error}") from error
+    if pattern.match(""):
+        raise ConfigError(f"Redaction pattern {name!r} matches the empty string; it would redact everywhere.")
+    group: int | str = "secret" if "secret" in pattern.groupindex else (1 if pattern.groups else 0)
+    return _PatternRule(name, pattern, group)
+
+
+class Redactor:
+    """Replaces secrets in text with `[REDACTED:<kind>]` placeholders.
+
+    Args:
+        extra_patterns: more secrets to find, as name -> regular expression. The name is
+            the placeholder's kind. A pattern's `secret` group (else its first group, else
+            the whole match) is what gets replaced. Applied before the built-in rules.
+
+    Raises:
+        ConfigError: a pattern does not compile, matches the empty string, or has a bad name.
+    """
+
+    def __init__(self, extra_patterns: Mapping[str, str] | None = None) -> None:
+        user_rules = [_user_rule(name, regex) for name, regex in (extra_patterns or {}).items()]
+        self._rules: tuple[_Rule, ...] = (*user_rules, *_BUILTIN_RULES)
+
+    def redact(self, text: str) -> Redaction:
+        """Redact every secret found in `text`.
+
+        Args:
+            text: any text: a prompt, a tool call, a tool's output.
+
+        Returns:
+            The redacted text and the number of secrets replaced per kind. Redacting the
+            result again changes nothing.
+        """
+        counts: Counter[str] = Counter()
+        folded = text.lower()  # triggers are checked once, on the original text
+        for rule in self._rules:
+            if not rule.triggers or any(trigger in folded for trigger in rule.triggers):
+                text = rule.apply(text, counts)
+        return Redaction(text, dict(counts))
+
+    def redact_text(self, text: str) -> str:
+        """Redact `text` and return only the redacted text."""
+        return self.redact(text).text

@@ -1,0 +1,244 @@
+"""Incremental reindexing: only what changed is embedded; crashes, copies and deletions lose nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import anyio
+import chromadb
+import pytest
+from chromadb.config import Settings as ChromaSettings
+from conftest import FIXTURE_HOME, env_for, exchange, settings_for, write_session
+from ollama_standin import OllamaStandIn
+from test_mcp_stdio import COMMAND
+
+from indexer.config import Settings
+from indexer.models import ReindexOptions, ReindexReport, SearchRequest
+from indexer.service import SessionSearch
+
+SPOTTER = "projects/-home-marco-projects-spotter/55604662-cf2a-4331-851a-ec234028f8ca.jsonl"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A writable copy of the real transcripts."""
+    copy = tmp_path / "claude"
+    shutil.copytree(FIXTURE_HOME / "projects", copy / "projects")
+    return copy
+
+
+async def reindex(settings: Settings, **options: object) -> ReindexReport:
+    index = SessionSearch(settings)
+    try:
+        return await index.reindex(ReindexOptions(**options))
+    finally:
+        await index.aclose()
+
+
+async def search(settings: Settings, query: str, **filters: object) -> list[str]:
+    index = SessionSearch(settings)
+    try:
+        response = await index.search(SearchRequest(query=query, **filters))
+    finally:
+        await index.aclose()
+    return [hit.session_id for hit in response.results]
+
+
+def stored_ids(data_dir: Path) -> set[str]:
+    """Every chunk id in the served collection, read straight from Chroma."""
+    with sqlite3.connect(data_dir / "ledger.sqlite") as db:
+        (active,) = db.execute("SELECT value FROM meta WHERE key = 'active'").fetchone()
+    client = chromadb.PersistentClient(str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    try:
+        return set(client.get_collection(active).get(include=[])["ids"])
+    finally:
+        chromadb.api.shared_system_client.SharedSystemClient.clear_system_cache()
+
+
+def append(path: Path, records: list[dict]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in records)
+
+
+async def test_an_appended_exchange_is_the_only_thing_embedded(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
+    settings = settings_for(ollama.url, home, tmp_path / "data")
+    await reindex(settings)
+    before = len(ollama.embedded_inputs)
+    session = home / SPOTTER
+    append(session, exchange("55604662-cf2a-4331-851a-ec234028f8ca", "/home/marco/projects/spotter",
+                             "why does the flux capacitor overheat", "The cooling loop was disabled in config.exs", n=99))
+    report = await reindex(settings)
+    sent = ollama.embedded_inputs[before:]
+    assert report.files_indexed == 1
+    assert len(sent) == 1 and "flux capacitor" in sent[0]
+    assert (await search(settings, "flux capacitor overheat"))[0] == "55604662-cf2a-4331-851a-ec234028f8ca"
+
+
+async def test_a_no_change_reindex_sends_nothing_to_the_embedder(fixture_index: Settings, ollama: OllamaStandIn) -> None:
+    calls = ollama.embed_calls
+    report = await reindex(fixture_index)
+    assert report.files_indexed == 0 and report.chunks_added == 0
+    assert ollama.embed_calls == calls
+
+
+async def test_a_truncated_file_loses_its_stale_chunks(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    records = exchange("s1", "/p", "first question about kafka", "answer one", n=1) + exchange("s1", "/p", "second question about redis", "answer two", n=2)
+    path = write_session(projects, "/p", "s1", records)
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
+    await reindex(settings)
+    assert len(stored_ids(settings.data_dir)) == 2
+    path.write_text("\n".join(json.dumps(r) for r in records[:2]) + "\n")
+    report = await reindex(settings)
+    assert report.chunks_removed == 1 and report.chunks_added == 0
+    assert len(stored_ids(settings.data_dir)) == 1
+    assert await search(settings, "redis") == ["s1"]  # only the kafka exchange is left in s1
+
+
+async def test_a_half_written_last_line_is_picked_up_next_time(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    path = write_session(projects, "/p", "s1", exchange("s1", "/p", "how do I rotate the logs", "use logrotate"))
+    line = json.dumps(exchange("s1", "/p", "what about the nginx access log", "same, with copytruncate", n=2)[0])
+    with path.open("a") as fh:
+        fh.write(line[:40])  # Claude Code is still writing this line
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
+    first = await reindex(settings)
+    assert first.malformed_lines == 1 and len(stored_ids(settings.data_dir)) == 1
+    with path.open("a") as fh:
+        fh.write(line[40:] + "\n")
+    second = await reindex(settings)
+    assert second.malformed_lines == 0 and second.chunks_added == 1
+    assert len(stored_ids(settings.data_dir)) == 2
+
+
+async def test_a_resumed_session_copying_its_parent_is_not_doubled(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    parent = exchange("parent", "/p", "set up the postgres replica", "streaming replication is on", n=1)
+    write_session(projects, "/p", "parent", parent)
+    copied = [{**r, "sessionId": "child"} for r in parent]  # same uuids, new session id
+    write_session(projects, "/p", "child", copied + exchange("child", "/p", "now promote the replica", "pg_ctl promote", n=2))
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
+    report = await reindex(settings)
+    assert len(stored_ids(settings.data_dir)) == 2
+    assert report.files_indexed == 2
+    assert len(await search(settings, "postgres replica streaming replication")) == 2
+
+
+async def test_deleted_transcripts_stay_searchable_until_pruned(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    gone = write_session(projects, "/p", "old", exchange("old", "/p", "the zeppelin migration plan", "phase one is done"))
+    write_session(projects, "/p", "new", exchange("new", "/p", "css grid question", "use grid-template-areas"))
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
+    await reindex(settings)
+    gone.unlink()
+    kept = await reindex(settings)
+    assert kept.chunks_removed == 0
+    assert (await search(settings, "zeppelin migration plan"))[0] == "old"
+    pruned = await reindex(settings, prune=True)
+    assert pruned.files_pruned == 1
+    assert "old" not in await search(settings, "zeppelin migration plan")
+
+
+def test_dry_run_counts_without_ollama_or_writes(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
+    ollama.down()
+    env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([COMMAND, "reindex", "--dry-run", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["dry_run"] and report["files_indexed"] == 36 and report["chunks_added"] > 500
+    assert report["estimated_tokens"] > 100_000
+    assert not (tmp_path / "data" / "chroma").exists()
+
+
+async def wait_for_building(data_dir: Path, files: int, timeout_s: float = 60) -> None:
+    """Until the ledger shows a new index being built with at least `files` files in it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with sqlite3.connect(data_dir / "ledger.sqlite") as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM sources WHERE collection = (SELECT value FROM meta WHERE key = 'building')"
+            ).fetchone()
+        if row[0] >= files:
+            return
+        await anyio.sleep(0.05)
+    raise AssertionError("the migration never got going")
+
+
+def cli(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.Popen:
+    return subprocess.Popen([COMMAND, "reindex", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+
+
+@pytest.mark.parametrize("kill_after_s", [0.8, 1.6, 2.6])
+def test_sigkill_at_any_point_then_resume_equals_a_clean_build(
+    kill_after_s: float, home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
+) -> None:
+    ollama.delay_s = 0.08  # a slow embedder, so the kill lands mid-run
+    env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
+    proc = cli(env)
+    time.sleep(kill_after_s)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    ollama.delay_s = 0
+    resumed = cli(env, "--json")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert stored_ids(tmp_path / "data") == stored_ids(fixture_index.data_dir)
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings) -> None:
+    ollama.delay_s = 0.08
+    env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
+    proc = cli(env)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    ollama.delay_s = 0
+    assert cli(env).wait(timeout=300) == 0
+    assert stored_ids(tmp_path / "data") == stored_ids(fixture_index.data_dir)
+
+
+def test_a_second_reindex_is_refused_with_the_holders_pid(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
+    ollama.delay_s = 0.1
+    env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    first = cli(env)
+    time.sleep(1.0)
+    second = subprocess.run([COMMAND, "reindex"], capture_output=True, text=True, env=env, timeout=60)
+    first.kill()
+    first.wait()
+    assert second.returncode == 75
+    assert f"already running (pid {first.pid})" in second.stderr
+
+
+async def test_interrupted_migration_leaves_the_old_index_serving(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    await reindex(settings_for(ollama.url, home, data))
+    old_ids = stored_ids(data)
+    ollama.delay_s = 0.08
+    env = {**env_for(ollama.url, home, data), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_DIMENSIONS": "1024", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
+    proc = cli(env)
+    await wait_for_building(data, files=5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    ollama.delay_s = 0
+    smaller = settings_for(ollama.url, home, data, SESSION_SEARCH_DIMENSIONS="1024")
+    assert stored_ids(data) == old_ids  # the old collection is still the one served
+    assert (await search(smaller, "mix phx.server doesnt seem to start"))[0].startswith("55604662")
+    index = SessionSearch(smaller)
+    info = await index.info()
+    await index.aclose()
+    assert info.index_dimensions == 2560 and info.migration and "1024 dimensions" in info.migration
+    resumed = await reindex(smaller)
+    assert resumed.migrated and resumed.files_indexed < 36  # what the killed run stored was kept
+    assert stored_ids(data) == old_ids  # same chunker, so the same ids
+    index = SessionSearch(smaller)
+    info = await index.info()
+    await index.aclose()
+    assert info.index_dimensions == 1024 and info.migration is None
