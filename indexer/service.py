@@ -21,7 +21,7 @@ import anyio
 from indexer.chunk import ChunkerSpec, chunk_transcript, count_tokens
 from indexer.config import Settings
 from indexer.embed import ModelFacts, OllamaEmbedder
-from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError
+from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError, StoreError
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
 from indexer.models import ModelInfo, ReindexOptions, ReindexReport, SearchRequest, SearchResponse, parse_when
@@ -359,7 +359,13 @@ class SessionSearch:
         approximate = await anyio.to_thread.run_sync(served.collection.query, vector, wanted, where)
         seen = {h.id for h in approximate}
         missed = [h for h in keyword if h.id not in seen]
-        exact = await anyio.to_thread.run_sync(served.collection.distances, vector, missed)
+        try:
+            exact = await anyio.to_thread.run_sync(served.collection.distances, vector, missed)
+        except StoreError as exc:
+            # While another process writes, keyword rows can name vectors this process's
+            # Chroma client does not hold yet (chroma#3792); they are ranked by keywords alone.
+            log.info("exact scoring of keyword candidates skipped: %s", exc)
+            exact = []
         return sorted(approximate + exact, key=lambda h: h.distance)[:wanted]
 
     def _keyword_hits(self, name: str, request: SearchRequest, projects: list[str] | None, wanted: int) -> list[StoredHit]:
