@@ -172,7 +172,8 @@ def _windows(texts: list[str], window: int, overlap: int) -> Iterator[tuple[str,
         return
     # Token offset where each message starts (by its own count plus the separator's), for
     # mapping windows back to messages.
-    starts = list(itertools.accumulate((count + _separator_tokens() for count in counts[:-1]), initial=0))
+    separator = _separator_tokens()
+    starts = list(itertools.accumulate((count + separator for count in counts[:-1]), initial=0))
     decode = encoding().decode
     step = window - overlap
     for begin in range(0, len(tokens), step):

@@ -174,6 +174,21 @@ class Ledger:
             self._db.execute(f"DELETE FROM keyword WHERE collection = ? AND id IN ({marks})", (collection, *part))  # noqa: S608
         self._db.executemany("INSERT INTO keyword VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_keyword_row(collection, c) for c in chunks])
 
+    def session_sources(self, collection: str, session_id: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT rel_path FROM sources WHERE collection = ? AND session_id = ? ORDER BY rel_path", (collection, session_id)
+        )
+        return [row[0] for row in rows]
+
+    def session_chunks(self, collection: str, session_id: str) -> list[tuple[str, str]]:
+        """(text, metadata JSON) of a session's keyword rows: what is left of a deleted transcript."""
+        rows = self._db.execute("SELECT text, meta FROM keyword WHERE collection = ? AND session_id = ?", (collection, session_id))
+        return [tuple(row) for row in rows]
+
+    def chunk_meta(self, collection: str, chunk_id: str) -> str | None:
+        row = self._db.execute("SELECT meta FROM keyword WHERE collection = ? AND id = ?", (collection, chunk_id)).fetchone()
+        return row[0] if row else None
+
     def keyword_value_exists(self, collection: str, column: str, value: str) -> bool:
         """Whether any keyword row of the collection has this session id, branch or tool."""
         if column == "tool":

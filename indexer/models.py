@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 MAX_TOP_K = 50
 MAX_OFFSET = 500
+MAX_READ_MESSAGES = 100
 MAX_QUERY_CHARS = 4000
 RELATIVE = re.compile(r"^(\d{1,5})\s*([hdwmy])$")
 UNIT_SECONDS = {"h": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400, "y": 365 * 86400}
@@ -116,6 +117,43 @@ class SearchResponse(BaseModel):
     total_chunks: int = Field(description="Chunks in the index.")
     next_offset: int | None = Field(None, description="Pass this as offset to get the next page; None when there is no more.")
     note: str | None = Field(None, description="Something the caller should know about these results.")
+
+
+class ReadSessionRequest(BaseModel):
+    """Which part of a session to read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str = Field(min_length=1, max_length=200)
+    around: str | None = Field(None, max_length=200, description="A message uuid or a search hit's chunk_id to centre on.")
+    offset: int | None = Field(None, ge=0, description="Start at this message index instead.")
+    limit: int = Field(20, ge=1, le=MAX_READ_MESSAGES)
+    agent_id: str | None = Field(None, max_length=100, description="Read this subagent's transcript instead of the main one.")
+
+
+class SessionMessage(BaseModel):
+    index: int = Field(description="Position in the conversation, from 0.")
+    uuid: str
+    role: str = Field(description="user, assistant, tool (results), summary (compaction), or excerpt (from the index).")
+    timestamp: str
+    text: str
+    line: int = Field(description="Line in the transcript file.")
+
+
+class SessionPage(BaseModel):
+    """Messages of one session, in order."""
+
+    session_id: str
+    project: str
+    git_branch: str
+    agent_id: str
+    source_path: str
+    total_messages: int
+    messages: list[SessionMessage]
+    previous_offset: int | None = Field(description="Pass as offset to read the messages before these.")
+    next_offset: int | None = Field(description="Pass as offset to read the messages after these.")
+    resume_command: str
+    note: str | None = None
 
 
 class ReindexOptions(BaseModel):

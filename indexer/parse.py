@@ -37,7 +37,7 @@ _TAGS = re.compile(r"</?(?:command-name|command-args|command-contents|local-comm
 # A line longer than this is skipped without being held whole. Image and document lines
 # are 0.5-1 MB and toolUseResult copies a few hundred KB; 16 MiB leaves a wide margin.
 MAX_LINE_BYTES = 16 * 1024 * 1024
-_READ_PIECE = 1024 * 1024  # lines are read in pieces of this size, so a huge one costs this much memory
+_READ_PIECE = 1024 * 1024  # lines are read in pieces: an oversized one costs about two pieces, not its length
 # Record types that are read: everything else (progress, snapshots, queue, system...) is noise.
 _READ_TYPES = frozenset({"user", "assistant"} | TITLE_TYPES)
 _READ_TYPES_RAW = frozenset(kind.encode() for kind in _READ_TYPES)
@@ -128,7 +128,7 @@ def _noise_type(raw: bytes) -> bool:
     in `}` counts as noise rather than malformed: either way it is skipped.
     """
     at = raw.find(_TYPE_KEY)
-    if at <= 0 or raw[0] != 0x7B or raw.find(b"{", 1, at) >= 0 or raw.find(b"[", 1, at) >= 0:
+    if at <= 0 or not raw.startswith(b"{") or raw.find(b"{", 1, at) >= 0 or raw.find(b"[", 1, at) >= 0:
         return False
     start = at + len(_TYPE_KEY)
     end = raw.find(b'"', start)
@@ -161,7 +161,7 @@ def _scrub_surrogates(value: Any) -> Any:
 
 
 def _decode(raw: bytes) -> Any:
-    """The JSON value of a line, or _MALFORMED. Accepts exactly what json.loads accepts."""
+    """The JSON value of a line, or _MALFORMED: orjson first, then json for what orjson rejects."""
     if orjson is not None:
         try:
             return orjson.loads(raw)

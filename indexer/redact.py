@@ -66,7 +66,7 @@ _REFERENCE = re.compile(
       | \$[A-Za-z_]\w*                 # $VAR
       | %\(\w+\)s | %s
       | <[^<>]*>                       # <your-api-key>
-      | \{[A-Za-z_][\w.]*\}            # f-string field
+      | .*\{[A-Za-z_][^{}]*\}.*         # f-string or format field
     """,
     re.X | re.S,
 )
@@ -77,10 +77,13 @@ _LITERALS = frozenset({"true", "false", "null", "none", "nil", "yes", "no", "on"
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,_:]\d+)*(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+)")
 _ABS_PATH = re.compile(r"(?:~|\.{1,2})?/|[A-Za-z]:\\|\\\\")
-_REL_PATH = re.compile(r"[\w.-]+(?:/[\w.-]+)+")
+_REL_PATH = re.compile(r"[\w.-]+(?:/[\w.-]+)+|[\w.-]+(?:\\[\w.-]+)+")  # a/b/c.txt, SOFTWARE\Microsoft
 _FILE_EXT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}")
 _DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+")
 _CODE_SHAPE = re.compile(r"[\w.$]*[(\[]|[{\[(]")
+_ASSIGNMENT = re.compile(r"[A-Z_][A-Z0-9_]{2,}=|[a-z_][a-z0-9_]{2,}=")
+_BRACKETS = re.compile(r"[()\[\]{}]")
+_CAMEL_WORD = re.compile(r"[A-Z][a-z]{2,}")
 _WORDS = re.compile(r"[A-Za-z]+(?:[_-][A-Za-z]+)*")
 _SNAKE_WORDS = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -94,6 +97,9 @@ _NOT_SECRET_SHAPE = re.compile(
 # Ids that are everywhere in logs: next to a bare secret word they are not taken for one.
 _ID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{7,64}")
 _KEBAB = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/_.~-]+=*")
+_SEPARATORS = re.compile(r"[-_./:]")
+_SIMPLE_PART = re.compile(r"[A-Za-z]+|\d+|[0-9a-f]+|[A-Za-z0-9]{0,6}")
 
 
 def _entropy(value: str) -> float:
@@ -118,12 +124,22 @@ def _is_dummy(value: str) -> bool:
     )
 
 
+def _is_structured(value: str) -> bool:
+    """Words, numbers and hashes joined by separators: a slug or a cache key, not a secret.
+
+    `setup-uv-1-x86_64-unknown-linux-gnu-0.7.13-f6c65b29...` is one; a generated secret
+    has long parts that mix cases and digits.
+    """
+    parts = _SEPARATORS.split(value)
+    return len(parts) >= 3 and all(_SIMPLE_PART.fullmatch(part) for part in parts)
+
+
 def _is_path_or_url(value: str) -> bool:
     if "://" in value or _ABS_PATH.match(value):
         return True
     # Relative paths: a secret with slashes is base64, which has capitals and no extension.
     if _REL_PATH.fullmatch(value):
-        return bool(_FILE_EXT.search(value[-7:])) or value == value.lower()
+        return "\\" in value or bool(_FILE_EXT.search(value[-7:])) or value == value.lower()
     return False
 
 
@@ -150,16 +166,31 @@ def _random_like(value: str) -> bool:
     return upper or not _KEBAB.fullmatch(value)
 
 
-def _looks_secret(value: str, min_len: int = 8) -> bool:
+def _is_code(value: str, quoted: bool) -> bool:
+    """An expression, a class name or an assignment rather than a literal."""
+    if _DOTTED_NAME.fullmatch(value) or _CODE_SHAPE.match(value):
+        return True
+    if not quoted and (_BRACKETS.search(value) or _ASSIGNMENT.match(value)):
+        return True  # token=token).sha, *(optional)*, --secrets KEY=value
+    words = _CAMEL_WORD.findall(value)
+    # V1SecretVolumeSource, _HashedAttributes, Ed448PrivateKey: class names, not secrets
+    if quoted:
+        return len(words) >= 3 and sum(map(len, words)) >= 0.7 * len(value)
+    return len(words) >= 2 and sum(map(len, words)) >= 0.5 * len(value)
+
+
+def _looks_secret(value: str, min_len: int = 8, quoted: bool = True) -> bool:
     """Whether a value assigned to a secret-sounding name is itself secret-looking."""
-    if len(value) < min_len or " " in value or value.lower() in _LITERALS:
+    if len(value) < min_len or " " in value or value.lower() in _LITERALS or _is_code(value, quoted):
         return False
     if _is_dummy(value) or _NUMBER.fullmatch(value) or _is_path_or_url(value):
         return False
-    if _DOTTED_NAME.fullmatch(value) or _CODE_SHAPE.match(value) or _EMAIL.fullmatch(value):
+    if _EMAIL.fullmatch(value):
         return False
-    if _NOT_SECRET_SHAPE.fullmatch(value):
-        return False  # hex and UUIDs stay secrets here: API_KEY=<uuid> is how some services issue keys
+    if _ID_SHAPE.fullmatch(value):
+        return True  # hex and UUIDs are secrets here: API_KEY=<uuid> is how some services issue keys
+    if _NOT_SECRET_SHAPE.fullmatch(value) or _is_structured(value):
+        return False
     if _WORDS.fullmatch(value):
         return len(value) >= 20 and _entropy(value) >= 4.0  # letters only: a word unless long and random
     if _SNAKE_WORDS.fullmatch(value) and not any(c.isdigit() for c in value):
@@ -172,9 +203,9 @@ def _looks_secret(value: str, min_len: int = 8) -> bool:
 
 def _high_entropy(value: str) -> bool:
     """A long random-looking token: what we accept after a secret name with no `=` or `:`."""
-    if len(value) < 20 or _is_dummy(value) or _is_path_or_url(value):
+    if len(value) < 20 or not _TOKEN_CHARS.fullmatch(value) or _is_dummy(value) or _is_path_or_url(value):
         return False
-    if _NOT_SECRET_SHAPE.fullmatch(value) or _ID_SHAPE.fullmatch(value):
+    if _NOT_SECRET_SHAPE.fullmatch(value) or _ID_SHAPE.fullmatch(value) or _is_structured(value) or _is_code(value, False):
         return False
     lower, upper, digit, _ = _classes(value)
     return (lower or upper) and digit and _entropy(value) >= 3.5
@@ -206,7 +237,9 @@ def _inside_placeholder(text: str, start: int, end: int) -> bool:
 class _Rule(Protocol):
     triggers: tuple[str, ...]
 
-    def apply(self, text: str, counts: Counter[str]) -> str: ...
+    def apply(self, text: str, counts: Counter[str], folded: str | None = None) -> str:
+        """Redact what this rule finds; `folded` is `text.lower()` when the caller has it."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +252,7 @@ class _PatternRule:
     check: Callable[[str], bool] | None = None
     triggers: tuple[str, ...] = ()  # lower-case substrings the text must contain; a cheap pre-filter
 
-    def apply(self, text: str, counts: Counter[str]) -> str:
+    def apply(self, text: str, counts: Counter[str], folded: str | None = None) -> str:
         return self.pattern.sub(lambda match: self._replace(match, counts), text)
 
     def _replace(self, match: re.Match[str], counts: Counter[str]) -> str:
@@ -254,7 +287,9 @@ _PEM_LABEL = r"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 _PRIVATE_KEY = _rule(
     "private_key",
     # A whole block first; a block cut off (capped tool output) runs to a blank line or the end.
-    rf"-----BEGIN {_PEM_LABEL}(?:(?:(?!-----BEGIN ).)*?-----END {_PEM_LABEL}|.*?(?=\n[ \t]*\n|\Z))",
+    # Key data must follow the header: a bare header is a constant in code, not a key.
+    rf"-----BEGIN {_PEM_LABEL}(?=[ \t]*(?:\r?\n|\\n)[ \t]*(?:[A-Za-z0-9+/=]{{16}}|Proc-Type:))"
+    rf"(?:(?:(?!-----BEGIN ).)*?-----END {_PEM_LABEL}|.*?(?=\n[ \t]*\n|\Z))",
     "-----BEGIN",
     flags=re.S,
 )
@@ -275,11 +310,11 @@ _PROVIDER_RULES = (
     ),
     _rule("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+", "hooks.slack.com"),
     _rule("slack_token", rf"(?:{_word('xox')}[abposre]-[A-Za-z0-9-]{{10,}}|{_word('xapp-')}\d-[A-Za-z0-9-]{{10,}})", "xox", "xapp-"),
-    _rule(
-        "stripe_key",
-        rf"(?:{_word('[sr]k_')}(?:live|test)_[A-Za-z0-9]{{16,247}}|{_word('whsec_')}[A-Za-z0-9]{{24,}})\b",
-        "k_live_", "k_test_", "whsec_",
+    *(
+        _rule("stripe_key", _word(prefix) + r"[A-Za-z0-9]{16,247}\b", prefix)
+        for prefix in ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
     ),
+    _rule("stripe_key", _word("whsec_") + r"[A-Za-z0-9]{24,}\b", "whsec_"),
     _rule("google_api_key", _word("AIza") + r"[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])", "aiza"),
     _rule("aws_access_key_id", _word("A") + r"(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}\b", "akia", "asia", "abia", "acca"),
     _rule("npm_token", _word("npm_") + r"[A-Za-z0-9]{36}\b", "npm_"),
@@ -288,18 +323,24 @@ _PROVIDER_RULES = (
 )
 
 _AUTHORIZATION = _ci("authorization") + r"[\"']?[ \t]*[:=][ \t]*[fbr]?[\"']?[ \t]*"
-_AWS_SECRET_NAME = (
-    rf"(?:{_ci('aws')}[_ ]?{_ci('secret')}(?:[_ ]?{_ci('access')})?(?:[_ ]?{_ci('key')})?"
-    rf"|{_ci('secret')}[_ ]?{_ci('access')}[_ ]?{_ci('key')})"
+_AWS_SECRET_NAMES = (  # aws_secret_access_key, AWS_SECRET_KEY, AWS Secret Access Key; SecretAccessKey
+    rf"{_ci('aws')}[_ ]?{_ci('secret')}(?:[_ ]?{_ci('access')})?(?:[_ ]?{_ci('key')})?",
+    rf"{_ci('secret')}[_ ]?{_ci('access')}[_ ]?{_ci('key')}",
+)
+_AWS_SECRET_VALUE = (
+    r"(?:[ \t]*\[[^\]\n]{0,20}\])?[\"']?[ \t]*(?:[:=]>?)?[ \t]*[\"']?"
+    r"(?P<secret>(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
 )
 _CONTEXT_RULES = (
-    _rule(
-        "aws_secret_key",
-        _AWS_SECRET_NAME + r"(?:[ \t]*\[[^\]\n]{0,20}\])?[\"']?[ \t]*(?:[:=]>?)?[ \t]*[\"']?"
-        r"(?P<secret>(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
-        "secret",
-        group="secret",
-        check=_random_like,
+    *(
+        _rule(
+            "aws_secret_key",
+            name + _AWS_SECRET_VALUE,
+            "aws_secret", "aws secret", "awssecret", "secret_access", "secretaccess", "secret access",
+            group="secret",
+            check=_random_like,
+        )
+        for name in _AWS_SECRET_NAMES
     ),
     # scheme://user:PASSWORD@host: keep the user and host; the last @ before the host wins.
     _rule(
@@ -311,14 +352,14 @@ _CONTEXT_RULES = (
     ),
     _rule(
         "basic_auth",
-        _AUTHORIZATION + _ci("basic") + r"[ \t]+(?P<secret>[^\s\"'`,;<>]+)",
+        _AUTHORIZATION + _ci("basic") + r"[ \t]+(?P<secret>[^\s\"'`,;<>\\]+)",
         "authorization",
         group="secret",
         check=_token_value,
     ),
     _rule(
         "bearer_token",
-        _AUTHORIZATION + rf"(?:{_ci('bearer')}|{_ci('token')}|{_ci('bot')})[ \t]+(?P<secret>[^\s\"'`,;<>]+)",
+        _AUTHORIZATION + rf"(?:{_ci('bearer')}|{_ci('token')}|{_ci('bot')})[ \t]+(?P<secret>[^\s\"'`,;<>\\]+)",
         "authorization",
         group="secret",
         check=_token_value,
@@ -343,7 +384,13 @@ _CONTEXT_RULES = (
 
 # --- NAME=value assignments ---------------------------------------------------------
 
-_KEYWORD = re.compile(r"secret|token|key|pass|pwd|pw|credential|auth")  # over lower-cased text: 5x faster than re.I
+# A keyword, the rest of its identifier, and something that could be a value after it. The
+# lookahead runs in C and drops most hits (a name with no value) before any Python runs. It
+# is searched in lower-cased text, which is 5x faster than re.I.
+_KEYWORD = re.compile(
+    r"(?:secret|token|key|pass|pwd|pw|credential|auth)[\w.-]*"
+    r"(?=(?:\\?[\"'`]\]?)?(?:[ \t]*[:=]|[ \t]+(?:is|was)[ \t]|[ \t]+[`\"']?[^\s\"'`]{8,}))"
+)
 _KEYWORD_ANY_CASE = re.compile(_KEYWORD.pattern, re.I)
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _NAME_TAIL = re.compile(r"[\w.-]*")
@@ -358,19 +405,14 @@ _SECRET_PARTS = frozenset(
      "licensekey", "authkey", "sessionkey", "clientkey", "appkey", "servicekey", "deploykey"}
 )
 _SECRET_SUFFIXES = ("token", "secret", "password", "passwd")
-# A last part that makes the name about the secret, not the secret: token_count, key_path.
-_QUALIFIERS = frozenset(
-    {"count", "counts", "len", "length", "size", "limit", "limits", "max", "min", "type", "types",
-     "name", "names", "id", "ids", "file", "files", "path", "paths", "dir", "url", "uri", "urls",
-     "endpoint", "header", "headers", "prefix", "suffix", "field", "fields", "column", "index",
-     "idx", "expiry", "expires", "expiration", "expire", "ttl", "timeout", "env", "var", "hint",
-     "policy", "usage", "version", "format", "mode", "enabled", "pattern", "regex", "label",
-     "kind", "algorithm", "alg", "scope", "scopes", "ref", "location", "provider", "manager",
-     "service", "class", "fn", "func", "callback", "handler", "required", "reset", "rotation",
-     "strength", "validator", "validators", "placeholder", "input", "prompt", "source", "mask",
-     "chars", "budget", "rate", "used", "remaining", "total", "dtype", "email", "user",
-     "username", "login", "helper", "method", "methods", "backend", "backends", "flow",
-     "error", "errors", "message", "status", "valid", "exists", "store", "storage", "style"}
+# What may follow the secret word in a secret's name: SECRET_KEY_BASE, password2, token_b64.
+# Anything else makes the name about the secret, not the secret: token_count, key_path.
+_STILL_SECRET = frozenset(
+    {"base", "hash", "data", "b64", "base64", "hex", "pem", "raw", "str",
+     "string", "bytes", "material", "plain", "plaintext", "enc", "encrypted", "live", "prod",
+     "production", "dev", "development", "test", "staging", "new", "old", "current", "previous",
+     "prev", "secondary", "backup", "override", "confirm", "confirmation", "again", "repeat",
+     "retype", "verify", "v"}
 )
 # Keys that index data, not unlock it: primary_key, sort_key, cache key.
 _DATA_KEY_PREFIXES = frozenset(
@@ -380,8 +422,15 @@ _DATA_KEY_PREFIXES = frozenset(
      "entity", "shard", "routing", "order", "table", "index", "react", "hot", "short",
      "translation", "i18n", "locale", "message", "label", "state", "storage", "config",
      "setting", "settings", "column", "field", "attr", "property", "prop", "json", "yaml",
-     "query", "search", "kv", "registry", "the", "a", "this", "that", "dictionary", "hotkey"}
+     "query", "search", "kv", "registry", "dictionary", "hotkey", "mask", "source", "target",
+     "dest", "destination", "parent", "child", "sub", "next", "prev", "previous", "metadata"}
 )
+# "api key: ..." names a secret even though the name itself is just `key`.
+_SECRET_KEY_PREFIXES = frozenset(
+    {"api", "secret", "private", "access", "signing", "master", "encryption", "license", "auth",
+     "client", "app", "deploy", "service", "my", "your", "our", "openai", "anthropic", "stripe"}
+)
+_WEAK_KEY = "weak_key"  # a lone `key`: only a high-entropy value next to it is taken
 _DATA_TOKEN_PREFIXES = frozenset(
     {"next", "page", "pagination", "continuation", "cancel", "cancellation", "sync", "stop",
      "eos", "bos", "pad", "unk", "sep", "cls", "mask", "special", "start", "end", "max", "num"}
@@ -392,43 +441,52 @@ _VALUE = (
     r"|\"(?P<dq>(?:[^\"\\\n]|\\.)*)\""
     r"|'(?P<sq>[^'\n]*)'"
     r"|`(?P<bq>[^`\n]*)`"
-    r"|(?P<bare>[^\s\"'`,;&]+))"
+    r"|(?P<bare>[^\s\"'`,;&\\]+))"
 )
 _STRICT_TAIL = re.compile(
     r"(?:\\?[\"'`]\]?)?"  # the name's closing quote, or os.environ["NAME"]
-    r"[ \t]*(?::[ \t]*[A-Za-z_][\w\[\]|. ]{0,30}?[ \t]*(?==))?"  # a type annotation: `password: str = ...`
+    r"[ \t]*(?::[ \t]*[A-Za-z_][\w.\[\]]*(?:(?:[ \t]*\|[ \t]*|,[ \t]*)[\w.\[\]]+)*[ \t]*(?==))?"  # `password: str | None = ...`
     r"(?:==|=>|:=|=|:)[ \t]*(?:[bBrRuUfF]{1,2}(?=[\"']))?" + _VALUE
 )
 _LOOSE_TAIL = re.compile(
-    r"(?:\\?[\"'`])?[ \t]+(?:(?P<verb>(?i:is|was|=|:))[ \t]+)?[`\"']?(?P<bare>[^\s\"'`,;&<>()\[\]{}]+)"
+    r"(?:\\?[\"'`])?[ \t]+(?:(?P<verb>(?i:is|was|=|:))[ \t]+)?[`\"']?(?P<bare>[^\s\"'`,;&<>()\[\]{}\\]+)"
 )
 
 
-def _name_kind(name: str, prev_word: str) -> str | None:
-    """`password` or `secret` when the name says it holds one, else None."""
-    parts = [part.lower() for part in _NAME_PART.findall(name)]
-    if not parts or parts[-1] in _QUALIFIERS:
+def _secret_part(part: str, before: str) -> str | None:
+    """The kind a name part stands for (`password`, `secret`), or None."""
+    if part in _PASSWORD_PARTS or part.endswith(("password", "passwd")):
+        return "password"
+    if (part == "key" and before in _DATA_KEY_PREFIXES) or (part == "token" and before in _DATA_TOKEN_PREFIXES):
         return None
-    for i, part in enumerate(parts):
-        before = parts[i - 1] if i else prev_word
-        if part in _PASSWORD_PARTS or part.endswith(("password", "passwd")):
-            return "password"
-        if part == "key" and before in _DATA_KEY_PREFIXES:
-            continue
-        if part == "token" and before in _DATA_TOKEN_PREFIXES:
-            continue
-        if part in _SECRET_PARTS or part.endswith(_SECRET_SUFFIXES):
-            return "secret"
-    return None
+    return "secret" if part in _SECRET_PARTS or part.endswith(_SECRET_SUFFIXES) else None
+
+
+def _name_kind(name: str, prev_word: str) -> str | None:
+    """`password` or `secret` when the name says it holds one, `weak_key` for a lone `key`, else None.
+
+    Only the last dotted component counts (`key_node.tag` is a tag), and the secret word must
+    end the name but for suffixes such as `_base` or `2`.
+    """
+    parts = [part.lower() for part in _NAME_PART.findall(name.rsplit(".", 1)[-1])]
+    if parts == ["key"] and prev_word not in _SECRET_KEY_PREFIXES:
+        # sorted(key=...), press(key: string), "cache with key: ...": mostly not secrets
+        return None if prev_word in _DATA_KEY_PREFIXES else _WEAK_KEY
+    if any(part in ("public", "pub", "publishable") for part in parts):
+        return None  # public keys and publishable keys are meant to be seen
+    kinds = [_secret_part(part, parts[i - 1] if i else prev_word) for i, part in enumerate(parts)]
+    found = [i for i, kind in enumerate(kinds) if kind]
+    if not found or not all(part in _STILL_SECRET or part.isdigit() for part in parts[found[-1] + 1 :]):
+        return None
+    return "password" if "password" in kinds else "secret"
 
 
 def _name_span(text: str, hit: re.Match[str]) -> tuple[int, int] | None:
     """The identifier around a keyword hit, or None when it is too long to be a name."""
-    start = hit.start()
+    start, end = hit.span()
     floor = max(0, start - _MAX_NAME)
     while start > floor and text[start - 1] in _NAME_CHARS:
         start -= 1
-    end = _NAME_TAIL.match(text, hit.end()).end()
     if (start == floor and floor and text[floor - 1] in _NAME_CHARS) or end - start > _MAX_NAME:
         return None
     return start, end
@@ -440,27 +498,39 @@ def _value_span(match: re.Match[str]) -> tuple[int, int, str]:
         if group in match.re.groupindex and match.group(group) is not None:
             start, end = match.span(group)
             if group == "bare":
-                trailing = ")]}>.,:!?" if match.re is _LOOSE_TAIL else ")]}>"
-                while end > start and match.string[end - 1] in trailing:
+                while end > start and match.string[end - 1] in ")]}>.,:;!?":  # closing code or prose
                     end -= 1
             return start, end, match.string[start:end]
     raise AssertionError("the value pattern always sets one group")
 
 
-def _assigned_secret(text: str, name: str, end: int, kind: str) -> tuple[int, int] | None:
-    """The span of a secret assigned to `name` (which ends at `end`), if there is one."""
-    min_len = 6 if kind == "password" else 8
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A value that follows a name: where it is, and how firmly the text ties it to the name."""
+
+    start: int
+    end: int
+    value: str
+    said: bool  # `=`, `:`, `--flag value` or "is": any secret-looking value counts; else only a random one
+    quoted: bool  # a literal for sure; a bare value may be code
+
+
+def _candidate(text: str, name: str, end: int) -> _Candidate | None:
+    """The value after `name` (which ends at `end`), if one follows it."""
     strict = _STRICT_TAIL.match(text, end)
     if strict:
-        start, stop, value = _value_span(strict)
-        return (start, stop) if _looks_secret(value, min_len) else None
+        return _Candidate(*_value_span(strict), said=True, quoted=strict.group("bare") is None)
     loose = _LOOSE_TAIL.match(text, end)
     if not loose:
         return None
-    start, stop, value = _value_span(loose)
     # `--password s3cret!` and "the password is s3cret!" say what follows; a bare gap does not.
-    said = name.startswith("-") or loose.group("verb")
-    return (start, stop) if (_looks_secret(value, min_len) if said else _high_entropy(value)) else None
+    return _Candidate(*_value_span(loose), said=name.startswith("-") or bool(loose.group("verb")), quoted=False)
+
+
+def _is_secret(candidate: _Candidate, kind: str) -> bool:
+    if candidate.said and kind != _WEAK_KEY:
+        return _looks_secret(candidate.value, 6 if kind == "password" else 8, candidate.quoted)
+    return _high_entropy(candidate.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,29 +539,29 @@ class _AssignmentRule:
 
     triggers: tuple[str, ...] = ()
 
-    def apply(self, text: str, counts: Counter[str]) -> str:
+    def apply(self, text: str, counts: Counter[str], folded: str | None = None) -> str:
         pieces: list[str] = []
         done = pos = 0
-        folded = text.lower()
+        folded = folded if folded is not None else text.lower()
         if len(folded) == len(text):
             search = functools.partial(_KEYWORD.search, folded)
         else:  # a few characters (İ) grow when lower-cased: positions would drift
             search = functools.partial(_KEYWORD_ANY_CASE.search, text)
         while hit := search(pos):
             span = _name_span(text, hit)
-            if span is None:
-                pos = _NAME_TAIL.match(text, hit.end()).end()
+            pos = hit.end()
+            if span is None or text.startswith(_PLACEHOLDER_PREFIX, span[0] - len(_PLACEHOLDER_PREFIX)):
+                continue  # not a name, or the kind inside one of our placeholders
+            name = text[span[0] : span[1]]
+            candidate = _candidate(text, name, span[1])  # cheap: most keyword hits have no value after them
+            if candidate is None:
                 continue
-            start, end = span
-            pos = end
-            if text.startswith(_PLACEHOLDER_PREFIX, start - len(_PLACEHOLDER_PREFIX)):
-                continue  # the kind inside one of our placeholders
-            prev = _PREV_WORD.search(text, max(0, start - 24), start)
-            kind = _name_kind(text[start:end], prev.group(1).lower() if prev else "")
-            secret = _assigned_secret(text, text[start:end], end, kind) if kind else None
-            if kind and secret:
-                pieces += [text[done : secret[0]], placeholder(kind)]
-                done = pos = secret[1]
+            prev = _PREV_WORD.search(text, max(0, span[0] - 24), span[0])
+            kind = _name_kind(name, prev.group(1).lower() if prev else "")
+            if kind and _is_secret(candidate, kind):
+                kind = "secret" if kind == _WEAK_KEY else kind
+                pieces += [text[done : candidate.start], placeholder(kind)]
+                done = pos = candidate.end
                 counts[kind] += 1
         return "".join(pieces) + text[done:] if pieces else text
 
@@ -543,10 +613,10 @@ class Redactor:
             result again changes nothing.
         """
         counts: Counter[str] = Counter()
-        folded = text.lower()  # triggers are checked once, on the original text
+        original, folded = text, text.lower()  # triggers are checked once, on the original text
         for rule in self._rules:
             if not rule.triggers or any(trigger in folded for trigger in rule.triggers):
-                text = rule.apply(text, counts)
+                text = rule.apply(text, counts, folded if text is original else None)
         return Redaction(text, dict(counts))
 
     def redact_text(self, text: str) -> str:

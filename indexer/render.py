@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from indexer.models import ModelInfo, ReindexReport, SearchHit, SearchResponse
+from indexer.models import ModelInfo, ReindexReport, SearchHit, SearchResponse, SessionPage
 
 def _hit(rank: int, hit: SearchHit) -> str:
     branch = f" ({hit.git_branch})" if hit.git_branch else ""
@@ -47,3 +47,13 @@ def render_report(report: ReindexReport) -> str:
 
 def render_info(info: ModelInfo) -> str:
     return "\n".join(f"{key:>18}: {value}" for key, value in info.model_dump().items() if value is not None)
+
+
+def render_session(page: SessionPage) -> str:
+    last = page.messages[-1].index if page.messages else 0
+    head = f"Session {page.session_id} | {page.project} ({page.git_branch}) | messages {page.messages[0].index if page.messages else 0}-{last} of {page.total_messages}"
+    parts = [head] + ([page.note] if page.note else [])
+    parts += [f"[{m.index}] {m.role} {m.timestamp[:16].replace('T', ' ')}\n{m.text}" for m in page.messages]
+    if page.next_offset is not None:
+        parts.append(f"More: offset={page.next_offset}.")
+    return "\n\n".join(parts)

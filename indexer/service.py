@@ -9,6 +9,7 @@ transaction when the build is complete; until then searches keep using the old o
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -24,7 +25,16 @@ from indexer.embed import ModelFacts, OllamaEmbedder
 from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError, StoreError
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
-from indexer.models import ModelInfo, ReindexOptions, ReindexReport, SearchRequest, SearchResponse, parse_when
+from indexer.models import (
+    ModelInfo,
+    ReadSessionRequest,
+    ReindexOptions,
+    ReindexReport,
+    SearchRequest,
+    SearchResponse,
+    SessionPage,
+    parse_when,
+)
 from indexer.parse import parse_file
 from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
@@ -42,6 +52,7 @@ from indexer.search import (
     to_hit,
     within_budget,
 )
+from indexer.sessions import agent_of, from_excerpts, from_transcript, page, session_page, start_index, transcript_path
 from indexer.sources import SourceFile, discover
 from indexer.store import ChromaStore, IndexIdentity, StoredHit, VectorCollection, describe_store, forget_open_clients
 
@@ -394,6 +405,30 @@ class SessionSearch:
             query=request.query, mode=mode, results=hits, total_chunks=served.collection.count(),
             next_offset=request.offset + len(hits) if more else None, note=" ".join(notes) or None,
         )
+
+    async def read_session(self, request: ReadSessionRequest) -> SessionPage:
+        """Messages of one session around a message or hit, in order; from the index if the transcript is gone."""
+        name = self._serving().record.name
+        rel_paths = self.ledger.session_sources(name, request.session_id)
+        if not rel_paths:
+            raise InvalidArgument(f"No indexed session has the id {request.session_id!r}.")
+        if request.agent_id and request.agent_id not in {agent_of(r) for r in rel_paths}:
+            raise InvalidArgument(f"Session {request.session_id} has no subagent transcript {request.agent_id!r}.")
+        rows = self.ledger.session_chunks(name, request.session_id)
+        meta = json.loads(rows[0][1]) if rows else {}
+        path = transcript_path(self.settings.projects_dir, rel_paths, request.agent_id)
+        note = None
+        if path is not None:
+            messages = await anyio.to_thread.run_sync(from_transcript, path, request.agent_id, self.settings.tool_output_chars)
+            meta["source_path"] = str(path)
+        else:
+            messages = from_excerpts(rows, request.agent_id)
+            note = "Claude Code has deleted this transcript; these are the excerpts the index kept."
+        around = self.ledger.chunk_meta(name, request.around) if request.around else None
+        around_uuid = json.loads(around)["first_uuid"] if around else request.around
+        start = start_index(messages, request, around_uuid)
+        shown = page(messages, start, request.limit, self.settings.result_tokens)
+        return session_page(request, messages, start, shown, meta, note)
 
     def _note(self, found: bool) -> str | None:
         notes = [] if found else ["No indexed chunk matches these filters."]

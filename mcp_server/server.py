@@ -22,10 +22,23 @@ from pydantic import BaseModel, Field, ValidationError
 
 from indexer.config import Settings, load_settings
 from indexer.errors import SessionSearchError
-from indexer.models import MAX_OFFSET, MAX_TOP_K, Kind, Mode, ModelInfo, ReindexOptions, ReindexReport, SearchRequest, SearchResponse
+from indexer.models import (
+    MAX_OFFSET,
+    MAX_READ_MESSAGES,
+    MAX_TOP_K,
+    Kind,
+    Mode,
+    ModelInfo,
+    ReadSessionRequest,
+    ReindexOptions,
+    ReindexReport,
+    SearchRequest,
+    SearchResponse,
+    SessionPage,
+)
 from indexer.pipeline import ReindexProgress
 from indexer.service import SessionSearch
-from indexer.render import render_info, render_report, render_search
+from indexer.render import render_info, render_report, render_search, render_session
 
 log = logging.getLogger("session_search.server")
 T = TypeVar("T")
@@ -37,8 +50,10 @@ Use `search` when the user refers to earlier work ("what did we decide about…"
 "have I seen this error before", "find the session where…") or when an error, file or decision \
 may have come up before. Quote exact strings (error messages, file names, flags) in the query.
 Filters: `project` (a path or part of one; the current working directory is a good default), \
-`session_id`, `since`/`until` (ISO dates). Each result gives `claude --resume <session_id>` to reopen \
-the session. `model_info` tells whether the index is built and current; `reindex` brings it up to date."""
+`session_id`, `git_branch`, `since`/`until` (ISO dates or 7d, 2w), `kind`, `tool`, `include_subagents`. \
+Results are snippets: call `read_session` with the session_id and the hit's chunk_id as `around` to read \
+the conversation around it, and page with offset. Each result gives `claude --resume <session_id>` to \
+reopen the session. `model_info` tells whether the index is built and current; `reindex` updates it."""
 
 
 @dataclass(slots=True)
@@ -129,6 +144,34 @@ def build_server(settings: Settings) -> MCPServer:
             raise ToolError(_one_line(exc)) from None
         response = await _tool_call(_index(ctx).search(request))
         return _result(response, render_search(response))
+
+    @server.tool(
+        title="Read a past session",
+        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+    )
+    async def read_session(
+        session_id: Annotated[str, Field(description="The session to read (a search result's session_id).")],
+        ctx: Context,
+        around: Annotated[str | None, Field(description="A search result's chunk_id, or a message uuid, to centre on.")] = None,
+        offset: Annotated[int | None, Field(ge=0, description="Start at this message index (paging).")] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_READ_MESSAGES, description="How many messages at most.")] = 20,
+        agent_id: Annotated[str | None, Field(description="Read this subagent's conversation instead of the main one.")] = None,
+    ) -> Annotated[CallToolResult, SessionPage]:
+        """Read the conversation around a search hit, in order, with roles and timestamps.
+
+        Args:
+            session_id: The session id from a search result.
+            around: The hit's chunk_id (or a message uuid); the page starts a few messages before it.
+            offset: Message index to start at; use previous_offset / next_offset to page.
+            limit: Messages per page, 1 to 100; long pages are cut to the size budget.
+            agent_id: A subagent's id (from a result's agent_id) to read its conversation.
+        """
+        try:
+            request = ReadSessionRequest(session_id=session_id, around=around, offset=offset, limit=limit, agent_id=agent_id)
+        except ValidationError as exc:
+            raise ToolError(_one_line(exc)) from None
+        session = await _tool_call(_index(ctx).read_session(request))
+        return _result(session, render_session(session))
 
     @server.tool(
         title="Update the session index",

@@ -1,0 +1,99 @@
+"""read_session: the conversation around a hit, in order, paged and bounded. Read-only.
+
+Only transcripts the ledger knows are read, and only inside the projects dir: no
+argument names a path. A transcript Claude Code has deleted is shown from the excerpts
+the index kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from indexer.chunk import count_tokens
+from indexer.errors import InvalidArgument
+from indexer.models import ReadSessionRequest, SessionMessage, SessionPage
+from indexer.parse import Message, parse_file
+from indexer.sources import SourceFile
+
+MESSAGE_CHARS = 2000
+CONTEXT_BEFORE = 4  # messages shown before the one asked for
+
+
+def agent_of(rel_path: str) -> str:
+    name = Path(rel_path).name.removesuffix(".jsonl")
+    return name.removeprefix("agent-") if name.startswith("agent-") else ""
+
+
+def transcript_path(projects_dir: Path, rel_paths: Sequence[str], agent_id: str | None) -> Path | None:
+    """The session's main transcript, or its subagent's, if it is still on disk."""
+    root = projects_dir.resolve()
+    for rel_path in rel_paths:
+        if agent_of(rel_path) != (agent_id or ""):
+            continue
+        path = (projects_dir / rel_path).resolve()
+        if not path.is_relative_to(root):
+            raise InvalidArgument("That transcript lies outside the Claude Code projects directory; it is not read.")
+        return path if path.is_file() else None
+    return None
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= MESSAGE_CHARS else f"{text[:MESSAGE_CHARS]} …[{len(text) - MESSAGE_CHARS} more chars]"
+
+
+def from_transcript(path: Path, agent_id: str | None, tool_output_chars: int) -> list[SessionMessage]:
+    """The conversation of one stream (main, or one subagent) of a transcript file."""
+    source = SourceFile(path, path.name, path.stem, agent_id, None, 0, 0)
+    messages: list[Message] = [m for m in parse_file(source, tool_output_chars).messages if bool(agent_id) == m.is_sidechain]
+    return [
+        SessionMessage(index=i, uuid=m.uuid, role=m.role, timestamp=m.timestamp, text=_capped(m.text), line=m.line_start)
+        for i, m in enumerate(messages)
+    ]
+
+
+def from_excerpts(rows: Sequence[tuple[str, str]], agent_id: str | None) -> list[SessionMessage]:
+    """A deleted transcript, rebuilt from the indexed chunks, in file order."""
+    chunks = [(text, json.loads(meta)) for text, meta in rows]
+    chunks = [(t, m) for t, m in chunks if (m.get("agent_id") or "") == (agent_id or "")]
+    chunks.sort(key=lambda c: (c[1].get("line_start", 0), c[1].get("window", 0)))
+    return [
+        SessionMessage(index=i, uuid=str(m.get("first_uuid", "")), role="excerpt", timestamp=str(m.get("timestamp", "")),
+                       text=_capped(t), line=int(m.get("line_start", 0)))
+        for i, (t, m) in enumerate(chunks)
+    ]
+
+
+def start_index(messages: Sequence[SessionMessage], request: ReadSessionRequest, around_uuid: str | None) -> int:
+    """Where the page starts: the offset asked for, or a little before the message asked for."""
+    if request.offset is not None:
+        return min(request.offset, max(len(messages) - 1, 0))
+    if around_uuid is None:
+        return 0
+    found = next((m.index for m in messages if m.uuid == around_uuid), None)
+    if found is None:
+        raise InvalidArgument(f"Session {request.session_id} has no message {request.around!r} (a message uuid or a search hit's chunk_id).")
+    return max(found - CONTEXT_BEFORE, 0)
+
+
+def page(messages: Sequence[SessionMessage], start: int, limit: int, budget_tokens: int) -> list[SessionMessage]:
+    """Up to `limit` messages from `start` that fit the token budget (at least one)."""
+    kept: list[SessionMessage] = []
+    used = 0
+    for message in messages[start : start + limit]:
+        used += count_tokens(message.text) + 20
+        if kept and used > budget_tokens:
+            break
+        kept.append(message)
+    return kept
+
+
+def session_page(request: ReadSessionRequest, messages: list[SessionMessage], start: int, shown: list[SessionMessage], meta: dict[str, object], note: str | None) -> SessionPage:
+    end = start + len(shown)
+    return SessionPage(
+        session_id=request.session_id, project=str(meta.get("project", "")), git_branch=str(meta.get("git_branch", "")),
+        agent_id=request.agent_id or "", source_path=str(meta.get("source_path", "")), total_messages=len(messages),
+        messages=shown, previous_offset=max(start - request.limit, 0) if start > 0 else None,
+        next_offset=end if end < len(messages) else None, resume_command=f"claude --resume {request.session_id}", note=note,
+    )

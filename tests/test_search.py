@@ -1,0 +1,152 @@
+"""Search shaping and filters, and read_session, over the indexed real transcripts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURE_HOME, settings_for
+from ollama_standin import OllamaStandIn
+from test_incremental import reindex
+
+from indexer.chunk import count_tokens
+from indexer.config import Settings
+from indexer.errors import InvalidArgument
+from indexer.models import ReadSessionRequest, SearchRequest, SearchResponse, SessionPage
+from indexer.service import SessionSearch
+
+BIG_SESSION = "258c7280-ae70-4798-800f-63464d01a85d"  # the largest fixture: 2.7 MB, 1,863 lines
+SUBAGENT_PARENT = "ef958aa1-0e93-49f0-bb71-150f63befcd1"
+
+
+async def run_search(settings: Settings, **fields: object) -> SearchResponse:
+    index = SessionSearch(settings)
+    try:
+        return await index.search(SearchRequest(**fields))
+    finally:
+        await index.aclose()
+
+
+async def read(settings: Settings, **fields: object) -> SessionPage:
+    index = SessionSearch(settings)
+    try:
+        return await index.read_session(ReadSessionRequest(**fields))
+    finally:
+        await index.aclose()
+
+
+def _overlap(a, b) -> bool:  # noqa: ANN001 - SearchHit
+    return a.source_path == b.source_path and a.line_start <= b.line_end and b.line_start <= a.line_end
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+async def test_one_result_per_exchange_best_first(fixture_index: Settings, mode: str) -> None:
+    response = await run_search(fixture_index, query="run the tests and fix the failing ones", top_k=20, mode=mode)
+    hits = response.results
+    assert len(hits) >= 5 and response.mode == mode
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert not any(_overlap(a, b) for i, a in enumerate(hits) for b in hits[i + 1 :])
+
+
+async def test_paging_continues_without_repeats(fixture_index: Settings) -> None:
+    first = await run_search(fixture_index, query="error when running the server", top_k=5)
+    second = await run_search(fixture_index, query="error when running the server", top_k=5, offset=first.next_offset)
+    assert first.next_offset == 5
+    assert not {h.chunk_id for h in first.results} & {h.chunk_id for h in second.results}
+
+
+async def test_exact_strings_are_found_by_keywords(fixture_index: Settings) -> None:
+    response = await run_search(fixture_index, query="mix phx.server", mode="keyword")
+    assert response.results[0].session_id == "55604662-cf2a-4331-851a-ec234028f8ca"
+    assert "phx.server" in response.results[0].snippet
+
+
+async def test_the_snippet_is_centred_on_what_matched(fixture_index: Settings) -> None:
+    response = await run_search(fixture_index, query="ecto", mode="keyword", top_k=5)
+    assert len(response.results) == 5
+    for hit in response.results:
+        assert len(hit.snippet) <= 702  # 700 characters and the ellipses
+        assert "ecto" in hit.snippet.lower()
+
+
+@pytest.mark.parametrize(
+    ("filters", "holds"),
+    [
+        ({"project": "spotter"}, lambda h: "spotter" in h.project),
+        ({"session_id": SUBAGENT_PARENT}, lambda h: h.session_id == SUBAGENT_PARENT),
+        ({"git_branch": "master"}, lambda h: h.git_branch == "master"),
+        ({"since": "2026-02-01"}, lambda h: h.timestamp >= "2026-02-01"),
+        ({"until": "2025-10-01"}, lambda h: h.timestamp <= "2025-10-01T23:59:59.999Z"),
+        ({"kind": "compaction_summary"}, lambda h: h.kind == "compaction_summary"),
+        ({"tool": "Bash"}, lambda h: "Bash" in h.tools),
+        ({"include_subagents": False}, lambda h: h.agent_id == ""),
+    ],
+)
+@pytest.mark.parametrize("mode", ["keyword", "vector"])
+async def test_each_filter_excludes_what_it_should(fixture_index: Settings, filters: dict, holds, mode: str) -> None:
+    everything = await run_search(fixture_index, query="what did we change in the code and why", top_k=50, mode=mode)
+    assert not all(holds(h) for h in everything.results), "the unfiltered search must include something the filter removes"
+    filtered = await run_search(fixture_index, query="what did we change in the code and why", top_k=50, mode=mode, **filters)
+    assert filtered.results
+    assert all(holds(h) for h in filtered.results)
+
+
+async def test_relative_dates_are_understood(fixture_index: Settings) -> None:
+    recent = await run_search(fixture_index, query="server", since="7d")
+    old = await run_search(fixture_index, query="server", since="100y")
+    assert recent.results == [] and recent.note
+    assert old.results
+
+
+async def test_answers_stay_under_the_token_budget_on_the_largest_session(fixture_index: Settings) -> None:
+    response = await run_search(fixture_index, query="hook progress agent task", top_k=50, session_id=BIG_SESSION)
+    assert count_tokens(response.model_dump_json()) <= fixture_index.result_tokens * 1.2
+    assert response.next_offset is not None and "fit the size budget" in response.note
+    page = await read(fixture_index, session_id=BIG_SESSION, limit=100)
+    assert count_tokens(page.model_dump_json()) <= fixture_index.result_tokens * 1.3
+    assert page.next_offset == len(page.messages)
+
+
+async def test_read_session_around_a_hit_shows_it_in_order(fixture_index: Settings) -> None:
+    hit = (await run_search(fixture_index, query="mix phx.server doesnt seem to start")).results[0]
+    page = await read(fixture_index, session_id=hit.session_id, around=hit.chunk_id, limit=10)
+    assert any("mix phx.server doesnt seem to start" in m.text for m in page.messages)
+    assert [m.index for m in page.messages] == list(range(page.messages[0].index, page.messages[0].index + len(page.messages)))
+    assert {m.role for m in page.messages} >= {"user", "assistant"}
+    assert page.project == "/home/marco/projects/spotter" and page.resume_command.endswith(hit.session_id)
+
+
+async def test_read_session_pages_through_a_subagent(fixture_index: Settings) -> None:
+    page = await read(fixture_index, session_id=SUBAGENT_PARENT, agent_id="a4ca7529859c158c2", limit=5)
+    assert page.agent_id == "a4ca7529859c158c2" and page.total_messages > 5
+    following = await read(fixture_index, session_id=SUBAGENT_PARENT, agent_id="a4ca7529859c158c2", offset=page.next_offset, limit=5)
+    assert following.messages[0].index == 5 and following.previous_offset == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"session_id": "no-such-session"}, "No indexed session"),
+        ({"session_id": "../../../etc/passwd"}, "No indexed session"),
+        ({"session_id": SUBAGENT_PARENT, "agent_id": "nobody"}, "no subagent transcript"),
+        ({"session_id": SUBAGENT_PARENT, "around": "not-a-message"}, "has no message"),
+    ],
+)
+async def test_read_session_refuses_what_it_cannot_show(fixture_index: Settings, fields: dict, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        await read(fixture_index, **fields)
+
+
+async def test_a_deleted_transcript_is_read_from_the_index(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    home = tmp_path / "claude"
+    shutil.copytree(FIXTURE_HOME / "projects" / "-home-marco-projects-spotter", home / "projects" / "-home-marco-projects-spotter")
+    settings = settings_for(ollama.url, home, tmp_path / "data")
+    await reindex(settings)
+    next((home / "projects").rglob("55604662-*.jsonl")).unlink()
+    page = await read(settings, session_id="55604662-cf2a-4331-851a-ec234028f8ca")
+    assert "deleted" in page.note
+    assert page.messages and page.messages[0].role == "excerpt"
+    assert "mix phx.server" in page.messages[0].text
+    assert json.loads(page.model_dump_json())["total_messages"] == len(page.messages)
