@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from pydantic import BaseModel, ValidationError
@@ -20,8 +20,10 @@ from pydantic import BaseModel, ValidationError
 from indexer.config import Settings, load_settings
 from indexer.errors import IndexBusy, SessionSearchError
 from indexer.models import ReindexOptions, SearchRequest
-from indexer.pipeline import ReindexProgress
 from indexer.render import render_info, render_report, render_search
+
+if TYPE_CHECKING:
+    from indexer.pipeline import ReindexProgress
 
 T = TypeVar("T")
 EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 75, 130
@@ -40,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     reindex.add_argument("--dry-run", action="store_true", help="count files, chunks and tokens; embed nothing")
     reindex.add_argument("--quiet", action="store_true", help="no progress output")
     reindex.add_argument("--json", action="store_true", help="print the report as JSON")
+    hook = commands.add_parser("hook", help="run as a Claude Code hook (reads the hook's JSON on stdin)")
+    hook.add_argument("event", help="SessionStart or Stop")
     search = commands.add_parser("search", help="search indexed sessions")
     search.add_argument("query")
     search.add_argument("-k", "--top-k", type=int, default=10)
@@ -122,6 +126,10 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "hook":
+        from indexer.hooks import run_hook
+
+        return run_hook(args.event)
     if args.command == "serve":
         from mcp_server.server import serve
 

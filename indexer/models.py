@@ -164,6 +164,7 @@ class ReindexOptions(BaseModel):
     project: str | None = None
     since: str | None = None
     dry_run: bool = False
+    paths: list[str] | None = Field(None, description="Only these transcript files (the Stop hook's session).")
 
     @field_validator("since")
     @classmethod

@@ -62,7 +62,9 @@ class Redaction:
 
 _REFERENCE = re.compile(
     r"""\[REDACTED:[\w.-]+\]           # ours, from an earlier pass
-      | .*(?:\$\{|\$\(|\{\{|\{%).*     # ${VAR}, $(cmd), {{ template }}
+      | .*\$\{[A-Za-z_]\w*(?:[:?+=-][^}]*)?\}.*   # ${VAR}, ${VAR:-default}
+      | (?:.*\s)?\$\([a-z][\w-]*(?:[ )].*)?   # $(gh auth token), at the start or after a space
+      | .*(?:\{\{|\{%).*                # {{ template }}, {% tag %}
       | \$[A-Za-z_]\w*                 # $VAR
       | %\(\w+\)s | %s
       | <[^<>]*>                       # <your-api-key>
@@ -79,12 +81,12 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,_:]\d+)*(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-
 _ABS_PATH = re.compile(r"(?:~|\.{1,2})?/|[A-Za-z]:\\|\\\\")
 _REL_PATH = re.compile(r"[\w.-]+(?:/[\w.-]+)+|[\w.-]+(?:\\[\w.-]+)+")  # a/b/c.txt, SOFTWARE\Microsoft
 _FILE_EXT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}")
-_DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+")
+_DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:[?!]?\.[A-Za-z_$][\w$]*)+")  # also options?.token
 _CODE_SHAPE = re.compile(r"[\w.$]*[(\[]|[{\[(]")
 _ASSIGNMENT = re.compile(r"[A-Z_][A-Z0-9_]{2,}=|[a-z_][a-z0-9_]{2,}=")
-_BRACKETS = re.compile(r"[()\[\]{}]")
+_BRACKETS = re.compile(r"[()\[\]{}<>]")
 _CAMEL_WORD = re.compile(r"[A-Z][a-z]{2,}")
-_WORDS = re.compile(r"[A-Za-z]+(?:[_-][A-Za-z]+)*")
+_WORDS = re.compile(r"[#@:]?[A-Za-z]+(?:[_-][A-Za-z]+)*")  # also "#document", "@user", ":sym"
 _SNAKE_WORDS = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NOT_SECRET_SHAPE = re.compile(
@@ -193,8 +195,8 @@ def _looks_secret(value: str, min_len: int = 8, quoted: bool = True) -> bool:
         return False
     if _WORDS.fullmatch(value):
         return len(value) >= 20 and _entropy(value) >= 4.0  # letters only: a word unless long and random
-    if _SNAKE_WORDS.fullmatch(value) and not any(c.isdigit() for c in value):
-        return False
+    if _SNAKE_WORDS.fullmatch(value) and all(_SIMPLE_PART.fullmatch(part) for part in value.split("_")):
+        return False  # value_10, get_sort_key: identifiers
     lower, upper, digit, other = _classes(value)
     if (lower or upper) and (digit or other):
         return True
@@ -205,7 +207,9 @@ def _high_entropy(value: str) -> bool:
     """A long random-looking token: what we accept after a secret name with no `=` or `:`."""
     if len(value) < 20 or not _TOKEN_CHARS.fullmatch(value) or _is_dummy(value) or _is_path_or_url(value):
         return False
-    if _NOT_SECRET_SHAPE.fullmatch(value) or _ID_SHAPE.fullmatch(value) or _is_structured(value) or _is_code(value, False):
+    if _NOT_SECRET_SHAPE.fullmatch(value) or _ID_SHAPE.fullmatch(value):
+        return False
+    if _is_structured(value) or _is_code(value, quoted=False):
         return False
     lower, upper, digit, _ = _classes(value)
     return (lower or upper) and digit and _entropy(value) >= 3.5
@@ -227,14 +231,24 @@ def _password_value(value: str) -> bool:
 _OURS = re.compile(r"\[REDACTED:[\w.-]+\]")
 
 
-def _inside_placeholder(text: str, start: int, end: int) -> bool:
-    """Whether [start, end) overlaps one of our placeholders: an earlier pass's work, not a secret."""
+def _cuts_placeholder(text: str, start: int, end: int) -> bool:
+    """Whether [start, end) is one of our placeholders or cuts into one: an earlier pass's work.
+
+    A span that holds whole placeholders and more (a cut-off key block running to the end
+    of the text) is still redacted.
+    """
     if _PLACEHOLDER_PREFIX not in text:
         return False
-    return any(found.start() < end and start < found.end() for found in _OURS.finditer(text))
+    for found in _OURS.finditer(text):
+        low, high = found.span()
+        if (start, end) == (low, high) or low < start < high or low < end < high:
+            return True
+    return False
 
 
 class _Rule(Protocol):
+    """One redaction step; rules run in order over the text the previous one returned."""
+
     triggers: tuple[str, ...]
 
     def apply(self, text: str, counts: Counter[str], folded: str | None = None) -> str:
@@ -260,13 +274,18 @@ class _PatternRule:
         start, end = match.span(self.group)
         secret = match.group(self.group)
         base = match.start()
-        if start == end or _inside_placeholder(whole, start - base, end - base) or (self.check and not self.check(secret)):
+        if start == end or _cuts_placeholder(whole, start - base, end - base):
+            return whole
+        if self.check and not self.check(secret):
             return whole
         counts[self.kind] += 1
         return whole[: start - base] + placeholder(self.kind) + whole[end - base :]
 
 
-def _rule(kind: str, regex: str, *triggers: str, group: int | str = 0, check: Callable[[str], bool] | None = None, flags: int = 0) -> _PatternRule:
+def _rule(
+    kind: str, regex: str, *triggers: str, group: int | str = 0, check: Callable[[str], bool] | None = None, flags: int = 0
+) -> _PatternRule:
+    """A pattern rule; `triggers` are substrings without which it cannot match (any case)."""
     return _PatternRule(kind, re.compile(regex, flags), group, check, tuple(t.lower() for t in triggers))
 
 
@@ -309,7 +328,12 @@ _PROVIDER_RULES = (
         "glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "gloas-", "glsoat-",
     ),
     _rule("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+", "hooks.slack.com"),
-    _rule("slack_token", rf"(?:{_word('xox')}[abposre]-[A-Za-z0-9-]{{10,}}|{_word('xapp-')}\d-[A-Za-z0-9-]{{10,}})", "xox", "xapp-"),
+    _rule(
+        "slack_token",
+        rf"(?:{_word('xox')}[abposre]-[A-Za-z0-9-]{{10,}}|{_word('xapp-')}\d-[A-Za-z0-9-]{{10,}})",
+        "xox",
+        "xapp-",
+    ),
     *(
         _rule("stripe_key", _word(prefix) + r"[A-Za-z0-9]{16,247}\b", prefix)
         for prefix in ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
@@ -388,12 +412,11 @@ _CONTEXT_RULES = (
 # lookahead runs in C and drops most hits (a name with no value) before any Python runs. It
 # is searched in lower-cased text, which is 5x faster than re.I.
 _KEYWORD = re.compile(
-    r"(?:secret|token|key|pass|pwd|pw|credential|auth)[\w.-]*"
+    r"(?:secret|token|key|pass|pwd|pw|credential|auth)[\w.-]{0,64}"  # bounded: a long blob cannot backtrack far
     r"(?=(?:\\?[\"'`]\]?)?(?:[ \t]*[:=]|[ \t]+(?:is|was)[ \t]|[ \t]+[`\"']?[^\s\"'`]{8,}))"
 )
 _KEYWORD_ANY_CASE = re.compile(_KEYWORD.pattern, re.I)
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-_NAME_TAIL = re.compile(r"[\w.-]*")
 _NAME_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _PREV_WORD = re.compile(r"([A-Za-z]+) $")
 _MAX_NAME = 64
@@ -445,11 +468,12 @@ _VALUE = (
 )
 _STRICT_TAIL = re.compile(
     r"(?:\\?[\"'`]\]?)?"  # the name's closing quote, or os.environ["NAME"]
-    r"[ \t]*(?::[ \t]*[A-Za-z_][\w.\[\]]*(?:(?:[ \t]*\|[ \t]*|,[ \t]*)[\w.\[\]]+)*[ \t]*(?==))?"  # `password: str | None = ...`
+    # a type annotation: `password: str | None = ...`
+    r"[ \t]*(?::[ \t]*[A-Za-z_][\w.\[\]]*(?:(?:[ \t]*\|[ \t]*|,[ \t]*)[\w.\[\]]+)*[ \t]*(?==))?"
     r"(?:==|=>|:=|=|:)[ \t]*(?:[bBrRuUfF]{1,2}(?=[\"']))?" + _VALUE
 )
 _LOOSE_TAIL = re.compile(
-    r"(?:\\?[\"'`])?[ \t]+(?:(?P<verb>(?i:is|was|=|:))[ \t]+)?[`\"']?(?P<bare>[^\s\"'`,;&<>()\[\]{}\\]+)"
+    r"(?:\\?[\"'`])?[ \t]+(?:(?P<verb>(?i:is|was))[ \t]+)?[`\"']?(?P<bare>[^\s\"'`,;&<>()\[\]{}\\]+)"
 )
 
 
@@ -524,10 +548,12 @@ def _candidate(text: str, name: str, end: int) -> _Candidate | None:
     if not loose:
         return None
     # `--password s3cret!` and "the password is s3cret!" say what follows; a bare gap does not.
-    return _Candidate(*_value_span(loose), said=name.startswith("-") or bool(loose.group("verb")), quoted=False)
+    said = name.startswith("-") or bool(loose.group("verb"))
+    return _Candidate(*_value_span(loose), said=said, quoted=False)
 
 
 def _is_secret(candidate: _Candidate, kind: str) -> bool:
+    """Whether the candidate value is a secret, given how firmly it is tied to its name."""
     if candidate.said and kind != _WEAK_KEY:
         return _looks_secret(candidate.value, 6 if kind == "password" else 8, candidate.quoted)
     return _high_entropy(candidate.value)

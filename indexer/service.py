@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 
@@ -150,6 +151,9 @@ class SessionSearch:
             sources = [s for s in sources if wanted in s.rel_path.split("/", 1)[0]]
             if not sources:
                 raise InvalidArgument(f"No transcripts under {self.settings.projects_dir} belong to a project matching {options.project!r}.")
+        if options.paths is not None:
+            wanted_paths = {str(Path(p).resolve()) for p in options.paths}
+            sources = [s for s in sources if str(s.path.resolve()) in wanted_paths]
         if options.since:
             since_ns = int(parse_when(options.since, end_of_day=False).timestamp() * 1e9)
             sources = [s for s in sources if s.mtime_ns >= since_ns]
@@ -192,7 +196,7 @@ class SessionSearch:
             tally = await run.run(todo)
             if options.prune:
                 pruned = await self._prune(target)
-            if migrating and not (options.project or options.since):
+            if migrating and not (options.project or options.since or options.paths is not None):
                 await self._carry_over(store, target, run.tally)
                 await anyio.to_thread.run_sync(self._switch, store, target.name)
                 switched = 1

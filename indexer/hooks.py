@@ -1,0 +1,124 @@
+"""`session-search hook <event>`: Claude Code hooks that keep the index fresh.
+
+    SessionStart  starts a detached catch-up reindex and returns at once
+    Stop          indexes the new lines of the session that just answered
+
+Both print nothing (on Stop, output or exit code 2 would make Claude continue; on
+SessionStart, stdout would be read as context), always exit 0, and write what went wrong
+to <data dir>/hooks.log instead. The detached reindex gets no pipe of Claude Code's (a
+child holding the hook's stdout open is what hangs Claude Code, claude-code#43123), runs in
+its own session, and exits when its work is done. It never waits for the writer lock:
+another writer means the index is being updated already.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from indexer.config import Settings, load_settings
+from indexer.errors import IndexBusy, SessionSearchError
+
+GUARD = "SESSION_SEARCH_HOOK_CHILD"  # set in what a hook starts, so nothing it starts runs a hook again
+LOG_NAME = "hooks.log"
+log = logging.getLogger("session_search.hooks")
+
+
+def _log_to_file(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(data_dir / LOG_NAME, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _read_event(stdin: Any) -> dict[str, Any]:
+    try:
+        event = json.loads(stdin.read() or "{}")
+    except ValueError:
+        log.warning("hook input is not JSON; ignored")
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def start_catch_up(settings: Settings) -> int:
+    """Start `python -m indexer --quiet`, detached from Claude Code; returns its pid."""
+    logfile = open(settings.data_dir / LOG_NAME, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "indexer", "--quiet"],
+            stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile, close_fds=True,
+            start_new_session=True, env={**os.environ, GUARD: "1"}, cwd=settings.data_dir,
+        )
+    finally:
+        logfile.close()
+    log.info("SessionStart: catch-up reindex started (pid %d, session %d)", child.pid, os.getsid(child.pid))
+    return child.pid
+
+
+def _transcripts_of(settings: Settings, event: dict[str, Any]) -> list[str] | None:
+    """The session's transcript and its subagents' files, if the path lies in the projects dir."""
+    raw = event.get("transcript_path")
+    if not isinstance(raw, str) or not raw:
+        log.warning("Stop: no transcript_path in the hook input")
+        return None
+    path = Path(raw).expanduser().resolve()
+    if not path.is_relative_to(settings.projects_dir.resolve()):
+        log.warning("Stop: %s is outside %s; not indexed", path, settings.projects_dir)
+        return None
+    subagents = path.with_suffix("") / "subagents"
+    return [str(path)] + sorted(str(p) for p in subagents.glob("agent-*.jsonl"))
+
+
+def index_session(settings: Settings, event: dict[str, Any]) -> None:
+    """Index the new lines of the session the Stop event names."""
+    import anyio
+
+    from indexer.models import ReindexOptions
+    from indexer.service import SessionSearch
+
+    paths = _transcripts_of(settings, event)
+    if not paths:
+        return
+
+    async def run() -> None:
+        index = SessionSearch(settings)
+        try:
+            report = await index.reindex(ReindexOptions(paths=paths))
+            log.info("Stop: %d files, %d chunks added", report.files_indexed, report.chunks_added)
+        finally:
+            await index.aclose()
+
+    anyio.run(run)
+
+
+def run_hook(event_name: str, stdin: Any = sys.stdin) -> int:
+    """Entry point of `session-search hook EVENT`. Always 0; failures go to hooks.log."""
+    if os.environ.get(GUARD):
+        return 0
+    try:
+        settings = load_settings()
+    except SessionSearchError:
+        return 0  # no data dir to log to; `session-search info` shows the setting error
+    _log_to_file(settings.data_dir)
+    event = _read_event(stdin)
+    try:
+        if event_name == "SessionStart":
+            start_catch_up(settings)
+        elif event_name == "Stop":
+            index_session(settings, event)
+        else:
+            log.warning("unknown hook event %r; nothing done", event_name)
+    except IndexBusy as exc:
+        log.info("%s: %s", event_name, exc)
+    except SessionSearchError as exc:
+        log.warning("%s: %s", event_name, exc)
+    except Exception:  # a hook must never show Claude a traceback or a failure
+        log.exception("%s failed", event_name)
+    return 0
