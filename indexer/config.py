@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from indexer.errors import ConfigError
 
@@ -38,6 +38,9 @@ ENV_VARS: dict[str, str] = {
     "result_tokens": "SESSION_SEARCH_RESULT_TOKENS",
     "num_ctx": "SESSION_SEARCH_NUM_CTX",
     "prompt_file": "SESSION_SEARCH_PROMPT_FILE",
+    "embed_backend": "SESSION_SEARCH_EMBED_BACKEND",
+    "openai_base_url": "SESSION_SEARCH_OPENAI_BASE_URL",
+    "openai_api_key": "SESSION_SEARCH_OPENAI_API_KEY",
 }
 
 
@@ -73,6 +76,9 @@ class Settings(BaseModel):
     result_tokens: int = Field(3000, ge=500, le=20000, description="Token budget of one search or read_session answer.")
     num_ctx: int = Field(4096, ge=512, description="Ollama num_ctx, sent identically on every call.")
     prompt_file: Path | None = Field(None, description="A prompt-template TOML file to use instead of the built-in one.")
+    embed_backend: Literal["ollama", "openai"] = Field("ollama", description="Who embeds: Ollama, or an OpenAI-compatible server.")
+    openai_base_url: str | None = Field(None, description="The OpenAI-compatible server, e.g. http://gpu-box:8080/v1.")
+    openai_api_key: SecretStr | None = Field(None, description="Its API key; never logged or shown.")
 
     @field_validator("ollama_host")
     @classmethod
@@ -99,6 +105,19 @@ class Settings(BaseModel):
     def _overlap_below_window(self) -> Settings:
         if self.chunk_overlap * 2 > self.chunk_tokens:
             raise ValueError("chunk_overlap must be at most half of chunk_tokens")
+        return self
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must look like http://gpu-box:8080/v1")
+        return value or None
+
+    @model_validator(mode="after")
+    def _openai_needs_a_url(self) -> Settings:
+        if self.embed_backend == "openai" and not self.openai_base_url:
+            raise ValueError("SESSION_SEARCH_OPENAI_BASE_URL must be set when SESSION_SEARCH_EMBED_BACKEND=openai")
         return self
 
     @property

@@ -1,8 +1,10 @@
-"""Embeddings through Ollama's /api/embed, with the ollama client's errors translated to ours.
+"""Embedders: the shared batching and checks, and Ollama's /api/embed.
 
-Every call sends the same options (a change would reload the model), an explicit
-timeout, and checks what comes back: a vector of the wrong length is an error, and an
-input Ollama rejects as NaN is skipped and reported as None.
+`Embedder` owns batching and checks what comes back: a vector of the wrong length is an
+error, and an input the model returns NaN for is skipped and reported as None. A backend
+implements `_embed_request` and `_describe`. The Ollama one sends the same options on
+every call (a change would reload the model), with an explicit timeout, and translates
+the ollama client's errors into ours.
 """
 
 from __future__ import annotations
@@ -25,18 +27,19 @@ TRUNCATION_RATIO = 0.25  # tiktoken only estimates the model's tokens: flag only
 Vector = list[float]
 
 
-class _NaNRejected(Exception):
-    """Ollama refused a batch because some input embeds to NaN (ollama#12921)."""
+class NaNRejected(Exception):
+    """The server refused a batch because some input embeds to NaN (ollama#12921)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ModelFacts:
-    """What /api/show says about the model, with the dimensions we will store."""
+    """What the server says about the model, with the dimensions we will store."""
 
     model: str
     dimensions: int
     native_dimensions: int
     context_length: int | None
+    fingerprint: str = ""  # identifies the weights (Ollama's digest), so a re-pulled model is a new index
 
 
 def _find(info: dict[str, Any], suffix: str) -> int | None:
@@ -44,8 +47,81 @@ def _find(info: dict[str, Any], suffix: str) -> int | None:
     return int(value) if isinstance(value, int | float) else None
 
 
-class OllamaEmbedder:
+class Embedder:
+    """Batching and checks shared by every backend."""
+
+    backend = "base"
+    model: str
+    batch_size: int
+    truncated_batches: int = 0
+
+    async def facts(self) -> ModelFacts:
+        raise NotImplementedError
+
+    async def version(self) -> str:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def _embed_request(self, texts: list[str]) -> list[Vector]:
+        raise NotImplementedError
+
+    def _describe(self) -> str:
+        """The server, for messages."""
+        raise NotImplementedError
+
+    async def _embed_isolating_nan(self, texts: list[str]) -> list[Vector | None]:
+        """Embed texts; when Ollama rejects the batch for NaN, bisect to find the bad inputs."""
+        try:
+            return list(await self._embed_request(texts))
+        except NaNRejected:
+            if len(texts) == 1:
+                log.warning("Ollama returned NaN for one input (%d chars); skipped", len(texts[0]))
+                return [None]
+            middle = len(texts) // 2
+            return await self._embed_isolating_nan(texts[:middle]) + await self._embed_isolating_nan(texts[middle:])
+
+    def _check(self, vectors: list[Vector | None], expected: int, sent: int) -> list[Vector | None]:
+        if len(vectors) != sent:
+            raise EmbedderError(f"{self._describe()} returned {len(vectors)} vectors for {sent} inputs")
+        checked: list[Vector | None] = []
+        for vector in vectors:
+            if vector is not None and len(vector) != expected:
+                raise DimensionMismatch(
+                    f"{self._describe()} returned {len(vector)}-dimensional vectors for {self.model!r}, but the index holds "
+                    f"{expected} dimensions. Nothing was stored. Check SESSION_SEARCH_MODEL and SESSION_SEARCH_DIMENSIONS, "
+                    "or rebuild with `session-search reindex --full`."
+                )
+            finite = vector is not None and all(math.isfinite(x) for x in vector)
+            checked.append(vector if finite else None)
+        return checked
+
+    async def embed(self, texts: list[str]) -> list[Vector | None]:
+        """Vectors for texts, in order; None for an input the model could not embed (NaN)."""
+        expected = (await self.facts()).dimensions
+        vectors: list[Vector | None] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            vectors.extend(self._check(await self._embed_isolating_nan(batch), expected, len(batch)))
+        return vectors
+
+    async def warm(self) -> None:
+        """Load the model before a big run, so the first batch does not pay for it (and fail fast)."""
+        await self.embed(["warm-up"])
+
+    async def embed_one(self, text: str) -> Vector:
+        """A single vector (a query). Raises EmbedderError if the model returns NaN."""
+        (vector,) = await self.embed([text])
+        if vector is None:
+            raise EmbedderError(f"{self.model!r} returned NaN for this query; rephrase it slightly and retry.")
+        return vector
+
+
+class OllamaEmbedder(Embedder):
     """An embedding model served by Ollama."""
+
+    backend = "ollama"
 
     def __init__(self, host: str, model: str, *, dimensions: int | None, timeout_s: float, num_ctx: int, batch_size: int):
         import httpx
@@ -102,7 +178,7 @@ class OllamaEmbedder:
                 f"Pull it with: ollama pull {self.model}"
             )
         if exc.status_code == 400 and "nan" in message.lower():
-            return _NaNRejected(message)
+            return NaNRejected(message)
         return EmbedderError(f"Ollama at {self.host} answered HTTP {exc.status_code}: {message}")
 
     async def version(self) -> str:
@@ -124,8 +200,15 @@ class OllamaEmbedder:
                     f"SESSION_SEARCH_DIMENSIONS={self.requested_dimensions} is larger than {self.model!r}'s {native} dimensions"
                 )
             dims = self.requested_dimensions or native
-            self._facts = ModelFacts(self.model, dims, native, _find(info, ".context_length"))
+            self._facts = ModelFacts(self.model, dims, native, _find(info, ".context_length"), await self._digest())
         return self._facts
+
+    async def _digest(self) -> str:
+        """The pulled model's digest from /api/tags: a new one means new weights behind the same name."""
+        listed = await self._call(lambda: self._client.list())
+        names = {self.model, f"{self.model}:latest"}
+        found = next((m for m in listed.models if m.model in names), None)
+        return (found.digest or "")[:16] if found else ""
 
     async def _embed_request(self, texts: list[str]) -> list[Vector]:
         response = await self._call(
@@ -149,48 +232,5 @@ class OllamaEmbedder:
             self.truncated_batches += 1
             log.warning("Ollama evaluated %d tokens of about %d sent: inputs were probably truncated; lower SESSION_SEARCH_CHUNK_TOKENS or raise SESSION_SEARCH_NUM_CTX", evaluated, sent)
 
-    async def _embed_isolating_nan(self, texts: list[str]) -> list[Vector | None]:
-        """Embed texts; when Ollama rejects the batch for NaN, bisect to find the bad inputs."""
-        try:
-            return list(await self._embed_request(texts))
-        except _NaNRejected:
-            if len(texts) == 1:
-                log.warning("Ollama returned NaN for one input (%d chars); skipped", len(texts[0]))
-                return [None]
-            middle = len(texts) // 2
-            return await self._embed_isolating_nan(texts[:middle]) + await self._embed_isolating_nan(texts[middle:])
-
-    def _check(self, vectors: list[Vector | None], expected: int, sent: int) -> list[Vector | None]:
-        if len(vectors) != sent:
-            raise EmbedderError(f"Ollama at {self.host} returned {len(vectors)} vectors for {sent} inputs")
-        checked: list[Vector | None] = []
-        for vector in vectors:
-            if vector is not None and len(vector) != expected:
-                raise DimensionMismatch(
-                    f"Ollama returned {len(vector)}-dimensional vectors for {self.model!r}, but the index holds "
-                    f"{expected} dimensions. Nothing was stored. Check SESSION_SEARCH_MODEL and SESSION_SEARCH_DIMENSIONS, "
-                    "or rebuild with `session-search reindex --full`."
-                )
-            finite = vector is not None and all(math.isfinite(x) for x in vector)
-            checked.append(vector if finite else None)
-        return checked
-
-    async def embed(self, texts: list[str]) -> list[Vector | None]:
-        """Vectors for texts, in order; None for an input the model could not embed (NaN)."""
-        expected = (await self.facts()).dimensions
-        vectors: list[Vector | None] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            vectors.extend(self._check(await self._embed_isolating_nan(batch), expected, len(batch)))
-        return vectors
-
-    async def warm(self) -> None:
-        """Load the model before a big run, so the first batch does not pay for it (and fail fast)."""
-        await self.embed(["warm-up"])
-
-    async def embed_one(self, text: str) -> Vector:
-        """A single vector (a query). Raises EmbedderError if the model returns NaN."""
-        (vector,) = await self.embed([text])
-        if vector is None:
-            raise EmbedderError(f"{self.model!r} returned NaN for this query; rephrase it slightly and retry.")
-        return vector
+    def _describe(self) -> str:
+        return f"Ollama at {self.host}"

@@ -17,7 +17,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript
-from indexer.embed import OllamaEmbedder, Vector
+from indexer.embed import Embedder, Vector
 from indexer.errors import SessionSearchError
 from indexer.ledger import Ledger
 from indexer.parse import parse_file
@@ -85,7 +85,7 @@ class IndexRun:
     """Index a list of files into one collection."""
 
     def __init__(
-        self, *, collection: VectorCollection, ledger: Ledger, embedder: OllamaEmbedder, template: PromptTemplate,
+        self, *, collection: VectorCollection, ledger: Ledger, embedder: Embedder, template: PromptTemplate,
         spec: ChunkerSpec, tool_output_chars: int, concurrency: int, transform: TextFilter | None = None,
         progress: ProgressFn | None = None,
     ):

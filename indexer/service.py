@@ -22,7 +22,8 @@ import anyio
 
 from indexer.chunk import ChunkerSpec, chunk_transcript, count_tokens
 from indexer.config import Settings
-from indexer.embed import ModelFacts, OllamaEmbedder
+from indexer.embed import Embedder, ModelFacts, OllamaEmbedder
+from indexer.embed_openai import OpenAIEmbedder
 from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError, StoreError
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
@@ -58,7 +59,6 @@ from indexer.sources import SourceFile, discover
 from indexer.store import ChromaStore, IndexIdentity, StoredHit, VectorCollection, describe_store, forget_open_clients
 
 log = logging.getLogger(__name__)
-BACKEND = "ollama"
 STARTUP_DELAY_S = 2.0  # let the MCP handshake finish before the first background reindex
 CHANGED_CACHE_S = 30.0
 WARM_FROM_FILES = 20
@@ -88,7 +88,7 @@ class SessionSearch:
         self.settings = settings
         self.template = template_for(settings.model, settings.prompt_file)
         self.spec = ChunkerSpec(settings.chunker, settings.chunk_tokens, settings.chunk_overlap, settings.tool_output_chars)
-        self._embedders: dict[tuple[str, int | None], OllamaEmbedder] = {}
+        self._embedders: dict[tuple[str, str, int | None], Embedder] = {}
         self._ledger: Ledger | None = None
         self._store: ChromaStore | None = None
         self._store_generation: str | None = None
@@ -98,20 +98,27 @@ class SessionSearch:
 
     # -- resources, opened on first use ------------------------------------------------------
 
-    def _embedder_for(self, model: str, dimensions: int | None) -> OllamaEmbedder:
-        key = (model, dimensions)
+    def _embedder_for(self, backend: str, model: str, dimensions: int | None) -> Embedder:
+        key = (backend, model, dimensions)
         if key not in self._embedders:
             s = self.settings
-            self._embedders[key] = OllamaEmbedder(
-                s.ollama_host, model, dimensions=dimensions, timeout_s=s.embed_timeout_s,
-                num_ctx=s.num_ctx, batch_size=s.embed_batch_size,
-            )
+            if backend == "openai":
+                key_text = s.openai_api_key.get_secret_value() if s.openai_api_key else None
+                self._embedders[key] = OpenAIEmbedder(
+                    s.openai_base_url or "", model, api_key=key_text, dimensions=dimensions,
+                    timeout_s=s.embed_timeout_s, batch_size=s.embed_batch_size,
+                )
+            else:
+                self._embedders[key] = OllamaEmbedder(
+                    s.ollama_host, model, dimensions=dimensions, timeout_s=s.embed_timeout_s,
+                    num_ctx=s.num_ctx, batch_size=s.embed_batch_size,
+                )
         return self._embedders[key]
 
     @property
-    def embedder(self) -> OllamaEmbedder:
+    def embedder(self) -> Embedder:
         """The embedder the settings name."""
-        return self._embedder_for(self.settings.model, self.settings.dimensions)
+        return self._embedder_for(self.settings.embed_backend, self.settings.model, self.settings.dimensions)
 
     @property
     def ledger(self) -> Ledger:
@@ -130,7 +137,10 @@ class SessionSearch:
         return self._store
 
     def _identity(self, facts: ModelFacts) -> IndexIdentity:
-        return IndexIdentity(BACKEND, self.settings.model, facts.dimensions, self.spec.identity, self.template.document_hash)
+        return IndexIdentity(
+            self.settings.embed_backend, self.settings.model, facts.dimensions, self.spec.identity,
+            self.template.document_hash, facts.fingerprint,
+        )
 
     async def identity(self) -> IndexIdentity:
         """The identity an index built with these settings has; asks Ollama for the dimensions."""
@@ -368,7 +378,7 @@ class SessionSearch:
     ) -> list[StoredHit]:
         """Nearest chunks by vector. Keyword candidates the approximate (HNSW) search missed are
         scored exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
-        embedder = self._embedder_for(served.identity.model, served.identity.dimensions)
+        embedder = self._embedder_for(served.identity.backend, served.identity.model, served.identity.dimensions)
         vector = await embedder.embed_one(self._query_text(served, request.query))
         where = chroma_where(request, projects)
         approximate = await anyio.to_thread.run_sync(served.collection.query, vector, wanted, where)

@@ -44,6 +44,7 @@ class IndexIdentity:
     dimensions: int
     chunker: str
     document_template: str
+    fingerprint: str = ""  # the weights behind the model name (Ollama digest)
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

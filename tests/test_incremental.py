@@ -242,3 +242,15 @@ async def test_interrupted_migration_leaves_the_old_index_serving(home: Path, ol
     info = await index.info()
     await index.aclose()
     assert info.index_dimensions == 1024 and info.migration is None
+
+
+async def test_a_migration_keeps_the_chunks_of_deleted_transcripts(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    gone = write_session(projects, "/p", "old", exchange("old", "/p", "the zeppelin migration plan", "phase one is done"))
+    write_session(projects, "/p", "new", exchange("new", "/p", "css grid question", "use grid-template-areas"))
+    await reindex(settings_for(ollama.url, tmp_path / "claude", tmp_path / "data"))
+    gone.unlink()
+    smaller = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_DIMENSIONS="1024")
+    report = await reindex(smaller)
+    assert report.migrated and report.chunks_added == 2
+    assert (await search(smaller, "zeppelin migration plan", mode="vector"))[0] == "old"
