@@ -154,8 +154,14 @@ class Ledger:
         self._db.executemany("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
         self._commit()
 
-    def record(self, collection: str, source: SourceFile, session_id: str, chunks: Sequence[Chunk], removed: Sequence[str] = ()) -> None:
-        """Replace what is known about one source, once its vectors are stored."""
+    def record(
+        self, collection: str, source: SourceFile, session_id: str, chunks: Sequence[Chunk], removed: Sequence[str] = (), *, complete: bool = True
+    ) -> None:
+        """Replace what is known about one source, once its vectors are stored.
+
+        An incomplete source (some chunk could not be embedded) is not marked current, so the
+        next run looks at it again and embeds only what is missing.
+        """
         rows = [(collection, c.id, source.rel_path, c.content_hash, *_owner(c)) for c in chunks]
         self._transaction()
         self._db.execute("DELETE FROM chunks WHERE collection = ? AND rel_path = ?", (collection, source.rel_path))
@@ -163,7 +169,7 @@ class Ledger:
         self._replace_keywords(collection, [c.id for c in chunks] + list(removed), chunks)
         self._db.execute(
             "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (collection, source.rel_path, source.size, source.mtime_ns, session_id, len(rows), time.time()),
+            (collection, source.rel_path, source.size, source.mtime_ns if complete else -1, session_id, len(rows), time.time()),
         )
         self._commit()
 
@@ -173,6 +179,12 @@ class Ledger:
             marks = ",".join("?" * len(part))
             self._db.execute(f"DELETE FROM keyword WHERE collection = ? AND id IN ({marks})", (collection, *part))  # noqa: S608
         self._db.executemany("INSERT INTO keyword VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_keyword_row(collection, c) for c in chunks])
+
+    def ids(self, collection: str) -> tuple[set[str], set[str]]:
+        """Chunk ids recorded as stored (pending ones left out), and ids in the keyword index."""
+        recorded = self._db.execute("SELECT id FROM chunks WHERE collection = ? AND content_hash != ?", (collection, PENDING))
+        keyword = self._db.execute("SELECT id FROM keyword WHERE collection = ?", (collection,))
+        return {row[0] for row in recorded}, {row[0] for row in keyword}
 
     def session_sources(self, collection: str, session_id: str) -> list[str]:
         rows = self._db.execute(

@@ -91,6 +91,14 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _cap(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -114,7 +122,7 @@ def _block_texts(content: Any) -> Iterator[str]:
 
 def _render_tool_use(block: dict[str, Any]) -> tuple[str, str]:
     name = _str(block.get("name")) or "tool"
-    args = block.get("input") if isinstance(block.get("input"), dict) else {}
+    args = _dict(block.get("input"))
     parts = [_cap(_str(args.get(key)), TOOL_INPUT_CAP) for key in TOOL_INPUT_KEYS if _str(args.get(key))]
     return name, f"[{name}] " + " | ".join(parts) if parts else f"[{name}]"
 
@@ -239,7 +247,7 @@ class _Parser:
             self.stats.duplicates += 1
             return
         self.seen.add(uuid)
-        body = record.get("message") if isinstance(record.get("message"), dict) else {}
+        body = _dict(record.get("message"))
         if kind == "assistant":
             self._assistant(record, body, line_no)
         else:
@@ -248,7 +256,7 @@ class _Parser:
     def _assistant(self, record: dict[str, Any], body: dict[str, Any], line_no: int) -> None:
         texts: list[str] = []
         tools: list[str] = []
-        for block in body.get("content") if isinstance(body.get("content"), list) else []:
+        for block in _list(body.get("content")):
             if not isinstance(block, dict):
                 continue
             if block.get("type") == "text":
@@ -288,8 +296,7 @@ class _Parser:
             if text:
                 self.messages.append(self._envelope(record, line_no, "summary", text))
             return
-        blocks = content if isinstance(content, list) else []
-        results = [self._tool_result(b) for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
+        results = [self._tool_result(b) for b in _list(content) if isinstance(b, dict) and b.get("type") == "tool_result"]
         if results:
             text = "\n".join(t for _, t in results if t)
             message = self._envelope(record, line_no, "tool", text)

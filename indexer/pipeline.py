@@ -166,7 +166,7 @@ class IndexRun:
         name, rel_path = self.collection.name, plan.source.rel_path
         removable = [i for i in plan.stale if i not in self.ledger.owned_elsewhere(name, rel_path, plan.stale)]
         await anyio.to_thread.run_sync(self.collection.delete, removable)
-        self.ledger.record(name, plan.source, plan.session_id, [c for c in plan.chunks if c.id not in plan.nan], removable)
+        self.ledger.record(name, plan.source, plan.session_id, [c for c in plan.chunks if c.id not in plan.nan], removable, complete=not plan.nan)
         self._count(plan, len(removable))
         await _report(self.progress, ReindexProgress(self.tally.files_indexed, self._files_total, self.tally.added, rel_path))
 

@@ -5,26 +5,40 @@ Each secret is replaced by a typed placeholder, `[REDACTED:<kind>]`, so a search
 
 Rules run in a fixed order, most specific first:
 
-    user patterns        Redactor(extra_patterns={"acme_key": r"acme_[0-9a-f]{32}"})
-    private_key          PEM / OpenSSH / PGP private-key blocks, also when cut off
-    jwt                  eyJ<header>.eyJ<payload>.<signature>
-    provider tokens      anthropic_key, openai_key, github_token, gitlab_token, slack_token,
-                         slack_webhook, stripe_key, google_api_key, aws_access_key_id,
-                         npm_token, pypi_token, huggingface_token
-    context rules        aws_secret_key, url_password, bearer_token, basic_auth,
-                         password (curl -u user:pw)
-    assignments          password / secret: `NAME=value`, `NAME: value`, `"name": "value"`,
-                         `--name value`, and high-entropy strings right after such a name
+    user patterns     Redactor(extra_patterns={"acme_key": r"acme_[0-9a-f]{32}"})
+    private_key       PEM / OpenSSH / PGP private-key blocks; a block cut off without its
+                      END line runs to the next blank line or the end of the text
+    provider tokens   jwt, anthropic_key, openai_key, github_token, gitlab_token, slack_token,
+                      slack_webhook, stripe_key, google_api_key, aws_access_key_id, npm_token,
+                      pypi_token, huggingface_token
+    in context        aws_secret_key (40 chars after aws_secret_access_key & co.),
+                      url_password (scheme://user:PASSWORD@host keeps user and host),
+                      basic_auth and bearer_token (Authorization headers, bare "Bearer <jwt-like>"),
+                      password (curl -u user:PASSWORD)
+    assignments       password / secret: `NAME=value`, `NAME: value`, `"name": "value"`,
+                      `export NAME=value`, `--name value`, "the password is ...", and a
+                      high-entropy token right after such a name
 
-A provider token is named by its provider before the generic assignment rule sees it,
-and every rule skips values that are already placeholders: that is what makes
-redaction idempotent.
+A name counts when its last word says secret, token, key, password (pwd, passwd, pass),
+credential or auth: `DB_PASSWORD`, `clientSecret`, `x-api-key`, but not `token_count`,
+`primary_key`, `key_path` or `max_tokens`. Its value counts when it looks generated:
+8+ characters mixing letters with digits or symbols, or long and high-entropy; not a word,
+number, path, URL, version, digest, reference such as `${VAR}` or `<your-key>`, or code.
 
-Deliberately not caught (too costly in false positives for a search index): secrets
-with no recognisable format and no secret-sounding name beside them; passphrases made of
-words or containing spaces; values shorter than 8 characters (6 for passwords);
-`requests` tuples such as `auth=("user", "pw")`; `mysql -pPASSWORD`; secrets split
-across lines other than private-key blocks; XML elements such as `<password>x</password>`.
+Every rule leaves our own placeholders alone, so redacting twice changes nothing.
+
+Deliberately not caught, because catching it would redact ordinary code and logs:
+    - a secret with no known format and no secret-sounding name right before it
+      ("log in with Zx9Qw8Er7T" in prose, a token alone on a line);
+    - words as values: passphrases with spaces, letters-only values under 20 characters,
+      snake_case or CamelCase identifiers, values under 8 characters (6 after a password name);
+    - after a lone `key` (`key=...`, "cache key: ..."), anything but a 20+ character random token;
+    - hex strings and UUIDs after a secret word with no `=` or `:` ("token 3f2a9c..."):
+      they look exactly like commit SHAs and request ids;
+    - unquoted values that read as code: `password=get_pw()`, `token=self.token`;
+    - `auth=("user", "pw")`, `mysql -pPASSWORD`, `<password>x</password>`, cookies
+      (`Cookie: session=...`), and provider formats not listed above unless a name flags them;
+    - secrets split across lines, other than private-key blocks.
 """
 
 from __future__ import annotations
@@ -399,7 +413,7 @@ _SECRET_SUFFIXES = ("token", "secret", "password", "passwd")
 # What may follow the secret word in a secret's name: SECRET_KEY_BASE, password2, token_b64.
 # Anything else makes the name about the secret, not the secret: token_count, key_path.
 _STILL_SECRET = frozenset(
-    {"base", "hash", "data", "b64", "base64", "hex", "pem", "raw", "str",
+    {"base", "value", "hash", "data", "b64", "base64", "hex", "pem", "raw", "str",
      "string", "bytes", "material", "plain", "plaintext", "enc", "encrypted", "live", "prod",
      "production", "dev", "development", "test", "staging", "new", "old", "current", "previous",
      "prev", "secondary", "backup", "override", "confirm", "confirmation", "again", "repeat",
@@ -464,8 +478,8 @@ def _name_kind(name: str, prev_word: str) -> str | None:
     if parts == ["key"] and prev_word not in _SECRET_KEY_PREFIXES:
         # sorted(key=...), press(key: string), "cache with key: ...": mostly not secrets
         return None if prev_word in _DATA_KEY_PREFIXES else _WEAK_KEY
-    if any(part in ("public", "pub", "publishable") for part in parts):
-        return None  # public keys and publishable keys are meant to be seen
+    if any(part in ("public", "pub", "publishable") for part in parts) or "key-value" in "-".join(parts):
+        return None  # public and publishable keys are meant to be seen; key_value is a data structure
     kinds = [_secret_part(part, parts[i - 1] if i else prev_word) for i, part in enumerate(parts)]
     found = [i for i, kind in enumerate(kinds) if kind]
     if not found or not all(part in _STILL_SECRET or part.isdigit() for part in parts[found[-1] + 1 :]):
@@ -489,8 +503,9 @@ def _value_span(match: re.Match[str]) -> tuple[int, int, str]:
     for group in ("eq", "dq", "sq", "bq", "bare"):
         if group in match.re.groupindex and match.group(group) is not None:
             start, end = match.span(group)
-            if group == "bare":
-                while end > start and match.string[end - 1] in ")]}>.,:;!?":  # closing code or prose
+            if group == "bare":  # shed closing code and punctuation, but never "!": passwords end in it
+                trailing = ")]}>.,:;?" if match.re is _LOOSE_TAIL else ")]}>.,:;"
+                while end > start and match.string[end - 1] in trailing:
                     end -= 1
             return start, end, match.string[start:end]
     raise AssertionError("the value pattern always sets one group")

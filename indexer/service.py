@@ -461,6 +461,12 @@ class SessionSearch:
         self._changed = (now, count)
         return count
 
+    def stored_ids(self) -> dict[str, set[str]]:
+        """Chunk ids of the served index in Chroma, in the ledger and in the keyword index: for consistency checks."""
+        served = self._serving()
+        recorded, keyword = self.ledger.ids(served.record.name)
+        return {"vectors": served.collection.ids(), "ledger": recorded, "keywords": keyword}
+
     # -- info --------------------------------------------------------------------------------
 
     async def info(self) -> ModelInfo:
