@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from indexer.sources import SourceFile
-
 import orjson  # decodes these lines about 2.5x faster than json
+
+from indexer.sources import SourceFile
 
 Role = Literal["user", "assistant", "tool", "summary"]
 
