@@ -52,7 +52,7 @@ class OpenAIEmbedder(Embedder):
             try:
                 response = await self._client.post("/embeddings", json=body)
             except httpx.ConnectError:
-                raise OllamaUnreachable(f"Cannot reach {self._describe()}. Start it, or fix SESSION_SEARCH_OPENAI_BASE_URL.") from None
+                raise OllamaUnreachable(f"Cannot reach the embedding server at {self.base_url}. Start it, or fix SESSION_SEARCH_OPENAI_BASE_URL.") from None
             except httpx.TimeoutException:
                 if attempt < RETRIES:
                     await anyio.sleep(RETRY_DELAY_S * attempt)

@@ -58,9 +58,18 @@ class _FilePlan:
     chunks: list[Chunk]
     stale: list[str]
     malformed: int
-    batches_left: int = 0
+    left: int = 0  # fresh chunks not yet stored
     added: int = 0
     nan: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Embedded chunks on their way to the store, and files with nothing to embed."""
+
+    chunks: list[tuple[_FilePlan, Chunk]]
+    vectors: list[Vector | None]
+    finished: list[_FilePlan]
 
 
 def _location(chunk: Chunk) -> str:
@@ -99,7 +108,7 @@ class IndexRun:
 
     async def run(self, sources: Sequence[SourceFile]) -> Tally:
         self._files_total = len(sources)
-        send, receive = anyio.create_memory_object_stream[tuple[_FilePlan, list[Chunk], list[Vector | None]]](self.concurrency * 2)
+        send, receive = anyio.create_memory_object_stream[_Batch](self.concurrency * 2)
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._store_worker, receive)
@@ -111,17 +120,23 @@ class IndexRun:
     # -- producing: parse, chunk, embed ----------------------------------------------------
 
     async def _produce(self, sources: Sequence[SourceFile], send: ObjectSendStream) -> None:
+        """Batches fill across files, so many small sessions still make full requests."""
         slots = anyio.Semaphore(self.concurrency)
+        pending: list[tuple[_FilePlan, Chunk]] = []
         async with send, anyio.create_task_group() as embedding:
             for source in sources:
                 plan, fresh = await self._plan(source)
-                batches = [fresh[i : i + self.embedder.batch_size] for i in range(0, len(fresh), self.embedder.batch_size)]
-                plan.batches_left = max(len(batches), 1)
-                if not batches:
-                    await send.send((plan, [], []))
-                for batch in batches:
+                plan.left = len(fresh)
+                if not fresh:
+                    await send.send(_Batch([], [], [plan]))
+                pending += [(plan, c) for c in fresh]
+                while len(pending) >= self.embedder.batch_size:
+                    batch, pending = pending[: self.embedder.batch_size], pending[self.embedder.batch_size :]
                     await slots.acquire()
-                    embedding.start_soon(self._embed, plan, batch, send.clone(), slots)
+                    embedding.start_soon(self._embed, batch, send.clone(), slots)
+            if pending:
+                await slots.acquire()
+                embedding.start_soon(self._embed, pending, send.clone(), slots)
 
     async def _plan(self, source: SourceFile) -> tuple[_FilePlan, list[Chunk]]:
         """Parse and chunk one file, and work out what must be embedded and what removed."""
@@ -140,11 +155,11 @@ class IndexRun:
         chunks = chunk_transcript(transcript, self.spec)
         return [self.transform(c) for c in chunks] if self.transform else list(chunks)
 
-    async def _embed(self, plan: _FilePlan, batch: list[Chunk], send: ObjectSendStream, slots: anyio.Semaphore) -> None:
+    async def _embed(self, batch: list[tuple[_FilePlan, Chunk]], send: ObjectSendStream, slots: anyio.Semaphore) -> None:
         try:
             async with send:
-                vectors = await self.embedder.embed([self.template.format_document(c.text) for c in batch])
-                await send.send((plan, batch, vectors))
+                vectors = await self.embedder.embed([self.template.format_document(c.text) for _, c in batch])
+                await send.send(_Batch(batch, vectors, []))
         finally:
             slots.release()
 
@@ -152,14 +167,22 @@ class IndexRun:
 
     async def _store_worker(self, receive: ObjectReceiveStream) -> None:
         async with receive:
-            async for plan, batch, vectors in receive:
-                kept = [(c, v) for c, v in zip(batch, vectors, strict=True) if v is not None]
-                plan.nan.update(c.id for c, v in zip(batch, vectors, strict=True) if v is None)
+            async for batch in receive:
+                # A resumed session's copy has its parent's ids: one of each per write, the later wins.
+                unique = {c.id: (c, v) for (_, c), v in zip(batch.chunks, batch.vectors, strict=True) if v is not None}
+                kept = list(unique.values())
                 if kept:
                     await anyio.to_thread.run_sync(self.collection.upsert, [c for c, _ in kept], [v for _, v in kept])
-                plan.added += len(kept)
-                plan.batches_left -= 1
-                if plan.batches_left == 0:
+                finished = list(batch.finished)
+                for (plan, chunk), vector in zip(batch.chunks, batch.vectors, strict=True):
+                    if vector is None:
+                        plan.nan.add(chunk.id)
+                    else:
+                        plan.added += 1
+                    plan.left -= 1
+                    if plan.left == 0:
+                        finished.append(plan)
+                for plan in finished:
                     await self._finish(plan)
 
     async def _finish(self, plan: _FilePlan) -> None:

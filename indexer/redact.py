@@ -394,7 +394,7 @@ _CONTEXT_RULES = (
 # lookahead runs in C and drops most hits (a name with no value) before any Python runs. It
 # is searched in lower-cased text, which is 5x faster than re.I.
 _KEYWORD = re.compile(
-    r"(?:secret|token|key|pass|pwd|pw|credential|auth)[\w.-]{0,64}"  # bounded: a long blob cannot backtrack far
+    r"(?:secret|token|key|pass|pwd|pw|credential|auth)[\w.-]{0,64}+"  # possessive: no backtracking into a long blob
     r"(?=(?:\\?[\"'`]\]?)?(?:[ \t]*[:=]|[ \t]+(?:is|was)[ \t]|[ \t]+[`\"']?[^\s\"'`]{8,}))"
 )
 _KEYWORD_ANY_CASE = re.compile(_KEYWORD.pattern, re.I)
@@ -450,8 +450,9 @@ _VALUE = (
 )
 _STRICT_TAIL = re.compile(
     r"(?:\\?[\"'`]\]?)?"  # the name's closing quote, or os.environ["NAME"]
-    # a type annotation: `password: str | None = ...`
-    r"[ \t]*(?::[ \t]*[A-Za-z_][\w.\[\]]*(?:(?:[ \t]*\|[ \t]*|,[ \t]*)[\w.\[\]]+)*[ \t]*(?==))?"
+    # a type annotation, `password: str | None = "..."`; short, and its `=` has a value after
+    # it, so base64 padding (`client-key-data: LS0t...==`) is not taken for one
+    r"[ \t]*(?::[ \t]*[A-Za-z_][\w.\[\]]{0,40}(?:(?:[ \t]*\|[ \t]*|,[ \t]*)[\w.\[\]]{1,40}){0,4}[ \t]*(?==[ \t]*[^\s=]))?"
     r"(?:==|=>|:=|=|:)[ \t]*(?:[bBrRuUfF]{1,2}(?=[\"']))?" + _VALUE
 )
 _LOOSE_TAIL = re.compile(
@@ -563,6 +564,9 @@ class _AssignmentRule:
             candidate = _candidate(text, name, span[1])  # cheap: most keyword hits have no value after them
             if candidate is None:
                 continue
+            if not candidate.quoted:
+                # Keyword hits inside a bare value would each rescan its tail: key=key=key=... is quadratic.
+                pos = max(pos, candidate.end)
             prev = _PREV_WORD.search(text, max(0, span[0] - 24), span[0])
             kind = _name_kind(name, prev.group(1).lower() if prev else "")
             if kind and _is_secret(candidate, kind):

@@ -455,7 +455,19 @@ class OllamaStandIn:
             return 200, self._show(_parse_json(read_body()))
         if method == "POST" and path == "/api/embed":
             return self._embed_request(read_body())
+        if method == "POST" and path == "/v1/embeddings":
+            return self._openai_embeddings(read_body())
         return 404, {"error": "404 page not found"}
+
+    def _openai_embeddings(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """The OpenAI-compatible endpoint (Ollama's /v1, TEI, vLLM), with the same faults."""
+        try:
+            status, answer = self._embed_request(raw)
+        except ApiError as exc:
+            return exc.status, {"error": {"message": exc.message, "type": "invalid_request_error"}}
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(answer["embeddings"])]
+        usage = {"prompt_tokens": answer["prompt_eval_count"], "total_tokens": answer["prompt_eval_count"]}
+        return status, {"object": "list", "data": data, "model": answer["model"], "usage": usage}
 
     def _tags(self) -> dict[str, Any]:
         with self.lock:
@@ -542,7 +554,8 @@ class OllamaStandIn:
                     raise ApiError(400, "the input length exceeds the context length")
                 words = words[:context]
             token_lists.append(words)
-        total = sum(len(words) for words in token_lists)
+        # Like Ollama, count every token evaluated, the instruction included.
+        total = sum(min(len(tokenize(text)), context) for text in texts)
         real = self.real_models.get(key)
         if real is None:
             return [embed_tokens(words, dims) for words in token_lists], total
