@@ -6,6 +6,7 @@ then defaults. TOML keys are the field names (`model = "..."`).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -41,6 +42,8 @@ ENV_VARS: dict[str, str] = {
     "embed_backend": "SESSION_SEARCH_EMBED_BACKEND",
     "openai_base_url": "SESSION_SEARCH_OPENAI_BASE_URL",
     "openai_api_key": "SESSION_SEARCH_OPENAI_API_KEY",
+    "redact_patterns": "SESSION_SEARCH_REDACT_PATTERNS",
+    "exclude": "SESSION_SEARCH_EXCLUDE",
 }
 
 
@@ -79,6 +82,8 @@ class Settings(BaseModel):
     embed_backend: Literal["ollama", "openai"] = Field("ollama", description="Who embeds: Ollama, or an OpenAI-compatible server.")
     openai_base_url: str | None = Field(None, description="The OpenAI-compatible server, e.g. http://gpu-box:8080/v1.")
     openai_api_key: SecretStr | None = Field(None, description="Its API key; never logged or shown.")
+    redact_patterns: dict[str, str] = Field({}, description="More secrets to redact: kind -> regular expression.")
+    exclude: list[str] = Field([], description="Globs of projects (cwd), session ids or transcript paths never to index.")
 
     @field_validator("ollama_host")
     @classmethod
@@ -125,6 +130,18 @@ class Settings(BaseModel):
         return self.claude_dir / "projects"
 
 
+def _from_env(field: str, raw: str) -> Any:
+    """Environment values are strings; the structured settings take JSON, and exclude also a comma list."""
+    if field == "exclude" and not raw.lstrip().startswith("["):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if field in ("redact_patterns", "exclude"):
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_VARS[field]}: not valid JSON ({exc})") from None
+    return raw
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
@@ -163,7 +180,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if toml_path is not None:
         values.update(_read_toml(toml_path))
     from_env = {field for field, var in ENV_VARS.items() if env.get(var, "") != ""}
-    values.update({field: env[ENV_VARS[field]] for field in from_env})
+    values.update({field: _from_env(field, env[ENV_VARS[field]]) for field in from_env})
     values.update({k: v for k, v in overrides.items() if v is not None})
     values.setdefault("claude_dir", default_claude_dir(env))
     values.setdefault("data_dir", default_data_dir(env))

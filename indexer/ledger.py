@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (collection, id, rel_path));
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(collection, rel_path);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS skipped_sessions (session_id TEXT PRIMARY KEY);
 CREATE VIRTUAL TABLE IF NOT EXISTS keyword USING fts5(
     text, collection UNINDEXED, id UNINDEXED, session_id UNINDEXED, project UNINDEXED, git_branch UNINDEXED,
     ts_epoch UNINDEXED, kind UNINDEXED, agent_id UNINDEXED, tools UNINDEXED, meta UNINDEXED,
@@ -185,6 +186,13 @@ class Ledger:
         recorded = self._db.execute("SELECT id FROM chunks WHERE collection = ? AND content_hash != ?", (collection, PENDING))
         keyword = self._db.execute("SELECT id FROM keyword WHERE collection = ?", (collection,))
         return {row[0] for row in recorded}, {row[0] for row in keyword}
+
+    def skip_session(self, session_id: str) -> bool:
+        """Remember a session marked `session-search: skip`; True if it was not known yet."""
+        return self._db.execute("INSERT OR IGNORE INTO skipped_sessions VALUES (?)", (session_id,)).rowcount > 0
+
+    def skipped_sessions(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT session_id FROM skipped_sessions")}
 
     def session_sources(self, collection: str, session_id: str) -> list[str]:
         rows = self._db.execute(

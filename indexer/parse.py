@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -22,6 +22,7 @@ import orjson  # decodes these lines about 2.5x faster than json
 from indexer.sources import SourceFile
 
 Role = Literal["user", "assistant", "tool", "summary"]
+Cleaner = Callable[[str], str]
 
 TITLE_TYPES = frozenset({"summary", "custom-title", "ai-title"})
 TOOL_INPUT_KEYS = ("description", "command", "file_path", "path", "pattern", "url", "query", "subagent_type")
@@ -117,10 +118,10 @@ def _block_texts(content: Any) -> Iterator[str]:
                 yield _str(block.get("text"))
 
 
-def _render_tool_use(block: dict[str, Any]) -> tuple[str, str]:
+def _render_tool_use(block: dict[str, Any], clean: Cleaner) -> tuple[str, str]:
     name = _str(block.get("name")) or "tool"
     args = _dict(block.get("input"))
-    parts = [_cap(_str(args.get(key)), TOOL_INPUT_CAP) for key in TOOL_INPUT_KEYS if _str(args.get(key))]
+    parts = [_cap(clean(_str(args.get(key))), TOOL_INPUT_CAP) for key in TOOL_INPUT_KEYS if _str(args.get(key))]
     return name, f"[{name}] " + " | ".join(parts) if parts else f"[{name}]"
 
 
@@ -184,9 +185,10 @@ def _decode(raw: bytes) -> Any:
 class _Parser:
     """State for one file: message.id merging, tool names by id, seen uuids."""
 
-    def __init__(self, source: SourceFile, tool_output_chars: int):
+    def __init__(self, source: SourceFile, tool_output_chars: int, clean: Cleaner):
         self.source = source
         self.tool_output_chars = tool_output_chars
+        self.clean = clean
         self.messages: list[Message] = []
         self.stats = ParseStats()
         self.title: str | None = None
@@ -258,7 +260,7 @@ class _Parser:
             if block.get("type") == "text":
                 texts.append(_str(block.get("text")))
             elif block.get("type") == "tool_use":
-                name, rendered = _render_tool_use(block)
+                name, rendered = _render_tool_use(block, self.clean)
                 self.tool_names[_str(block.get("id"))] = name
                 tools.append(name)
                 texts.append(rendered)
@@ -278,7 +280,7 @@ class _Parser:
 
     def _tool_result(self, block: dict[str, Any]) -> tuple[str, str]:
         name = self.tool_names.get(_str(block.get("tool_use_id")), "tool")
-        text = "\n".join(_block_texts(block.get("content"))).strip()
+        text = self.clean("\n".join(_block_texts(block.get("content"))).strip())  # before the cap cuts a secret in two
         if block.get("is_error"):
             return name, f"[{name} error] {_cap(text, max(self.tool_output_chars, ERROR_CAP_FLOOR))}"
         if not text or self.tool_output_chars == 0:
@@ -304,14 +306,26 @@ class _Parser:
             self.messages.append(self._envelope(record, line_no, "user", text))
 
 
-def parse_lines(source: SourceFile, lines: Iterable[tuple[int, bytes | None]], tool_output_chars: int) -> Transcript:
-    """Parse (line number, raw line) pairs of one source; None stands for a line read_lines skipped as too long."""
-    parser = _Parser(source, tool_output_chars)
+def _unchanged(text: str) -> str:
+    return text
+
+
+def parse_lines(
+    source: SourceFile, lines: Iterable[tuple[int, bytes | None]], tool_output_chars: int, clean: Cleaner = _unchanged
+) -> Transcript:
+    """Parse (line number, raw line) pairs of one source; None stands for a line read_lines skipped as too long.
+
+    clean (the redactor) sees every text before it is capped or kept.
+    """
+    parser = _Parser(source, tool_output_chars, clean)
     for line_no, raw in lines:
         # isspace() stops at the first other byte, where strip() would copy the whole line.
         if raw is None or (raw and not raw.isspace()):
             parser.feed(line_no, raw)
     messages = [m for m in parser.messages if m.text.strip()]
+    for message in messages:
+        if message.role != "tool":  # tool results were cleaned before their cap
+            message.text = clean(message.text)
     return Transcript(source, messages, parser.stats, parser.title)
 
 
@@ -344,9 +358,9 @@ def read_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tup
                 yield line_no, line if len(line) - line.endswith(b"\n") <= max_line_bytes else None
 
 
-def parse_file(source: SourceFile, tool_output_chars: int = 1500) -> Transcript:
+def parse_file(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = _unchanged) -> Transcript:
     """Parse a transcript file. Never raises on bad content; an unreadable file gives no messages."""
     try:
-        return parse_lines(source, read_lines(source.path), tool_output_chars)
+        return parse_lines(source, read_lines(source.path), tool_output_chars, clean)
     except OSError:
         return Transcript(source, [], ParseStats(malformed=1))

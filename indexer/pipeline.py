@@ -20,7 +20,7 @@ from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript
 from indexer.embed import Embedder, Vector
 from indexer.errors import SessionSearchError
 from indexer.ledger import Ledger
-from indexer.parse import parse_file
+from indexer.parse import Cleaner, Transcript, parse_file
 from indexer.prompts import PromptTemplate
 from indexer.sources import SourceFile
 from indexer.store import VectorCollection
@@ -38,7 +38,7 @@ class ReindexProgress:
 
 
 ProgressFn = Callable[[ReindexProgress], Awaitable[None] | None]
-TextFilter = Callable[[Chunk], Chunk]
+SkipFn = Callable[[Transcript], bool]
 
 
 @dataclass(slots=True)
@@ -95,13 +95,13 @@ class IndexRun:
 
     def __init__(
         self, *, collection: VectorCollection, ledger: Ledger, embedder: Embedder, template: PromptTemplate,
-        spec: ChunkerSpec, tool_output_chars: int, concurrency: int, transform: TextFilter | None = None,
+        spec: ChunkerSpec, tool_output_chars: int, concurrency: int, clean: Cleaner, skip: SkipFn,
         progress: ProgressFn | None = None,
     ):
         self.collection, self.ledger, self.embedder = collection, ledger, embedder
         self.template, self.spec, self.tool_output_chars = template, spec, tool_output_chars
         self.concurrency = concurrency
-        self.transform = transform
+        self.clean, self.skip = clean, skip
         self.progress = progress
         self.tally = Tally()
         self._files_total = 0
@@ -140,8 +140,8 @@ class IndexRun:
 
     async def _plan(self, source: SourceFile) -> tuple[_FilePlan, list[Chunk]]:
         """Parse and chunk one file, and work out what must be embedded and what removed."""
-        transcript = await anyio.to_thread.run_sync(parse_file, source, self.tool_output_chars)
-        chunks = await anyio.to_thread.run_sync(self._chunks, transcript)
+        transcript = await anyio.to_thread.run_sync(parse_file, source, self.tool_output_chars, self.clean)
+        chunks = [] if self.skip(transcript) else await anyio.to_thread.run_sync(lambda: list(chunk_transcript(transcript, self.spec)))
         known = self.ledger.chunk_hashes(self.collection.name, source.rel_path)
         fresh = [c for c in chunks if known.get(c.id) != c.content_hash]
         ids = {c.id for c in chunks}
@@ -150,10 +150,6 @@ class IndexRun:
         session_id = transcript.messages[0].session_id if transcript.messages else source.session_hint
         plan = _FilePlan(source, session_id, chunks, stale, transcript.stats.malformed)
         return plan, fresh
-
-    def _chunks(self, transcript) -> list[Chunk]:  # noqa: ANN001 - a parse.Transcript
-        chunks = chunk_transcript(transcript, self.spec)
-        return [self.transform(c) for c in chunks] if self.transform else list(chunks)
 
     async def _embed(self, batch: list[tuple[_FilePlan, Chunk]], send: ObjectSendStream, slots: anyio.Semaphore) -> None:
         try:

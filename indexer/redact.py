@@ -13,7 +13,7 @@ Rules run in a fixed order, most specific first:
                       pypi_token, huggingface_token
     in context        aws_secret_key (40 chars after aws_secret_access_key & co.),
                       url_password (scheme://user:PASSWORD@host keeps user and host),
-                      basic_auth and bearer_token (Authorization headers, bare "Bearer <jwt-like>"),
+                      basic_auth and bearer_token (Authorization headers; "Bearer <random token>"),
                       password (curl -u user:PASSWORD)
     assignments       password / secret: `NAME=value`, `NAME: value`, `"name": "value"`,
                       `export NAME=value`, `--name value`, "the password is ...", and a
@@ -30,8 +30,10 @@ Every rule leaves our own placeholders alone, so redacting twice changes nothing
 Deliberately not caught, because catching it would redact ordinary code and logs:
     - a secret with no known format and no secret-sounding name right before it
       ("log in with Zx9Qw8Er7T" in prose, a token alone on a line);
-    - words as values: passphrases with spaces, letters-only values under 20 characters,
-      snake_case or CamelCase identifiers, values under 8 characters (6 after a password name);
+    - words as values: passphrases with spaces, snake_case or camelCase identifiers, and
+      letters-only values under 20 characters whose case does not flip like a random
+      string's (`Jiuetkiq`, `MySecretPassword`); values under 8 characters (6 after a
+      password name);
     - after a lone `key` (`key=...`, "cache key: ..."), anything but a 20+ character random token;
     - hex strings and UUIDs after a secret word with no `=` or `:` ("token 3f2a9c..."):
       they look exactly like commit SHAs and request ids;
@@ -97,10 +99,9 @@ _REL_PATH = re.compile(r"[\w.-]+(?:/[\w.-]+)+|[\w.-]+(?:\\[\w.-]+)+")  # a/b/c.t
 _FILE_EXT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}")
 _DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:[?!]?\.[A-Za-z_$][\w$]*)+")  # also options?.token
 _CODE_SHAPE = re.compile(r"[\w.$]*[(\[]|[{\[(]")
-_ASSIGNMENT = re.compile(r"[A-Z_][A-Z0-9_]{2,}=|[a-z_][a-z0-9_]{2,}=")
 _BRACKETS = re.compile(r"[()\[\]{}<>]")
 _CAMEL_WORD = re.compile(r"[A-Z][a-z]{2,}")
-_WORDS = re.compile(r"[#@:]?[A-Za-z]+(?:[_-][A-Za-z]+)*")  # also "#document", "@user", ":sym"
+_WORDS = re.compile(r"[#@:_-]*[A-Za-z]+(?:[_-]+[A-Za-z]+)*[_-]*")  # letters only; also "#document", "_private"
 _SNAKE_WORDS = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NOT_SECRET_SHAPE = re.compile(
@@ -115,7 +116,8 @@ _ID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _KEBAB = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/_.~-]+=*")
 _SEPARATORS = re.compile(r"[-_./:]")
-_SIMPLE_PART = re.compile(r"[A-Za-z]+|\d+|[0-9a-f]+|[A-Za-z0-9]{0,6}")
+# a slug part: a word, camelCase words, an acronym, BASE64 or sha256, digits, hex, a short x86
+_SIMPLE_PART = re.compile(r"[a-z]+(?:[A-Z][a-z]+)*|(?:[A-Z][a-z]+)+|[A-Z]+\d*|[a-z]+\d+|\d+|[0-9a-f]+|[a-z0-9]{0,4}")
 
 
 def _entropy(value: str) -> float:
@@ -138,6 +140,22 @@ def _is_dummy(value: str) -> bool:
         or lowered in _DUMMY_VALUES
         or any(word in lowered for word in _DUMMY_WORDS)
     )
+
+
+def _wordy(value: str) -> bool:
+    """Letters that read as words rather than a random string's case flips.
+
+    One case throughout, a few camelCase parts of 3+ letters or acronyms (`csrfToken`,
+    `DHPrivateKey`), or parts that all have vowels (`MySecretPassword`). `yIgKpaUn` and
+    `LaMRTvet` are not wordy.
+    """
+    letters = value.strip("#@:_-")
+    if letters.islower() or letters.isupper() or letters.istitle():
+        return True
+    parts = _NAME_PART.findall(letters)
+    if len(parts) <= 4 and all(len(part) >= 3 or (len(part) >= 2 and part.isupper()) for part in parts):
+        return True
+    return all(len(part) >= 2 and any(c in "aeiouyAEIOUY" for c in part) for part in parts)
 
 
 def _is_structured(value: str) -> bool:
@@ -182,22 +200,28 @@ def _random_like(value: str) -> bool:
     return upper or not _KEBAB.fullmatch(value)
 
 
-def _is_code(value: str, quoted: bool) -> bool:
-    """An expression, a class name or an assignment rather than a literal."""
+def _is_code(value: str, quoted: bool, typed: bool = False) -> bool:
+    """An expression, a class name or an assignment rather than a literal.
+
+    `typed`: the value sits where a type annotation would, `name: Value |` or `name: Value,`.
+    """
     if _DOTTED_NAME.fullmatch(value) or _CODE_SHAPE.match(value):
         return True
-    if not quoted and (_BRACKETS.search(value) or _ASSIGNMENT.match(value)):
-        return True  # token=token).sha, *(optional)*, --secrets KEY=value
-    words = _CAMEL_WORD.findall(value)
-    # V1SecretVolumeSource, _HashedAttributes, Ed448PrivateKey: class names, not secrets
-    if quoted:
-        return len(words) >= 3 and sum(map(len, words)) >= 0.7 * len(value)
-    return len(words) >= 2 and sum(map(len, words)) >= 0.5 * len(value)
+    if not quoted and _BRACKETS.search(value):
+        return True  # token=token).sha, *(optional)*, z.infer<typeof X>
+    # V1SecretVolumeSource, _HashedAttributes, Ed448PrivateKey: class names, not secrets. Their
+    # words have vowels; a random token's capitalised chunks (Kjd, Bvw) mostly do not. Outside
+    # a type's position it takes three such words of 4+ letters covering most of the value.
+    words = [word for word in _CAMEL_WORD.findall(value) if any(c in "aeiouy" for c in word)]
+    if typed:
+        return len(words) >= 1 and sum(map(len, words)) >= 0.5 * sum(c.isalpha() for c in value)
+    long_words = [word for word in words if len(word) >= 4]
+    return len(long_words) >= 3 and sum(map(len, long_words)) >= 0.7 * len(value)
 
 
-def _looks_secret(value: str, min_len: int = 8, quoted: bool = True) -> bool:
+def _looks_secret(value: str, min_len: int = 8, quoted: bool = True, typed: bool = False) -> bool:
     """Whether a value assigned to a secret-sounding name is itself secret-looking."""
-    if len(value) < min_len or " " in value or value.lower() in _LITERALS or _is_code(value, quoted):
+    if len(value) < min_len or " " in value or value.lower() in _LITERALS or _is_code(value, quoted, typed):
         return False
     if _is_dummy(value) or _NUMBER.fullmatch(value) or _is_path_or_url(value):
         return False
@@ -207,8 +231,8 @@ def _looks_secret(value: str, min_len: int = 8, quoted: bool = True) -> bool:
         return True  # hex and UUIDs are secrets here: API_KEY=<uuid> is how some services issue keys
     if _NOT_SECRET_SHAPE.fullmatch(value) or _is_structured(value):
         return False
-    if _WORDS.fullmatch(value):
-        return len(value) >= 20 and _entropy(value) >= 4.0  # letters only: a word unless long and random
+    if _WORDS.fullmatch(value):  # letters only
+        return (len(value) >= 20 and _entropy(value) >= 4.0) or not _wordy(value)
     if _SNAKE_WORDS.fullmatch(value) and all(_SIMPLE_PART.fullmatch(part) for part in value.split("_")):
         return False  # value_10, get_sort_key: identifiers
     lower, upper, digit, other = _classes(value)
@@ -217,13 +241,13 @@ def _looks_secret(value: str, min_len: int = 8, quoted: bool = True) -> bool:
     return len(value) >= 16 and _entropy(value) >= 3.5
 
 
-def _high_entropy(value: str) -> bool:
+def _high_entropy(value: str, typed: bool = False) -> bool:
     """A long random-looking token: what we accept after a secret name with no `=` or `:`."""
     if len(value) < 20 or not _TOKEN_CHARS.fullmatch(value) or _is_dummy(value) or _is_path_or_url(value):
         return False
     if _NOT_SECRET_SHAPE.fullmatch(value) or _ID_SHAPE.fullmatch(value):
         return False
-    if _is_structured(value) or _is_code(value, quoted=False):
+    if _is_structured(value) or _is_code(value, quoted=False, typed=typed):
         return False
     lower, upper, digit, _ = _classes(value)
     return (lower or upper) and digit and _entropy(value) >= 3.5
@@ -450,11 +474,14 @@ _VALUE = (
 )
 _STRICT_TAIL = re.compile(
     r"(?:\\?[\"'`]\]?)?"  # the name's closing quote, or os.environ["NAME"]
-    # a type annotation, `password: str | None = "..."`; short, and its `=` has a value after
-    # it, so base64 padding (`client-key-data: LS0t...==`) is not taken for one
-    r"[ \t]*(?::[ \t]*[A-Za-z_][\w.\[\]]{0,40}(?:(?:[ \t]*\|[ \t]*|,[ \t]*)[\w.\[\]]{1,40}){0,4}[ \t]*(?==[ \t]*[^\s=]))?"
-    r"(?:==|=>|:=|=|:)[ \t]*(?:[bBrRuUfF]{1,2}(?=[\"']))?" + _VALUE
+    # a type annotation, `password: str | None = "..."`: short, with spaces around its `=` or
+    # a quoted default, so neither base64 padding (`client-key-data: LS0t...==`) nor a
+    # password with `=` in it (`password: fTaR3kC=9Xt`) is taken for one
+    r"[ \t]*(?::[ \t]*[A-Za-z_][\w.\[\]]{0,40}(?:(?:[ \t]*\|[ \t]*|,[ \t]*)[\w.\[\]]{1,40}){0,4}"
+    r"(?=[ \t]+=[ \t]+[^\s=]|[ \t]*=[ \t]*[bBrRuUfF]{0,2}[\"']))?[ \t]*"
+    r"(?P<sep>==|=>|:=|=|:)[ \t]*(?:[bBrRuUfF]{1,2}(?=[\"']))?" + _VALUE
 )
+_TYPE_FOLLOWS = re.compile(r"[ \t]*[|,)\]=]")
 _LOOSE_TAIL = re.compile(
     r"(?:\\?[\"'`])?[ \t]+(?:(?P<verb>(?i:is|was))[ \t]+)?[`\"']?(?P<bare>[^\s\"'`,;&<>()\[\]{}\\]+)"
 )
@@ -521,26 +548,31 @@ class _Candidate:
     value: str
     said: bool  # `=`, `:`, `--flag value` or "is": any secret-looking value counts; else only a random one
     quoted: bool  # a literal for sure; a bare value may be code
+    resume: int  # where the keyword scan goes on: past a bare `=` value, whose hits would each rescan it
+    typed: bool = False  # `name: Value |`, `name: Value,`: where a type annotation sits
 
 
 def _candidate(text: str, name: str, end: int) -> _Candidate | None:
     """The value after `name` (which ends at `end`), if one follows it."""
     strict = _STRICT_TAIL.match(text, end)
     if strict:
-        return _Candidate(*_value_span(strict), said=True, quoted=strict.group("bare") is None)
+        start, stop, value = _value_span(strict)
+        quoted = strict.group("bare") is None
+        typed = not quoted and strict.group("sep") == ":" and bool(_TYPE_FOLLOWS.match(text, stop))
+        return _Candidate(start, stop, value, said=True, quoted=quoted, resume=end if quoted else strict.end(), typed=typed)
     loose = _LOOSE_TAIL.match(text, end)
     if not loose:
         return None
     # `--password s3cret!` and "the password is s3cret!" say what follows; a bare gap does not.
     said = name.startswith("-") or bool(loose.group("verb"))
-    return _Candidate(*_value_span(loose), said=said, quoted=False)
+    return _Candidate(*_value_span(loose), said=said, quoted=False, resume=end)
 
 
 def _is_secret(candidate: _Candidate, kind: str) -> bool:
     """Whether the candidate value is a secret, given how firmly it is tied to its name."""
     if candidate.said and kind != _WEAK_KEY:
-        return _looks_secret(candidate.value, 6 if kind == "password" else 8, candidate.quoted)
-    return _high_entropy(candidate.value)
+        return _looks_secret(candidate.value, 6 if kind == "password" else 8, candidate.quoted, candidate.typed)
+    return _high_entropy(candidate.value, candidate.typed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,9 +596,7 @@ class _AssignmentRule:
             candidate = _candidate(text, name, span[1])  # cheap: most keyword hits have no value after them
             if candidate is None:
                 continue
-            if not candidate.quoted:
-                # Keyword hits inside a bare value would each rescan its tail: key=key=key=... is quadratic.
-                pos = max(pos, candidate.end)
+            pos = max(pos, candidate.resume)  # key=key=key=... would otherwise be quadratic
             prev = _PREV_WORD.search(text, max(0, span[0] - 24), span[0])
             kind = _name_kind(name, prev.group(1).lower() if prev else "")
             if kind and _is_secret(candidate, kind):

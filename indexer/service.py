@@ -9,6 +9,7 @@ transaction when the build is complete; until then searches keep using the old o
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import re
@@ -37,7 +38,8 @@ from indexer.models import (
     SessionPage,
     parse_when,
 )
-from indexer.parse import parse_file
+from indexer.parse import Transcript, parse_file
+from indexer.redact import Redactor
 from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
 from indexer.search import (
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 STARTUP_DELAY_S = 2.0  # let the MCP handshake finish before the first background reindex
 CHANGED_CACHE_S = 30.0
 WARM_FROM_FILES = 20
+SKIP_MARKER = "session-search: skip"
 CANDIDATES_PER_RESULT = 4  # each ranking fetches this many per wanted result, for fusion and collapsing  # a run this big loads the model first, and fails fast if it cannot
 NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
 
@@ -88,6 +91,7 @@ class SessionSearch:
         self.settings = settings
         self.template = template_for(settings.model, settings.prompt_file)
         self.spec = ChunkerSpec(settings.chunker, settings.chunk_tokens, settings.chunk_overlap, settings.tool_output_chars)
+        self.redactor = Redactor(settings.redact_patterns)
         self._embedders: dict[tuple[str, str, int | None], Embedder] = {}
         self._ledger: Ledger | None = None
         self._store: ChromaStore | None = None
@@ -199,11 +203,13 @@ class SessionSearch:
             await self.embedder.warm()
         run = IndexRun(
             collection=target, ledger=self.ledger, embedder=self.embedder, template=self.template, spec=self.spec,
-            tool_output_chars=self.settings.tool_output_chars, concurrency=self.settings.embed_concurrency, progress=progress,
+            tool_output_chars=self.settings.tool_output_chars, concurrency=self.settings.embed_concurrency,
+            clean=self.redactor.redact_text, skip=self._skipped, progress=progress,
         )
         pruned = switched = 0
         try:
             tally = await run.run(todo)
+            await self._purge_skipped(target)
             if options.prune:
                 pruned = await self._prune(target)
             if migrating and not (options.project or options.since or options.paths is not None):
@@ -234,6 +240,28 @@ class SessionSearch:
         self.ledger.add_collection(CollectionRecord(name, identity.to_json(), self.template.format_query("{query}")))
         self.ledger.set_meta("building", name)
         return store.create(name, identity), True
+
+    def _skipped(self, transcript: Transcript) -> bool:
+        """Whether a transcript must not be indexed: marked `session-search: skip`, or excluded by a glob."""
+        session_id = transcript.messages[0].session_id if transcript.messages else transcript.source.session_hint
+        if any(SKIP_MARKER in m.text for m in transcript.messages):
+            self.ledger.skip_session(session_id)
+            return True
+        cwd = next((m.cwd for m in transcript.messages if m.cwd), "")
+        names = (transcript.source.rel_path, session_id, cwd)
+        excluded = any(fnmatch.fnmatchcase(name, glob) for glob in self.settings.exclude for name in names if name)
+        return excluded or session_id in self.ledger.skipped_sessions()
+
+    async def _purge_skipped(self, target: VectorCollection) -> None:
+        """Remove what was indexed from other files (subagents) of sessions marked to skip."""
+        for session_id in self.ledger.skipped_sessions():
+            for rel_path in self.ledger.session_sources(target.name, session_id):
+                ids = list(self.ledger.chunk_hashes(target.name, rel_path))
+                if not ids:
+                    continue
+                removable = [i for i in ids if i not in self.ledger.owned_elsewhere(target.name, rel_path, ids)]
+                await anyio.to_thread.run_sync(target.delete, removable)
+                self.ledger.forget(target.name, rel_path, removable)
 
     def _drop(self, store: ChromaStore, name: str) -> None:
         store.drop(name)
@@ -433,7 +461,9 @@ class SessionSearch:
         path = transcript_path(self.settings.projects_dir, rel_paths, request.agent_id)
         note = None
         if path is not None:
-            messages = await anyio.to_thread.run_sync(from_transcript, path, request.agent_id, self.settings.tool_output_chars)
+            messages = await anyio.to_thread.run_sync(
+                from_transcript, path, request.agent_id, self.settings.tool_output_chars, self.redactor.redact_text
+            )
             meta["source_path"] = str(path)
         else:
             messages = from_excerpts(rows, request.agent_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 from indexer.chunk import count_tokens
 from indexer.errors import InvalidArgument
 from indexer.models import ReadSessionRequest, SessionMessage, SessionPage
-from indexer.parse import Message, parse_file
+from indexer.parse import Cleaner, Message, parse_file
 from indexer.sources import SourceFile
 
 MESSAGE_CHARS = 2000
@@ -43,10 +43,11 @@ def _capped(text: str) -> str:
     return text if len(text) <= MESSAGE_CHARS else f"{text[:MESSAGE_CHARS]} …[{len(text) - MESSAGE_CHARS} more chars]"
 
 
-def from_transcript(path: Path, agent_id: str | None, tool_output_chars: int) -> list[SessionMessage]:
-    """The conversation of one stream (main, or one subagent) of a transcript file."""
+def from_transcript(path: Path, agent_id: str | None, tool_output_chars: int, clean: Cleaner) -> list[SessionMessage]:
+    """The conversation of one stream (main, or one subagent) of a transcript file, redacted like the index."""
     source = SourceFile(path, path.name, path.stem, agent_id, None, 0, 0)
-    messages: list[Message] = [m for m in parse_file(source, tool_output_chars).messages if bool(agent_id) == m.is_sidechain]
+    parsed = parse_file(source, tool_output_chars, clean).messages
+    messages: list[Message] = [m for m in parsed if bool(agent_id) == m.is_sidechain]
     return [
         SessionMessage(index=i, uuid=m.uuid, role=m.role, timestamp=m.timestamp, text=_capped(m.text), line=m.line_start)
         for i, m in enumerate(messages)
