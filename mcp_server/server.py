@@ -42,6 +42,7 @@ from indexer.render import render_info, render_report, render_search, render_ses
 
 log = logging.getLogger("session_search.server")
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 INSTRUCTIONS = """\
 session-search finds what the user and you did in past Claude Code sessions: prompts, \
@@ -65,6 +66,14 @@ def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     return f"{where}: {first['msg']}" if where else first["msg"]
+
+
+def _validated(model: type[M], **fields: object) -> M:
+    """The tool's arguments as the request model; a rule they break becomes a one-line tool error."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise ToolError(_one_line(exc)) from None
 
 
 async def _tool_call(call: Awaitable[T]) -> T:
@@ -135,13 +144,10 @@ def build_server(settings: Settings) -> MCPServer:
             tool: A tool name such as Bash, Edit, Read.
             include_subagents: False to leave out subagent transcripts.
         """
-        try:
-            request = SearchRequest(
-                query=query, top_k=top_k, offset=offset, mode=mode, project=project, session_id=session_id,
-                git_branch=git_branch, since=since, until=until, kind=kind, tool=tool, include_subagents=include_subagents,
-            )
-        except ValidationError as exc:
-            raise ToolError(_one_line(exc)) from None
+        request = _validated(
+            SearchRequest, query=query, top_k=top_k, offset=offset, mode=mode, project=project, session_id=session_id,
+            git_branch=git_branch, since=since, until=until, kind=kind, tool=tool, include_subagents=include_subagents,
+        )
         response = await _tool_call(_index(ctx).search(request))
         return _result(response, render_search(response))
 
@@ -166,10 +172,7 @@ def build_server(settings: Settings) -> MCPServer:
             limit: Messages per page, 1 to 100; long pages are cut to the size budget.
             agent_id: A subagent's id (from a result's agent_id) to read its conversation.
         """
-        try:
-            request = ReadSessionRequest(session_id=session_id, around=around, offset=offset, limit=limit, agent_id=agent_id)
-        except ValidationError as exc:
-            raise ToolError(_one_line(exc)) from None
+        request = _validated(ReadSessionRequest, session_id=session_id, around=around, offset=offset, limit=limit, agent_id=agent_id)
         session = await _tool_call(_index(ctx).read_session(request))
         return _result(session, render_session(session))
 
