@@ -39,12 +39,14 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGIN_DIR = ROOT / ".claude-plugin"
-MARKETPLACE = PLUGIN_DIR / "marketplace.json"
-MANIFEST = PLUGIN_DIR / "plugin.json"
-HOOKS = ROOT / "hooks" / "hooks.json"
-PLUGIN_MCP = ROOT / ".mcp.json"  # the plugin root's default MCP file; optional
-SKILL = ROOT / "skills" / "session-search" / "SKILL.md"
+# The plugin is its own folder: Claude Code copies a local plugin's folder whole into its
+# cache, and the repository root holds virtualenvs.
+PLUGIN_ROOT = ROOT / "plugin"
+MARKETPLACE = ROOT / ".claude-plugin" / "marketplace.json"
+MANIFEST = PLUGIN_ROOT / ".claude-plugin" / "plugin.json"
+HOOKS = PLUGIN_ROOT / "hooks" / "hooks.json"
+PLUGIN_MCP = PLUGIN_ROOT / ".mcp.json"  # the plugin root's default MCP file; optional
+SKILL = PLUGIN_ROOT / "skills" / "session-search" / "SKILL.md"
 
 MARKETPLACE_REQUIRED = ("name", "owner", "plugins")
 OWNER_REQUIRED = ("name",)
@@ -181,8 +183,15 @@ def test_json_file_parses_to_an_object(path: Path) -> None:
     assert isinstance(load_json(path), dict)
 
 
-def test_claude_plugin_dir_holds_only_the_manifests() -> None:
-    assert sorted(p.name for p in PLUGIN_DIR.iterdir()) == ["marketplace.json", "plugin.json"]
+def test_claude_plugin_dirs_hold_only_the_manifests() -> None:
+    assert sorted(p.name for p in (ROOT / ".claude-plugin").iterdir()) == ["marketplace.json"]
+    assert sorted(p.name for p in (PLUGIN_ROOT / ".claude-plugin").iterdir()) == ["plugin.json"]
+
+
+def test_the_plugin_folder_holds_only_plugin_files() -> None:
+    """Claude Code copies the whole folder into its cache on install: nothing else may be there."""
+    top = sorted(p.name for p in PLUGIN_ROOT.iterdir())
+    assert top == [".claude-plugin", "hooks", "skills"]
 
 
 @pytest.mark.parametrize("path", [*json_files(), SKILL], ids=lambda p: str(p.relative_to(ROOT)))
@@ -231,7 +240,7 @@ def test_marketplace_names_and_versions_follow_pyproject(marketplace: dict[str, 
 
 def test_marketplace_source_is_this_plugin(marketplace: dict[str, Any], manifest: dict[str, Any], project: dict[str, Any]) -> None:
     root = plugin_root(our_entry(marketplace, project))
-    assert root == ROOT, "the plugin root is the repository root"
+    assert root == PLUGIN_ROOT, "the plugin is the plugin/ folder"
     assert (root / ".claude-plugin" / "plugin.json").is_file()
     assert manifest["name"] == our_entry(marketplace, project)["name"]
 
@@ -259,7 +268,7 @@ def test_manifest_component_paths_exist(manifest: dict[str, Any]) -> None:
         value = manifest.get(key)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str):
-                assert component_path(ROOT, item).exists(), f"{key}: {item} not found"
+                assert component_path(PLUGIN_ROOT, item).exists(), f"{key}: {item} not found"
 
 
 def test_manifest_does_not_repeat_the_default_hooks_file(manifest: dict[str, Any]) -> None:
@@ -267,12 +276,12 @@ def test_manifest_does_not_repeat_the_default_hooks_file(manifest: dict[str, Any
     value = manifest.get("hooks")
     for item in value if isinstance(value, list) else [value]:
         if isinstance(item, str):
-            assert component_path(ROOT, item) != HOOKS.resolve()
+            assert component_path(PLUGIN_ROOT, item) != HOOKS.resolve()
 
 
 def test_default_component_locations_exist() -> None:
     assert HOOKS.is_file()
-    skills = sorted((ROOT / "skills").glob("*/SKILL.md"))
+    skills = sorted((PLUGIN_ROOT / "skills").glob("*/SKILL.md"))
     assert SKILL in skills
 
 
@@ -280,7 +289,7 @@ def test_default_component_locations_exist() -> None:
 
 
 def test_mcp_server_runs_the_installed_command(manifest: dict[str, Any], project: dict[str, Any]) -> None:
-    servers = plugin_mcp_servers(ROOT, manifest)
+    servers = plugin_mcp_servers(PLUGIN_ROOT, manifest)
     assert set(servers) == {"session-search"}, f"one server, named after the tool: {sorted(servers)}"
     server = servers["session-search"]
     assert server.get("type", "stdio") == "stdio"
@@ -359,7 +368,7 @@ def test_skill_allowed_tools_name_this_plugins_server(manifest: dict[str, Any]) 
     meta, _ = frontmatter(SKILL)
     allowed = meta.get("allowed-tools", "")
     names = allowed if isinstance(allowed, list) else re.split(r"[\s,]+", allowed.strip())
-    servers = plugin_mcp_servers(ROOT, manifest)
+    servers = plugin_mcp_servers(PLUGIN_ROOT, manifest)
     prefixes = {f"mcp__plugin_{manifest['name']}_{server}__" for server in servers}
     for name in filter(None, names):
         assert any(name.startswith(prefix) for prefix in prefixes), f"{name} is not a tool of this plugin's server"
