@@ -115,6 +115,7 @@ async def test_new_dimensions_build_a_new_index_while_the_old_one_serves(setting
         ({"query": ""}, "query"),
         ({"query": "   "}, "empty"),
         ({"query": "x", "top_k": 0}, "top_k"),
+        ({"query": "x", "top_k": -3}, "top_k"),
         ({"query": "x", "top_k": 10_000}, "top_k"),
         ({"query": "x", "since": "last tuesday"}, "not an ISO date"),
         ({"query": "x", "project": "no-such-project"}, "No indexed project matches 'no-such-project'"),

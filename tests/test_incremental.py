@@ -254,3 +254,22 @@ async def test_a_migration_keeps_the_chunks_of_deleted_transcripts(ollama: Ollam
     report = await reindex(smaller)
     assert report.migrated and report.chunks_added == 2
     assert (await search(smaller, "zeppelin migration plan", mode="vector"))[0] == "old"
+
+
+async def test_a_new_document_template_migrates_and_a_new_query_template_does_not(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    write_session(projects, "/p", "s1", exchange("s1", "/p", "tune the vacuum settings", "autovacuum_naptime 10s"))
+    data = tmp_path / "data"
+    await reindex(settings_for(ollama.url, tmp_path / "claude", data))
+    query_only = tmp_path / "query.toml"
+    query_only.write_text('family = "mine"\nquery = "find: {query}"\ndocument = "{text}"\n')
+    same_docs = settings_for(ollama.url, tmp_path / "claude", data, SESSION_SEARCH_PROMPT_FILE=str(query_only))
+    assert (await reindex(same_docs)).migrated is False
+    assert await search(same_docs, "vacuum settings") == ["s1"]
+    assert ollama.embedded_inputs[-1] == "find: vacuum settings"  # the new query template is used at once
+    new_docs = tmp_path / "docs.toml"
+    new_docs.write_text('family = "mine"\nquery = "find: {query}"\ndocument = "passage: {text}"\n')
+    changed = settings_for(ollama.url, tmp_path / "claude", data, SESSION_SEARCH_PROMPT_FILE=str(new_docs))
+    report = await reindex(changed)
+    assert report.migrated and report.chunks_added == 1
+    assert ollama.embedded_inputs[-1].startswith("passage: User: tune the vacuum settings")

@@ -27,7 +27,8 @@ def server_params(settings: Settings, *args: str) -> StdioServerParameters:
 async def test_tools_are_listed_with_schemas_and_annotations(fixture_index: Settings) -> None:
     async with Client(server_params(fixture_index)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        assert client.instructions and "search" in client.instructions
+        assert client.instructions and "read_session" in client.instructions
+        assert len(client.instructions.encode()) < 2048
     assert set(tools) == {"search", "read_session", "reindex", "model_info"}
     assert all(t.output_schema for t in tools.values())
     assert tools["search"].annotations.read_only_hint is True
