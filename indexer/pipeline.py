@@ -27,6 +27,7 @@ from indexer.store import VectorCollection
 
 log = logging.getLogger(__name__)
 MAX_LISTED_SKIPS = 50
+STORE_BATCH = 256  # chunks per Chroma write when the embedder is ahead of the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,14 +164,16 @@ class IndexRun:
 
     async def _store_worker(self, receive: ObjectReceiveStream) -> None:
         async with receive:
-            async for batch in receive:
+            async for first in receive:
+                batches = [first, *_waiting(receive, STORE_BATCH - len(first.chunks))]
+                pairs = [(pair, vector) for batch in batches for pair, vector in zip(batch.chunks, batch.vectors, strict=True)]
                 # A resumed session's copy has its parent's ids: one of each per write, the later wins.
-                unique = {c.id: (c, v) for (_, c), v in zip(batch.chunks, batch.vectors, strict=True) if v is not None}
-                kept = list(unique.values())
-                if kept:
-                    await anyio.to_thread.run_sync(self.collection.upsert, [c for c, _ in kept], [v for _, v in kept])
-                finished = list(batch.finished)
-                for (plan, chunk), vector in zip(batch.chunks, batch.vectors, strict=True):
+                unique = {chunk.id: (chunk, vector) for (_, chunk), vector in pairs if vector is not None}
+                if unique:
+                    chunks, vectors = zip(*unique.values(), strict=True)
+                    await anyio.to_thread.run_sync(self.collection.upsert, list(chunks), list(vectors))
+                finished = [plan for batch in batches for plan in batch.finished]
+                for (plan, chunk), vector in pairs:
                     if vector is None:
                         plan.nan.add(chunk.id)
                     else:
@@ -198,6 +201,19 @@ class IndexRun:
         tally.skipped_count += len(plan.nan)
         skipped = [_location(c) for c in plan.chunks if c.id in plan.nan]
         tally.skipped.extend(skipped[: MAX_LISTED_SKIPS - len(tally.skipped)])
+
+
+def _waiting(receive: ObjectReceiveStream, room: int) -> list[_Batch]:
+    """Batches already waiting, up to about `room` chunks: fewer, larger writes to Chroma."""
+    found: list[_Batch] = []
+    while room > 0:
+        try:
+            batch = receive.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+        found.append(batch)
+        room -= len(batch.chunks)
+    return found
 
 
 async def _report(progress: ProgressFn | None, update: ReindexProgress) -> None:

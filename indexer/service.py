@@ -65,11 +65,12 @@ STARTUP_DELAY_S = 2.0  # let the MCP handshake finish before the first backgroun
 CHANGED_CACHE_S = 30.0
 WARM_FROM_FILES = 20
 SKIP_MARKER = "session-search: skip"
+EXACT_RESCORE = 20  # keyword candidates the vector ranking scores exactly when the ANN search missed them
 CANDIDATES_PER_RESULT = 4  # each ranking fetches this many per wanted result, for fusion and collapsing  # a run this big loads the model first, and fails fast if it cannot
 NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Served:
     """The collection searches use, as of one ledger generation."""
 
@@ -77,6 +78,12 @@ class _Served:
     record: CollectionRecord
     identity: IndexIdentity
     collection: VectorCollection
+    chunks: int | None = None  # the count, read once per generation
+
+    def count(self) -> int:
+        if self.chunks is None:
+            self.chunks = self.collection.count()
+        return self.chunks
 
 
 def _encoded(path: str) -> str:
@@ -411,7 +418,8 @@ class SessionSearch:
         where = chroma_where(request, projects)
         approximate = await anyio.to_thread.run_sync(served.collection.query, vector, wanted, where)
         seen = {h.id for h in approximate}
-        missed = [h for h in keyword if h.id not in seen]
+        # The best keyword hits are the ones fusion weighs; their exact scores are worth a read.
+        missed = [h for h in keyword[:EXACT_RESCORE] if h.id not in seen]
         try:
             exact = await anyio.to_thread.run_sync(served.collection.distances, vector, missed)
         except StoreError as exc:
@@ -444,7 +452,7 @@ class SessionSearch:
         if len(hits) < len(page):
             notes.append(f"Only {len(hits)} results fit the size budget; ask again with offset={request.offset + len(hits)} for more.")
         return SearchResponse(
-            query=request.query, mode=mode, results=hits, total_chunks=served.collection.count(),
+            query=request.query, mode=mode, results=hits, total_chunks=served.count(),
             next_offset=request.offset + len(hits) if more else None, note=" ".join(notes) or None,
         )
 
