@@ -203,8 +203,9 @@ class SessionSearch:
     ) -> ReindexReport:
         identity = await self.identity()
         store = self._current_store()
-        await anyio.to_thread.run_sync(self._drop_orphans, store)
-        target, migrating = await anyio.to_thread.run_sync(self._target, store, identity, options.full)
+        # On the event-loop thread, like every ledger write: the ledger's connection is not shared across threads.
+        self._drop_orphans(store)
+        target, migrating = self._target(store, identity, options.full)
         todo = [s for s in sources if not self.ledger.is_current(target.name, s)]
         if len(todo) >= WARM_FROM_FILES:
             await self.embedder.warm()
@@ -221,7 +222,7 @@ class SessionSearch:
                 pruned = await self._prune(target)
             if migrating and not (options.project or options.since or options.paths is not None):
                 await self._carry_over(store, target, run.tally)
-                await anyio.to_thread.run_sync(self._switch, store, target.name)
+                self._switch(store, target.name)
                 switched = 1
         finally:
             self._publish()
