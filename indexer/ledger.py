@@ -209,16 +209,15 @@ class Ledger:
         row = self._db.execute("SELECT meta FROM keyword WHERE collection = ? AND id = ?", (collection, chunk_id)).fetchone()
         return row[0] if row else None
 
-    def keyword_value_exists(self, collection: str, column: str, value: str) -> bool:
-        """Whether any keyword row of the collection has this session id, branch or tool."""
-        if column == "tool":
-            sql, arg = "tools LIKE ?", f"%,{value},%"
-        elif column in ("session_id", "git_branch"):
-            sql, arg = f"{column} = ?", value
-        else:
-            raise ValueError(column)
-        row = self._db.execute(f"SELECT 1 FROM keyword WHERE collection = ? AND {sql} LIMIT 1", (collection, arg)).fetchone()  # noqa: S608
-        return row is not None
+    def filter_values(self, collection: str) -> dict[str, set[str]]:
+        """Every session id, branch and tool of the collection's chunks: what a filter may name."""
+        values: dict[str, set[str]] = {"session_id": set(), "git_branch": set(), "tool": set()}
+        rows = self._db.execute("SELECT DISTINCT session_id, git_branch, tools FROM keyword WHERE collection = ?", (collection,))
+        for session_id, branch, tools in rows:
+            values["session_id"].add(session_id)
+            values["git_branch"].add(branch)
+            values["tool"].update(t for t in str(tools).split(",") if t)
+        return values
 
     def keyword_search(self, collection: str, match: str, where_sql: str, params: Sequence[object], limit: int) -> list[tuple[str, str, str, float]]:
         """(id, text, metadata JSON, bm25) of the best keyword matches; lower bm25 is better."""

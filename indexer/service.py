@@ -78,7 +78,9 @@ class _Served:
     record: CollectionRecord
     identity: IndexIdentity
     collection: VectorCollection
-    chunks: int | None = None  # the count, read once per generation
+    chunks: int | None = None  # these three are read once per generation
+    projects: list[str] | None = None
+    filter_values: dict[str, set[str]] | None = None
 
     def count(self) -> int:
         if self.chunks is None:
@@ -390,8 +392,10 @@ class SessionSearch:
         """
         served = self._serving()  # on the event-loop thread: it may import chromadb (zotero-mcp#485)
         name = served.record.name
-        projects = matching_projects(request.project, self.ledger.projects(name)) if request.project else None
-        self._check_filters(name, request)
+        if request.project and served.projects is None:
+            served.projects = self.ledger.projects(name)
+        projects = matching_projects(request.project, served.projects or []) if request.project else None
+        self._check_filters(served, request)
         wanted = (request.offset + request.top_k) * CANDIDATES_PER_RESULT
         mode, fallback = request.mode, None
         keyword = [] if mode == "vector" else self._keyword_hits(name, request, projects, wanted)
@@ -437,11 +441,15 @@ class SessionSearch:
         sql, params = keyword_where(request, projects)
         return keyword_hits(self.ledger.keyword_search(name, match, sql, params, wanted))
 
-    def _check_filters(self, name: str, request: SearchRequest) -> None:
+    def _check_filters(self, served: _Served, request: SearchRequest) -> None:
         """An unknown filter value is an error, not an empty answer."""
         checks = (("session_id", request.session_id, "session"), ("git_branch", request.git_branch, "branch"), ("tool", request.tool, "tool"))
+        if not any(value for _, value, _ in checks):
+            return
+        if served.filter_values is None:
+            served.filter_values = self.ledger.filter_values(served.record.name)
         for column, value, what in checks:
-            if value and not self.ledger.keyword_value_exists(name, column, value):
+            if value and value not in served.filter_values[column]:
                 raise InvalidArgument(f"No indexed exchange has the {what} {value!r}.")
 
     def _page(self, served: _Served, request: SearchRequest, mode: str, ranked: list[Candidate], fallback: str | None) -> SearchResponse:
