@@ -20,6 +20,12 @@ RRF_K = 60  # the usual constant of reciprocal rank fusion (Cormack et al. 2009)
 SNIPPET_CHARS = 700
 MAX_QUERY_TERMS = 32
 _TERM = re.compile(r"\w+")
+STOPWORDS = frozenset(
+    "a about after again all also an and any are as at be been before but by can could did do does doing done "
+    "for from had has have how i if in into is it its just me more my no not now of on once only or other our "
+    "out over so some such than that the their them then there these they this those through to too up us very "
+    "was we were what when where which while who why will with would you your".split()
+)
 
 
 @dataclass(slots=True)
@@ -55,9 +61,14 @@ def query_terms(query: str) -> list[str]:
 
 
 def fts_match(query: str) -> str | None:
-    """An FTS5 MATCH expression: any of the query's words, each quoted so punctuation is harmless."""
+    """An FTS5 MATCH expression: any of the query's words, each quoted so punctuation is harmless.
+
+    Common words are left out when others remain: BM25 gives them almost no weight, but
+    they match nearly every chunk, and ranking every match is what makes FTS5 slow.
+    """
     terms = query_terms(query)
-    return " OR ".join(f'"{t}"' for t in terms) if terms else None
+    telling = [t for t in terms if t not in STOPWORDS]
+    return " OR ".join(f'"{t}"' for t in telling or terms) if terms else None
 
 
 def chroma_where(request: SearchRequest, projects: list[str] | None) -> dict[str, Any] | None:
