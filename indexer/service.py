@@ -46,7 +46,7 @@ from indexer.search import (
     Candidate,
     chroma_where,
     collapse,
-    fts_match,
+    fts_queries,
     fuse,
     keyword_hits,
     keyword_where,
@@ -66,7 +66,8 @@ CHANGED_CACHE_S = 30.0
 WARM_FROM_FILES = 20
 SKIP_MARKER = "session-search: skip"
 EXACT_RESCORE = 20  # keyword candidates the vector ranking scores exactly when the ANN search missed them
-CANDIDATES_PER_RESULT = 4  # each ranking fetches this many per wanted result, for fusion and collapsing  # a run this big loads the model first, and fails fast if it cannot
+MIN_CANDIDATES = 100  # each ranking's list, for fusion and collapsing
+KEYWORD_ALL_WORDS_ENOUGH = 10  # fewer chunks with every word than this: also rank those with any  # a run this big loads the model first, and fails fast if it cannot
 NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
 
 
@@ -396,7 +397,8 @@ class SessionSearch:
             served.projects = self.ledger.projects(name)
         projects = matching_projects(request.project, served.projects or []) if request.project else None
         self._check_filters(served, request)
-        wanted = (request.offset + request.top_k) * CANDIDATES_PER_RESULT
+        # The same candidate lists for every page (up to 50 results), so paging neither repeats nor skips.
+        wanted = max(MIN_CANDIDATES, (request.offset + request.top_k) * 2)
         mode, fallback = request.mode, None
         keyword = [] if mode == "vector" else self._keyword_hits(name, request, projects, wanted)
         vector_hits: list[StoredHit] = []
@@ -435,11 +437,14 @@ class SessionSearch:
         return sorted(approximate + exact, key=lambda h: h.distance)[:wanted]
 
     def _keyword_hits(self, name: str, request: SearchRequest, projects: list[str] | None, wanted: int) -> list[StoredHit]:
-        match = fts_match(request.query)
-        if match is None:
-            return []
+        """Chunks with all the query's words, best first; chunks with any of them only when those are too few."""
+        every, anyone = fts_queries(request.query)
         sql, params = keyword_where(request, projects)
-        return keyword_hits(self.ledger.keyword_search(name, match, sql, params, wanted))
+        rows = self.ledger.keyword_search(name, every, sql, params, wanted) if every else []
+        if len(rows) < KEYWORD_ALL_WORDS_ENOUGH and anyone:
+            seen = {row[0] for row in rows}
+            rows += [row for row in self.ledger.keyword_search(name, anyone, sql, params, wanted) if row[0] not in seen]
+        return keyword_hits(rows[:wanted])
 
     def _check_filters(self, served: _Served, request: SearchRequest) -> None:
         """An unknown filter value is an error, not an empty answer."""
