@@ -205,6 +205,13 @@ class SessionSearch:
         self, options: ReindexOptions, sources: list[SourceFile], started: float, progress: ProgressFn | None
     ) -> ReindexReport:
         identity = await self.identity()
+        if self._nothing_to_do(options, sources, identity):
+            # No store opened (no chromadb import) and no new generation (no reader reopens).
+            self.ledger.set_meta("last_indexed", datetime.now(UTC).isoformat(timespec="seconds"))
+            return ReindexReport(
+                full=False, files_scanned=len(sources), files_indexed=0, chunks_added=0, chunks_removed=0,
+                chunks_skipped=0, malformed_lines=0, seconds=round(time.monotonic() - started, 3),
+            )
         store = self._current_store()
         # On the event-loop thread, like every ledger write: the ledger's connection is not shared across threads.
         self._drop_orphans(store)
@@ -234,6 +241,15 @@ class SessionSearch:
             chunks_removed=tally.removed, chunks_skipped=tally.skipped_count, skipped=tally.skipped, files_pruned=pruned,
             malformed_lines=tally.malformed, migrated=bool(switched), seconds=round(time.monotonic() - started, 3),
         )
+
+    def _nothing_to_do(self, options: ReindexOptions, sources: list[SourceFile], identity: IndexIdentity) -> bool:
+        """The served index has this identity, no build is pending, and every file is current."""
+        if options.full or options.prune or self.ledger.get_meta("building"):
+            return False
+        active = self.ledger.collection(self.ledger.get_meta("active"))
+        if active is None or IndexIdentity.from_json(active.identity) != identity:
+            return False
+        return all(self.ledger.is_current(active.name, s) for s in sources)
 
     def _target(self, store: ChromaStore, identity: IndexIdentity, full: bool) -> tuple[VectorCollection, bool]:
         """The collection to write: the served one if its identity matches, else one being built."""
