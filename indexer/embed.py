@@ -24,6 +24,7 @@ T = TypeVar("T")
 RETRIES = 3
 RETRY_DELAY_S = 0.5
 TRUNCATION_RATIO = 0.25  # tiktoken only estimates the model's tokens: flag only a gross shortfall
+TRUNCATION_MIN_TOKENS = 200  # below this the two tokenizers differ too much to tell
 Vector = list[float]
 
 
@@ -228,7 +229,7 @@ class OllamaEmbedder(Embedder):
         from indexer.chunk import count_tokens
 
         sent = sum(count_tokens(t) for t in texts)
-        if evaluated and evaluated < sent * TRUNCATION_RATIO:
+        if evaluated and sent >= TRUNCATION_MIN_TOKENS and evaluated < sent * TRUNCATION_RATIO:
             self.truncated_batches += 1
             log.warning("Ollama evaluated %d tokens of about %d sent: inputs were probably truncated; lower SESSION_SEARCH_CHUNK_TOKENS or raise SESSION_SEARCH_NUM_CTX", evaluated, sent)
 
