@@ -571,12 +571,15 @@ def default_cache() -> Path:
 
 
 def _store_code_key() -> str:
-    """Changes when the code that wrote a cached index changes: the store, the ledger, chromadb."""
+    """Changes when what wrote a cached index changes: the store's code, chromadb, the ledger's format
+    (not its code: a ledger upgrades an older format itself when opened)."""
     import chromadb
 
+    from indexer.ledger import FORMAT
+
     digest = hashlib.sha256(chromadb.__version__.encode())
-    for name in ("store.py", "ledger.py"):
-        digest.update((ROOT / "indexer" / name).read_bytes())
+    digest.update((ROOT / "indexer" / "store.py").read_bytes())
+    digest.update(f"ledger format {FORMAT}".encode())
     return digest.hexdigest()[:10]
 
 

@@ -131,12 +131,17 @@ def _stage_wrappers() -> list[tuple[Any, str, str]]:
 
     return [
         (Ledger, "keyword_search", "FTS5 keyword search"),
+        (Ledger, "session_span", "session rowid span (session filter)"),
+        (Ledger, "docs_at", "texts of keyword hits (ledger)"),
+        (Ledger, "docs_for", "texts of vector hits (ledger)"),
         (Ledger, "projects", "ledger.projects (project filter)"),
-        (Ledger, "keyword_value_exists", "filter value check (session)"),
-        (Ledger, "filter_values", "filter values (session, branch, tool)"),
+        (Ledger, "has_session", "session check"),
+        (Ledger, "matching_count", "filter share (ledger count)"),
+        (Ledger, "matching_ids", "filter ids (ledger)"),
+        (Ledger, "filter_values", "filter values (branch, tool)"),
         (Ledger, "get_meta", "ledger.get_meta"),
-        (VectorCollection, "query", "Chroma query (HNSW + filter)"),
-        (VectorCollection, "distances", "exact scores of keyword hits (Chroma get)"),
+        (VectorCollection, "query", "Chroma query (HNSW)"),
+        (VectorCollection, "distances", "exact scores (Chroma get)"),
         (VectorCollection, "count", "Chroma count"),
         (SessionSearch, "changed_files", "changed_files (note)"),
         (service, "within_budget", "token budget (tiktoken)"),
@@ -149,7 +154,7 @@ def stage_breakdown(built: SyntheticIndex, queries: list[tuple[str, str]]) -> li
     """Mean ms per search spent in each step, for hybrid searches (wrapped: slightly slower)."""
     settings = settings_for("http://127.0.0.1:9", built.claude_dir, built.data_dir, built.dims)
     embedder = PrecomputedEmbedder(built.dims)
-    kinds = ("none", "project", "session")
+    kinds = ("none", "project", "session", "since")
     timer = StageTimer(_stage_wrappers())
 
     async def run() -> None:
@@ -238,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         n, dims, stage_rows = breakdown
         print(f"Where a hybrid search spends its time at {n:,} x {dims} (mean ms per search over {min(30, count)} queries; "
               "each step wrapped with a timer, so the whole is slightly slower than above):\n")
-        print(table(["step", "no filter", "project filter", "session filter"], stage_rows))
+        print(table(["step", "no filter", "project filter", "session filter", "since filter"], stage_rows))
         print()
     print("Filters: project = `project=\"target-service\"` (one project among 50); session = the source chunk's session; "
           "since = an ISO date 36 days before the newest chunk. `selects` is the share of chunks the filter keeps.\n")

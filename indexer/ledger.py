@@ -1,17 +1,19 @@
 """What has been indexed, per collection: sources with their size and mtime, chunks with
-their content hash, which collection is active (served) or being built, and the ranked
-keyword index (FTS5, BM25) of every stored chunk.
+their content hash, which collection is active (served) or being built, and every stored
+chunk's text and metadata (docs: what search returns, so Chroma is asked for ids and
+distances only) with the ranked keyword index over it (FTS5, BM25).
 
 A SQLite file beside the vectors (data_dir/ledger.sqlite), in WAL mode so that readers in
 other processes never block the writer. Crash safety rests on one rule: a chunk id is
 written here (as pending, empty hash) before its vector goes to Chroma, and gets its
 hash after. A killed run therefore leaves every stored id known to the ledger, and the
-next run deletes what no source produces any more. Keyword rows are written in the same
+next run deletes what no source produces any more. Docs rows are written in the same
 transaction as a source's chunk rows, so the keyword index always matches the ledger.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 import json
@@ -36,11 +38,24 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(collection, rel_path);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS skipped_sessions (session_id TEXT PRIMARY KEY);
-CREATE VIRTUAL TABLE IF NOT EXISTS keyword USING fts5(
-    text, collection UNINDEXED, id UNINDEXED, session_id UNINDEXED, project UNINDEXED, git_branch UNINDEXED,
-    ts_epoch UNINDEXED, kind UNINDEXED, agent_id UNINDEXED, tools UNINDEXED, meta UNINDEXED,
-    tokenize = "unicode61 tokenchars '_'");
+CREATE TABLE IF NOT EXISTS docs (
+    rowid INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL,
+    project TEXT NOT NULL, git_branch TEXT NOT NULL, ts_epoch INTEGER, kind TEXT NOT NULL, agent_id TEXT NOT NULL,
+    is_sidechain INTEGER NOT NULL, tools TEXT NOT NULL, meta TEXT NOT NULL, text TEXT NOT NULL,
+    UNIQUE (collection, id));
+CREATE INDEX IF NOT EXISTS docs_by_session ON docs(collection, session_id, id);
+CREATE INDEX IF NOT EXISTS docs_by_project ON docs(collection, project, ts_epoch, id);
+CREATE INDEX IF NOT EXISTS docs_by_time ON docs(collection, ts_epoch, id);
+CREATE INDEX IF NOT EXISTS docs_by_filters ON docs(collection, is_sidechain, kind, git_branch, project, ts_epoch, session_id, tools, id);
+CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(
+    text, content = 'docs', content_rowid = 'rowid', tokenize = "unicode61 tokenchars '_'");
+CREATE TRIGGER IF NOT EXISTS docs_added AFTER INSERT ON docs BEGIN
+    INSERT INTO words(rowid, text) VALUES (new.rowid, new.text); END;
+CREATE TRIGGER IF NOT EXISTS docs_removed AFTER DELETE ON docs BEGIN
+    INSERT INTO words(words, rowid, text) VALUES ('delete', old.rowid, old.text); END;
 """
+log = logging.getLogger(__name__)
+FORMAT = 3  # 3: docs table with indexed filter columns, FTS5 over it; 2 (upgraded on open): one FTS5 table
 PENDING = ""  # content_hash of a chunk whose vector may or may not have reached Chroma
 
 
@@ -48,13 +63,19 @@ def _owner(chunk: Chunk) -> tuple[str, str]:
     return str(chunk.metadata.get("session_id", "")), str(chunk.metadata.get("project", ""))
 
 
-def _keyword_row(collection: str, chunk: Chunk) -> tuple[object, ...]:
+DOC_COLUMNS = "collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, is_sidechain, tools, meta, text"
+# A schema-2 ledger kept its keyword rows in one FTS5 table, filter columns unindexed; its rows move to docs.
+FROM_SCHEMA_2 = f"""INSERT OR IGNORE INTO docs ({DOC_COLUMNS}) SELECT collection, id, session_id, project, git_branch, ts_epoch,
+    kind, agent_id, coalesce(json_extract(meta, '$.is_sidechain'), 0), tools, meta, text FROM keyword"""
+
+
+def _doc_row(collection: str, chunk: Chunk) -> tuple[object, ...]:
     meta = chunk.metadata
     tools = meta.get("tools")
     return (
-        chunk.text, collection, chunk.id, meta.get("session_id", ""), meta.get("project", ""), meta.get("git_branch", ""),
-        meta.get("ts_epoch"), meta.get("kind", ""), meta.get("agent_id", ""),
-        "," + ",".join(tools) + "," if isinstance(tools, list) else ",", json.dumps(meta),
+        collection, chunk.id, meta.get("session_id", ""), meta.get("project", ""), meta.get("git_branch", ""),
+        meta.get("ts_epoch"), meta.get("kind", ""), meta.get("agent_id", ""), int(bool(meta.get("is_sidechain"))),
+        "," + ",".join(tools) + "," if isinstance(tools, list) else ",", json.dumps(meta), chunk.text,
     )
 
 
@@ -74,6 +95,25 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Move a schema-2 ledger's keyword rows into docs, once; other processes wait on the write lock."""
+        if not self._has_table("keyword"):
+            return
+        self._transaction()
+        try:
+            if self._has_table("keyword"):
+                moved = self._db.execute(FROM_SCHEMA_2).rowcount
+                self._db.execute("DROP TABLE keyword")
+                log.info("ledger upgraded: %d keyword rows moved to the indexed docs table", moved)
+            self._commit()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _has_table(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
     def close(self) -> None:
         self._db.close()
@@ -117,7 +157,7 @@ class Ledger:
 
     def drop_collection(self, name: str) -> None:
         self._transaction()
-        for table in ("chunks", "sources", "keyword"):
+        for table in ("chunks", "sources", "docs"):
             self._db.execute(f"DELETE FROM {table} WHERE collection = ?", (name,))  # noqa: S608 - fixed names
         self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
         self._commit()
@@ -142,7 +182,7 @@ class Ledger:
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
             rows = self._db.execute(
-                f"SELECT DISTINCT id FROM chunks WHERE collection = ? AND rel_path != ? AND id IN ({marks})",  # noqa: S608
+                f"SELECT DISTINCT id FROM chunks WHERE collection = ? AND rel_path != ? AND id IN ({marks})",
                 (collection, rel_path, *part),
             )
             found.update(row[0] for row in rows)
@@ -167,24 +207,26 @@ class Ledger:
         self._transaction()
         self._db.execute("DELETE FROM chunks WHERE collection = ? AND rel_path = ?", (collection, source.rel_path))
         self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
-        self._replace_keywords(collection, [c.id for c in chunks] + list(removed), chunks)
+        self._replace_docs(collection, [c.id for c in chunks] + list(removed), chunks)
         self._db.execute(
             "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
             (collection, source.rel_path, source.size, source.mtime_ns if complete else -1, session_id, len(rows), time.time()),
         )
         self._commit()
 
-    def _replace_keywords(self, collection: str, drop_ids: Sequence[str], chunks: Sequence[Chunk]) -> None:
+    def _replace_docs(self, collection: str, drop_ids: Sequence[str], chunks: Sequence[Chunk]) -> None:
+        """Text and metadata of stored chunks; the triggers keep the FTS5 index in step."""
         for start in range(0, len(drop_ids), 500):
             part = drop_ids[start : start + 500]
             marks = ",".join("?" * len(part))
-            self._db.execute(f"DELETE FROM keyword WHERE collection = ? AND id IN ({marks})", (collection, *part))  # noqa: S608
-        self._db.executemany("INSERT INTO keyword VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_keyword_row(collection, c) for c in chunks])
+            self._db.execute(f"DELETE FROM docs WHERE collection = ? AND id IN ({marks})", (collection, *part))
+        rows = [_doc_row(collection, c) for c in chunks]
+        self._db.executemany(f"INSERT OR IGNORE INTO docs ({DOC_COLUMNS}) VALUES ({','.join('?' * 12)})", rows)
 
     def ids(self, collection: str) -> tuple[set[str], set[str]]:
         """Chunk ids recorded as stored (pending ones left out), and ids in the keyword index."""
         recorded = self._db.execute("SELECT id FROM chunks WHERE collection = ? AND content_hash != ?", (collection, PENDING))
-        keyword = self._db.execute("SELECT id FROM keyword WHERE collection = ?", (collection,))
+        keyword = self._db.execute("SELECT id FROM docs WHERE collection = ?", (collection,))
         return {row[0] for row in recorded}, {row[0] for row in keyword}
 
     def skip_session(self, session_id: str) -> bool:
@@ -202,34 +244,80 @@ class Ledger:
 
     def session_chunks(self, collection: str, session_id: str) -> list[tuple[str, str]]:
         """(text, metadata JSON) of a session's keyword rows: what is left of a deleted transcript."""
-        rows = self._db.execute("SELECT text, meta FROM keyword WHERE collection = ? AND session_id = ?", (collection, session_id))
+        rows = self._db.execute("SELECT text, meta FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id))
         return [tuple(row) for row in rows]
 
     def chunk_meta(self, collection: str, chunk_id: str) -> str | None:
-        row = self._db.execute("SELECT meta FROM keyword WHERE collection = ? AND id = ?", (collection, chunk_id)).fetchone()
+        row = self._db.execute("SELECT meta FROM docs WHERE collection = ? AND id = ?", (collection, chunk_id)).fetchone()
         return row[0] if row else None
 
     def filter_values(self, collection: str) -> dict[str, set[str]]:
-        """Every session id, branch and tool of the collection's chunks: what a filter may name."""
-        values: dict[str, set[str]] = {"session_id": set(), "git_branch": set(), "tool": set()}
-        rows = self._db.execute("SELECT DISTINCT session_id, git_branch, tools FROM keyword WHERE collection = ?", (collection,))
-        for session_id, branch, tools in rows:
-            values["session_id"].add(session_id)
+        """Every branch and tool of the collection's chunks: what a filter may name."""
+        values: dict[str, set[str]] = {"git_branch": set(), "tool": set()}
+        rows = self._db.execute("SELECT DISTINCT git_branch, tools FROM docs WHERE collection = ?", (collection,))
+        for branch, tools in rows:
             values["git_branch"].add(branch)
             values["tool"].update(t for t in str(tools).split(",") if t)
         return values
 
-    def keyword_search(self, collection: str, match: str, where_sql: str, params: Sequence[object], limit: int) -> list[tuple[str, str, str, float]]:
-        """(id, text, metadata JSON, bm25) of the best keyword matches; lower bm25 is better."""
-        sql = (
-            "SELECT id, text, meta, bm25(keyword) AS rank FROM keyword WHERE keyword MATCH ? AND collection = ?"  # noqa: S608
-            f"{where_sql} ORDER BY rank LIMIT ?"
-        )
-        return [tuple(row) for row in self._db.execute(sql, (match, collection, *params, limit))]
+    def keyword_search(
+        self, collection: str, match: str, where_sql: str, params: Sequence[object], limit: int, span: tuple[int, int] | None = None
+    ) -> list[tuple[int, float]]:
+        """(doc rowid, bm25) of the best keyword matches, lower bm25 better; where_sql filters docs `d`.
+
+        The plan follows the filter, all three giving the same ranking: with none, FTS5 sorts by
+        rank itself and the join stops at `limit`; a session's rows, inserted together, are a
+        rowid span FTS5 seeks to; other filters are checked per match and SQLite sorts.
+        """
+        join = "FROM words JOIN docs d ON d.rowid = words.rowid WHERE words MATCH ? AND d.collection = ?"
+        if span is None and not where_sql:
+            sql, args = f"SELECT words.rowid, words.rank {join} ORDER BY words.rank LIMIT ?", (match, collection, limit)
+        elif span is None:
+            sql, args = f"SELECT words.rowid, bm25(words) AS r {join}{where_sql} ORDER BY r LIMIT ?", (match, collection, *params, limit)
+        else:
+            sql = f"SELECT words.rowid, bm25(words) AS r {join} AND words.rowid BETWEEN ? AND ?{where_sql} ORDER BY r LIMIT ?"
+            args = (match, collection, *span, *params, limit)
+        return [(int(rowid), float(rank)) for rowid, rank in self._db.execute(sql, args)]
+
+    def session_span(self, collection: str, session_id: str) -> tuple[int, int] | None:
+        """The lowest and highest doc rowid of a session: what keyword_search seeks to."""
+        row = self._db.execute("SELECT min(rowid), max(rowid) FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id)).fetchone()
+        return (int(row[0]), int(row[1])) if row and row[0] is not None else None
+
+    def docs_at(self, rowids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        """(id, text, metadata JSON) by doc rowid."""
+        found: dict[int, tuple[str, str, str]] = {}
+        for start in range(0, len(rowids), 500):
+            part = rowids[start : start + 500]
+            rows = self._db.execute(f"SELECT rowid, id, text, meta FROM docs WHERE rowid IN ({','.join('?' * len(part))})", part)
+            found.update((rowid, (id_, text, meta)) for rowid, id_, text, meta in rows)
+        return found
+
+    def docs_for(self, collection: str, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(text, metadata JSON) by chunk id; ids not recorded (yet) are left out."""
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT id, text, meta FROM docs WHERE collection = ? AND id IN ({','.join('?' * len(part))})", (collection, *part)
+            )
+            found.update((id_, (text, meta)) for id_, text, meta in rows)
+        return found
+
+    def matching_ids(self, collection: str, where_sql: str, params: Sequence[object], limit: int) -> list[str] | None:
+        """Ids of the chunks the filters keep, or None when there are more than limit."""
+        rows = self._db.execute(f"SELECT id FROM docs d WHERE d.collection = ?{where_sql} LIMIT ?", (collection, *params, limit + 1)).fetchall()
+        return None if len(rows) > limit else [row[0] for row in rows]
+
+    def matching_count(self, collection: str, where_sql: str, params: Sequence[object]) -> int:
+        return int(self._db.execute(f"SELECT count(*) FROM docs d WHERE d.collection = ?{where_sql}", (collection, *params)).fetchone()[0])
+
+    def has_session(self, collection: str, session_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM docs WHERE collection = ? AND session_id = ? LIMIT 1", (collection, session_id)).fetchone() is not None
 
     def forget(self, collection: str, rel_path: str, removed: Sequence[str]) -> None:
         self._transaction()
-        self._replace_keywords(collection, removed, [])
+        self._replace_docs(collection, removed, [])
         self._db.execute("DELETE FROM chunks WHERE collection = ? AND rel_path = ?", (collection, rel_path))
         self._db.execute("DELETE FROM sources WHERE collection = ? AND rel_path = ?", (collection, rel_path))
         self._commit()

@@ -1,4 +1,4 @@
-"""Ranking and shaping: filters for Chroma and for the keyword index, reciprocal rank fusion,
+"""Ranking and shaping: filters as SQL over the ledger's docs, reciprocal rank fusion,
 one result per exchange, snippets centred on the match, and a token budget.
 """
 
@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.chunk import count_tokens
+from indexer.chunk import MetadataValue, count_tokens
 from indexer.errors import InvalidArgument
 from indexer.models import SearchHit, SearchRequest
-from indexer.store import StoredHit
 
 SHOWN_PROJECTS = 8
 RRF_K = 60  # the usual constant of reciprocal rank fusion (Cormack et al. 2009)
@@ -26,6 +25,16 @@ STOPWORDS = frozenset(
     "out over so some such than that the their them then there these they this those through to too up us very "
     "was we were what when where which while who why will with would you your".split()
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHit:
+    """A stored chunk found by one ranking: its distance (vectors) or bm25 (keywords), lower is better."""
+
+    id: str
+    text: str
+    metadata: dict[str, MetadataValue]
+    distance: float
 
 
 @dataclass(slots=True)
@@ -76,55 +85,40 @@ def fts_queries(query: str) -> tuple[str | None, str | None]:
     return (" ".join(quoted) if len(quoted) > 1 else None), " OR ".join(quoted)
 
 
-def chroma_where(request: SearchRequest, projects: list[str] | None) -> dict[str, Any] | None:
-    """Chroma `where` for the request's filters; None when there are none."""
-    conditions: list[dict[str, Any]] = []
-    if projects:
-        conditions.append({"project": {"$in": projects}})
-    for key, value in (("session_id", request.session_id), ("git_branch", request.git_branch), ("kind", request.kind)):
-        if value:
-            conditions.append({key: {"$eq": value}})
-    if request.tool:
-        conditions.append({"tools": {"$contains": request.tool}})
-    if not request.include_subagents:
-        conditions.append({"is_sidechain": {"$eq": False}})
-    if (since := request.since_epoch()) is not None:
-        conditions.append({"ts_epoch": {"$gte": since}})
-    if (until := request.until_epoch()) is not None:
-        conditions.append({"ts_epoch": {"$lte": until}})
-    if not conditions:
-        return None
-    return conditions[0] if len(conditions) == 1 else {"$and": conditions}
-
-
-def keyword_where(request: SearchRequest, projects: list[str] | None) -> tuple[str, list[object]]:
-    """The same filters as SQL over the keyword table's columns."""
+def docs_where(request: SearchRequest, projects: list[str] | None) -> tuple[str, list[object]]:
+    """The same filters as SQL over the ledger's docs table, `d`; "" when there are none."""
     sql: list[str] = []
     params: list[object] = []
     if projects:
-        sql.append(f"project IN ({','.join('?' * len(projects))})")
+        sql.append(f"d.project IN ({','.join('?' * len(projects))})")
         params += projects
     for column, value in (("session_id", request.session_id), ("git_branch", request.git_branch), ("kind", request.kind)):
         if value:
-            sql.append(f"{column} = ?")
+            sql.append(f"d.{column} = ?")
             params.append(value)
     if request.tool:
-        sql.append("tools LIKE ?")
+        sql.append("d.tools LIKE ?")
         params.append(f"%,{request.tool},%")
     if not request.include_subagents:
-        sql.append("json_extract(meta, '$.is_sidechain') = 0")
+        sql.append("d.is_sidechain = 0")
     if (since := request.since_epoch()) is not None:
-        sql.append("ts_epoch >= ?")
+        sql.append("d.ts_epoch >= ?")
         params.append(since)
     if (until := request.until_epoch()) is not None:
-        sql.append("ts_epoch <= ?")
+        sql.append("d.ts_epoch <= ?")
         params.append(until)
     return "".join(f" AND {clause}" for clause in sql), params
 
 
-def keyword_hits(rows: Sequence[tuple[str, str, str, float]]) -> list[StoredHit]:
-    """Keyword-index rows as hits; bm25 is negative, lower is better."""
-    return [StoredHit(id_, text, json.loads(meta), rank) for id_, text, meta, rank in rows]
+def stored_hits(ranked: Sequence[tuple[str, float]], docs: dict[str, tuple[str, str]]) -> list[StoredHit]:
+    """(id, distance) pairs with their text and metadata from the ledger, in order; ids it lacks
+    (a vector stored, its ledger row not written yet) are left out."""
+    return [StoredHit(id_, docs[id_][0], json.loads(docs[id_][1]), score) for id_, score in ranked if id_ in docs]
+
+
+def keyword_hits(ranked: Sequence[tuple[int, float]], docs: dict[int, tuple[str, str, str]]) -> list[StoredHit]:
+    """(doc rowid, bm25) pairs as hits, in order; bm25 is negative, lower is better."""
+    return [StoredHit(docs[r][0], docs[r][1], json.loads(docs[r][2]), score) for r, score in ranked if r in docs]
 
 
 def fuse(vector: Sequence[StoredHit], keyword: Sequence[StoredHit]) -> list[Candidate]:
@@ -150,30 +144,34 @@ def _lines(hit: StoredHit) -> tuple[int, int]:
     return int(hit.metadata.get("line_start", 0)), int(hit.metadata.get("line_end", 0))
 
 
-def _same_window_run(hit: StoredHit, kept: Candidate) -> bool:
-    """Windows of one exchange: lines of one file overlapping what is kept so far."""
-    start, end = _lines(hit)
+def _overlap(kept: Candidate, start: int, end: int) -> bool:
     kept_start, kept_end = kept.lines or _lines(kept.stored)
-    return hit.metadata.get("source_path") == kept.stored.metadata.get("source_path") and start <= kept_end and kept_start <= end
-
-
-def _same_text(a: StoredHit, b: StoredHit) -> bool:
-    """The same text copied elsewhere (a resumed session's copy)."""
-    return bool(a.metadata.get("content_hash")) and a.metadata.get("content_hash") == b.metadata.get("content_hash")
+    return start <= kept_end and kept_start <= end
 
 
 def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
     """One result per exchange, and none for copies: the best-ranked one stays, and spans
     the lines of the windows folded into it, so the hit covers where the answer is."""
     kept: list[Candidate] = []
+    by_source: dict[object, list[Candidate]] = {}
+    kept_hashes: set[object] = set()
     for candidate in candidates:
-        twin = next((k for k in kept if _same_window_run(candidate.stored, k)), None)
+        meta = candidate.stored.metadata
+        start, end = _lines(candidate.stored)
+        # Windows of one exchange: lines of one file overlapping what is kept so far.
+        twin = next((k for k in by_source.get(meta.get("source_path"), ()) if _overlap(k, start, end)), None)
         if twin is not None:
-            start, end = twin.lines or _lines(twin.stored)
-            other_start, other_end = _lines(candidate.stored)
-            twin.lines = (min(start, other_start), max(end, other_end))
-        elif not any(_same_text(candidate.stored, k.stored) for k in kept):
-            kept.append(candidate)
+            twin_start, twin_end = twin.lines or (start, end)
+            twin.lines = (min(twin_start, start), max(twin_end, end))
+            continue
+        content_hash = meta.get("content_hash")
+        if content_hash and content_hash in kept_hashes:
+            continue  # the same text copied elsewhere (a resumed session's copy)
+        candidate.lines = (start, end)
+        kept.append(candidate)
+        by_source.setdefault(meta.get("source_path"), []).append(candidate)
+        if content_hash:
+            kept_hashes.add(content_hash)
     return kept
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import anyio
 
-from indexer.chunk import ChunkerSpec, chunk_transcript, count_tokens
+from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript, count_tokens
 from indexer.config import Settings
 from indexer.embed import Embedder, ModelFacts, OllamaEmbedder
 from indexer.embed_openai import OpenAIEmbedder
@@ -44,30 +45,35 @@ from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
 from indexer.search import (
     Candidate,
-    chroma_where,
     collapse,
     fts_queries,
     fuse,
+    StoredHit,
+    docs_where,
     keyword_hits,
-    keyword_where,
     matching_projects,
     query_terms,
     single,
+    stored_hits,
     to_hit,
     within_budget,
 )
 from indexer.sessions import agent_of, from_excerpts, from_transcript, page, session_page, start_index, transcript_path
 from indexer.sources import SourceFile, discover
-from indexer.store import ChromaStore, IndexIdentity, StoredHit, VectorCollection, describe_store, forget_open_clients
+from indexer.store import ChromaStore, IndexIdentity, VectorCollection, describe_store, forget_open_clients
 
 log = logging.getLogger(__name__)
 STARTUP_DELAY_S = 2.0  # let the MCP handshake finish before the first background reindex
 CHANGED_CACHE_S = 30.0
-WARM_FROM_FILES = 20
+WARM_FROM_FILES = 20  # a run this big loads the model first, and fails fast if it cannot
 SKIP_MARKER = "session-search: skip"
 EXACT_RESCORE = 20  # keyword candidates the vector ranking scores exactly when the ANN search missed them
 MIN_CANDIDATES = 100  # each ranking's list, for fusion and collapsing
-KEYWORD_ALL_WORDS_ENOUGH = 10  # fewer chunks with every word than this: also rank those with any  # a run this big loads the model first, and fails fast if it cannot
+KEYWORD_ALL_WORDS_ENOUGH = 10  # fewer chunks with every word than this: also rank those with any
+EXACT_SUBSET = 300  # a filter keeping at most this many chunks: score them all exactly, no HNSW
+OVERSAMPLE_SHARE = 0.25  # a filter keeping at least this share of chunks: post-filter an unfiltered search
+OVERSAMPLE = 1.5  # how many more nearest chunks than the filter is expected to need
+OVERSAMPLE_MAX = 2000  # the widest unfiltered search, when Chroma cannot take the ids
 NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
 
 
@@ -325,7 +331,8 @@ class SessionSearch:
             return
         on_disk = {s.rel_path for s in discover(self.settings.projects_dir)}
         for rel_path in sorted(self.ledger.known_sources(old) - on_disk - self.ledger.known_sources(target.name)):
-            chunks = await anyio.to_thread.run_sync(old_collection.chunks, list(self.ledger.chunk_hashes(old, rel_path)))
+            docs = self.ledger.docs_for(old, list(self.ledger.chunk_hashes(old, rel_path)))
+            chunks = [Chunk(id_, text, json.loads(meta)) for id_, (text, meta) in docs.items()]
             vectors = await self.embedder.embed([self.template.format_document(c.text) for c in chunks])
             kept = [(c, v) for c, v in zip(chunks, vectors, strict=True) if v is not None]
             await anyio.to_thread.run_sync(target.upsert, [c for c, _ in kept], [v for _, v in kept])
@@ -415,12 +422,13 @@ class SessionSearch:
         self._check_filters(served, request)
         # The same candidate lists for every page (up to 50 results), so paging neither repeats nor skips.
         wanted = max(MIN_CANDIDATES, (request.offset + request.top_k) * 2)
+        where_sql, params = docs_where(request, projects)
         mode, fallback = request.mode, None
-        keyword = [] if mode == "vector" else self._keyword_hits(name, request, projects, wanted)
+        keyword = [] if mode == "vector" else self._keyword_hits(name, request, where_sql, params, wanted)
         vector_hits: list[StoredHit] = []
         if mode != "keyword":
             try:
-                vector_hits = await self._vector_hits(served, request, projects, wanted, keyword)
+                vector_hits = await self._vector_hits(served, request, (where_sql, params), wanted, keyword)
             except EmbedderError as exc:
                 if mode == "vector":
                     raise
@@ -432,45 +440,87 @@ class SessionSearch:
         return self._page(served, request, mode, collapse(ranked), fallback)
 
     async def _vector_hits(
-        self, served: _Served, request: SearchRequest, projects: list[str] | None, wanted: int, keyword: list[StoredHit]
+        self, served: _Served, request: SearchRequest, docs_filter: tuple[str, list[object]], wanted: int, keyword: list[StoredHit]
     ) -> list[StoredHit]:
         """Nearest chunks by vector. Keyword candidates the approximate (HNSW) search missed are
         scored exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
         embedder = self._embedder_for(served.identity.backend, served.identity.model, served.identity.dimensions)
         vector = await embedder.embed_one(self._query_text(served, request.query))
-        where = chroma_where(request, projects)
-        approximate = await anyio.to_thread.run_sync(served.collection.query, vector, wanted, where)
-        seen = {h.id for h in approximate}
+        name = served.record.name
+        nearest = await self._nearest(served, docs_filter, vector, wanted)
+        seen = {id_ for id_, _ in nearest}
         # The best keyword hits are the ones fusion weighs; their exact scores are worth a read.
-        missed = [h for h in keyword[:EXACT_RESCORE] if h.id not in seen]
-        try:
-            exact = await anyio.to_thread.run_sync(served.collection.distances, vector, missed)
-        except StoreError as exc:
-            # While another process writes, keyword rows can name vectors this process's
-            # Chroma client does not hold yet (chroma#3792); they are ranked by keywords alone.
-            log.info("exact scoring of keyword candidates skipped: %s", exc)
-            exact = []
-        return sorted(approximate + exact, key=lambda h: h.distance)[:wanted]
+        missed = [h.id for h in keyword[:EXACT_RESCORE] if h.id not in seen]
+        ranked = sorted(nearest + await self._exact(served, vector, missed), key=lambda pair: pair[1])[:wanted]
+        return stored_hits(ranked, self.ledger.docs_for(name, [id_ for id_, _ in ranked]))
 
-    def _keyword_hits(self, name: str, request: SearchRequest, projects: list[str] | None, wanted: int) -> list[StoredHit]:
+    async def _nearest(self, served: _Served, docs_filter: tuple[str, list[object]], vector: list[float], wanted: int) -> list[tuple[str, float]]:
+        """(id, distance) of the nearest chunks within the filters, which the ledger resolves.
+
+        Chroma holds vectors only, and its filtered search costs 4-6x an unfiltered one at
+        100k chunks. A few chunks are scored exactly; a filter keeping a large share
+        post-filters a bigger unfiltered search; other subsets go to Chroma as ids.
+        """
+        collection, total = served.collection, served.count()
+        if not docs_filter[0]:
+            return await anyio.to_thread.run_sync(collection.query, vector, wanted)
+        name = served.record.name
+        count = self.ledger.matching_count(name, *docs_filter)
+        if count <= EXACT_SUBSET:
+            return await self._exact(served, vector, self.ledger.matching_ids(name, *docs_filter, EXACT_SUBSET) or [])
+        ids = set(self.ledger.matching_ids(name, *docs_filter, count) or ())
+        if count / max(1, total) >= OVERSAMPLE_SHARE and (found := await self._post_filtered(served, vector, ids, wanted)):
+            return found
+        try:
+            return await anyio.to_thread.run_sync(lambda: collection.query(vector, wanted, ids=list(ids)))
+        except StoreError as exc:
+            # Chroma refuses ids it does not hold: another process's newest chunks (chroma#3792).
+            log.info("search by ids failed, post-filtering a wider search instead: %s", exc)
+            return await self._post_filtered(served, vector, ids, wanted, OVERSAMPLE_MAX) or []
+
+    async def _post_filtered(
+        self, served: _Served, vector: list[float], ids: set[str], wanted: int, at_most: int | None = None
+    ) -> list[tuple[str, float]] | None:
+        """The nearest of ids, from an unfiltered search big enough to hold `wanted` of them; None when it did not."""
+        total = served.count()
+        n = min(total, at_most or math.ceil(wanted * OVERSAMPLE * total / max(1, len(ids))))
+        found = await anyio.to_thread.run_sync(served.collection.query, vector, n)
+        kept = [pair for pair in found if pair[0] in ids]
+        return kept[:wanted] if len(kept) >= wanted or at_most else None
+
+    async def _exact(self, served: _Served, vector: list[float], ids: list[str]) -> list[tuple[str, float]]:
+        """Exact distances of ids; none when Chroma cannot read them."""
+        if not ids:
+            return []
+        try:
+            return await anyio.to_thread.run_sync(served.collection.distances, vector, ids)
+        except StoreError as exc:
+            # While another process writes, the ledger can name vectors this process's Chroma
+            # client does not hold yet (chroma#3792); they are left to the keyword ranking.
+            log.info("exact scoring skipped: %s", exc)
+            return []
+
+    def _keyword_hits(self, name: str, request: SearchRequest, where_sql: str, params: list[object], wanted: int) -> list[StoredHit]:
         """Chunks with all the query's words, best first; chunks with any of them only when those are too few."""
         every, anyone = fts_queries(request.query)
-        sql, params = keyword_where(request, projects)
-        rows = self.ledger.keyword_search(name, every, sql, params, wanted) if every else []
-        if len(rows) < KEYWORD_ALL_WORDS_ENOUGH and anyone:
-            seen = {row[0] for row in rows}
-            rows += [row for row in self.ledger.keyword_search(name, anyone, sql, params, wanted) if row[0] not in seen]
-        return keyword_hits(rows[:wanted])
+        span = self.ledger.session_span(name, request.session_id) if request.session_id else None
+        ranked = self.ledger.keyword_search(name, every, where_sql, params, wanted, span) if every else []
+        if len(ranked) < KEYWORD_ALL_WORDS_ENOUGH and anyone:
+            seen = {rowid for rowid, _ in ranked}
+            ranked += [pair for pair in self.ledger.keyword_search(name, anyone, where_sql, params, wanted, span) if pair[0] not in seen]
+        ranked = ranked[:wanted]
+        return keyword_hits(ranked, self.ledger.docs_at([rowid for rowid, _ in ranked]))
 
     def _check_filters(self, served: _Served, request: SearchRequest) -> None:
         """An unknown filter value is an error, not an empty answer."""
-        checks = (("session_id", request.session_id, "session"), ("git_branch", request.git_branch, "branch"), ("tool", request.tool, "tool"))
-        if not any(value for _, value, _ in checks):
-            return
-        if served.filter_values is None:
-            served.filter_values = self.ledger.filter_values(served.record.name)
-        for column, value, what in checks:
-            if value and value not in served.filter_values[column]:
+        if request.session_id and not self.ledger.has_session(served.record.name, request.session_id):
+            raise InvalidArgument(f"No indexed exchange has the session {request.session_id!r}.")
+        for column, value, what in (("git_branch", request.git_branch, "branch"), ("tool", request.tool, "tool")):
+            if not value:
+                continue
+            if served.filter_values is None:
+                served.filter_values = self.ledger.filter_values(served.record.name)
+            if value not in served.filter_values[column]:
                 raise InvalidArgument(f"No indexed exchange has the {what} {value!r}.")
 
     def _page(self, served: _Served, request: SearchRequest, mode: str, ranked: list[Candidate], fallback: str | None) -> SearchResponse:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from indexer.chunk import Chunk, MetadataValue
+from indexer.chunk import Chunk
 from indexer.errors import StoreError
 
 if TYPE_CHECKING:
@@ -72,14 +72,6 @@ def describe_store(data_dir: Path, chroma_url: str | None) -> str:
     return f"the Chroma server at {chroma_url}" if chroma_url else f"the index in {data_dir / 'chroma'}"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredHit:
-    id: str
-    text: str
-    metadata: dict[str, MetadataValue]
-    distance: float
-
-
 def _chroma_errors() -> tuple[type[BaseException], ...]:
     import httpx
     from chromadb.errors import ChromaError
@@ -115,12 +107,9 @@ class VectorCollection:
         for start in range(0, len(chunks), WRITE_BATCH):
             part = chunks[start : start + WRITE_BATCH]
             with self._errors("store vectors"):
-                self._collection.upsert(
-                    ids=[c.id for c in part],
-                    embeddings=[list(v) for v in vectors[start : start + WRITE_BATCH]],
-                    documents=[c.text for c in part],
-                    metadatas=[c.metadata for c in part],  # type: ignore[misc]
-                )
+                # Vectors only: texts and metadata live in the ledger, which answers filters and
+                # fills in results; storing them here too made every write 2-3x slower.
+                self._collection.upsert(ids=[c.id for c in part], embeddings=[list(v) for v in vectors[start : start + WRITE_BATCH]])
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), WRITE_BATCH):
@@ -136,46 +125,33 @@ class VectorCollection:
         with self._errors("list chunks"):
             return set(self._collection.get(include=[])["ids"])
 
-    def chunks(self, ids: Sequence[str]) -> list[Chunk]:
-        """Stored chunks by id, with their text and metadata (ids not found are left out)."""
-        found: list[Chunk] = []
-        for start in range(0, len(ids), WRITE_BATCH):
-            with self._errors("read chunks"):
-                got = self._collection.get(ids=list(ids[start : start + WRITE_BATCH]), include=["documents", "metadatas"])
-            docs, metas = got.get("documents") or [], got.get("metadatas") or []
-            found += [Chunk(i, d or "", dict(m or {})) for i, d, m in zip(got["ids"], docs, metas, strict=True)]
-        return found
-
-    def distances(self, vector: Sequence[float], hits: Sequence[StoredHit]) -> list[StoredHit]:
-        """hits with their exact cosine distance to vector, from their stored embeddings."""
+    def distances(self, vector: Sequence[float], ids: Sequence[str]) -> list[tuple[str, float]]:
+        """(id, exact cosine distance to vector) from the stored embeddings; ids Chroma lacks are left out."""
         import numpy as np
 
-        if not hits:
+        if not ids:
             return []
         with self._errors("read vectors"):
-            got = self._collection.get(ids=[h.id for h in hits], include=["embeddings"])
-        stored = dict(zip(got["ids"], got["embeddings"], strict=True))
+            got = self._collection.get(ids=list(ids), include=["embeddings"])
+        if not got["ids"]:
+            return []
         query = np.asarray(vector, dtype=np.float64)
         query /= np.linalg.norm(query) or 1.0
-        exact: list[StoredHit] = []
-        for hit in hits:
-            if hit.id in stored:
-                other = np.asarray(stored[hit.id], dtype=np.float64)
-                cosine = float(query @ other / (np.linalg.norm(other) or 1.0))
-                exact.append(StoredHit(hit.id, hit.text, hit.metadata, 1.0 - cosine))
-        return exact
+        stored = np.asarray(got["embeddings"], dtype=np.float64)
+        norms = np.linalg.norm(stored, axis=1)
+        cosines = stored @ query / np.where(norms == 0, 1.0, norms)
+        return [(id_, 1.0 - float(c)) for id_, c in zip(got["ids"], cosines, strict=True)]
 
-    def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None) -> list[StoredHit]:
+    def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None, ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """(id, distance) of the n nearest vectors, within where and ids; texts come from the ledger,
+        since asking Chroma for documents and metadata costs far more than the search itself."""
         with self._errors("search"):
             found = self._collection.query(
-                query_embeddings=[list(vector)], n_results=n, where=where or None,
-                include=["documents", "metadatas", "distances"],
+                query_embeddings=[list(vector)], n_results=n, where=where or None, ids=list(ids) if ids is not None else None,
+                include=["distances"],
             )
-        ids = found["ids"][0]
-        docs = (found.get("documents") or [[]])[0] or []
-        metas = (found.get("metadatas") or [[]])[0] or []
-        dists = (found.get("distances") or [[]])[0] or []
-        return [StoredHit(i, d or "", dict(m or {}), float(s)) for i, d, m, s in zip(ids, docs, metas, dists, strict=True)]
+        distances = (found.get("distances") or [[]])[0] or []
+        return [(id_, float(d)) for id_, d in zip(found["ids"][0], distances, strict=True)]
 
 
 class ChromaStore:

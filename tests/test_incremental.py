@@ -273,3 +273,33 @@ async def test_a_new_document_template_migrates_and_a_new_query_template_does_no
     report = await reindex(changed)
     assert report.migrated and report.chunks_added == 1
     assert ollama.embedded_inputs[-1].startswith("passage: User: tune the vacuum settings")
+
+
+def to_format_2(ledger: Path) -> None:
+    """Rewrite a ledger as the previous release kept it: keyword rows in one FTS5 table."""
+    with sqlite3.connect(ledger) as db:
+        db.executescript("""
+            CREATE VIRTUAL TABLE keyword USING fts5(
+                text, collection UNINDEXED, id UNINDEXED, session_id UNINDEXED, project UNINDEXED, git_branch UNINDEXED,
+                ts_epoch UNINDEXED, kind UNINDEXED, agent_id UNINDEXED, tools UNINDEXED, meta UNINDEXED,
+                tokenize = "unicode61 tokenchars '_'");
+            INSERT INTO keyword SELECT text, collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, tools, meta FROM docs;
+            DROP TABLE docs; DROP TABLE words;
+        """)
+
+
+async def test_an_index_from_the_previous_release_is_upgraded_in_place(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
+    settings = settings_for(ollama.url, home, tmp_path / "data")
+    await reindex(settings)
+    queries = [("flux capacitor", {}), ("mix test", {}), ("phoenix liveview", {"project": "spotter"}), ("error", {"mode": "keyword"})]
+    before = [await search(settings, q, **f) for q, f in queries]
+    assert any(before)
+    to_format_2(settings.data_dir / "ledger.sqlite")
+
+    assert [await search(settings, q, **f) for q, f in queries] == before
+    sent = len(ollama.embedded_inputs)
+    report = await reindex(settings)
+    assert report.files_indexed == 0 and len(ollama.embedded_inputs) == sent  # nothing embedded again
+    with sqlite3.connect(settings.data_dir / "ledger.sqlite") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "keyword" not in tables and "docs" in tables

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
+import chromadb
 import pytest
+from chromadb.api.shared_system_client import SharedSystemClient
+from chromadb.config import Settings as ChromaSettings
 from conftest import FIXTURE_HOME, settings_for
 from ollama_standin import OllamaStandIn
 from test_incremental import reindex
@@ -14,6 +18,7 @@ from test_incremental import reindex
 from indexer.chunk import count_tokens
 from indexer.config import Settings
 from indexer.errors import InvalidArgument
+from indexer import service
 from indexer.models import ReadSessionRequest, SearchRequest, SearchResponse, SessionPage
 from indexer.service import SessionSearch
 
@@ -150,3 +155,47 @@ async def test_a_deleted_transcript_is_read_from_the_index(ollama: OllamaStandIn
     assert page.messages and page.messages[0].role == "excerpt"
     assert "mix phx.server" in page.messages[0].text
     assert json.loads(page.model_dump_json())["total_messages"] == len(page.messages)
+
+
+FILTERED = {"project": "spotter", "since": "2025-06-01"}
+
+
+@pytest.mark.parametrize(
+    ("path", "exact_subset", "oversample_share"),
+    [("ids given to Chroma", 0, 2.0), ("a wider search post-filtered", 0, 0.0)],
+)
+async def test_a_filtered_vector_search_finds_the_exact_nearest_whichever_way_it_runs(
+    fixture_index: Settings, monkeypatch: pytest.MonkeyPatch, path: str, exact_subset: int, oversample_share: float
+) -> None:
+    query = {"query": "start the phoenix server and fix the failing test", "mode": "vector", "top_k": 5, **FILTERED}
+    monkeypatch.setattr(service, "EXACT_SUBSET", 10**9)  # every chunk the filter keeps, scored exactly
+    exact = await run_search(fixture_index, **query)
+    monkeypatch.setattr(service, "EXACT_SUBSET", exact_subset)
+    monkeypatch.setattr(service, "OVERSAMPLE_SHARE", oversample_share)
+    found = await run_search(fixture_index, **query)
+    assert len(exact.results) == 5 and all("spotter" in h.project for h in found.results)
+    assert [h.chunk_id for h in found.results][:3] == [h.chunk_id for h in exact.results][:3], path
+    assert len({h.chunk_id for h in found.results} & {h.chunk_id for h in exact.results}) >= 4, path
+
+
+async def test_a_filtered_search_survives_a_vector_missing_from_chroma(
+    tmp_path: Path, ollama: OllamaStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's newest chunks are in the ledger before this process's Chroma client sees them."""
+    home = tmp_path / "claude"
+    shutil.copytree(FIXTURE_HOME / "projects", home / "projects")
+    settings = settings_for(ollama.url, home, tmp_path / "data")
+    await reindex(settings)
+    before = await run_search(settings, query="phoenix server", mode="vector", **FILTERED)
+    missing = before.results[0].chunk_id
+    client = chromadb.PersistentClient(str(settings.data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    active = sqlite3.connect(settings.data_dir / "ledger.sqlite").execute("SELECT value FROM meta WHERE key = 'active'").fetchone()[0]
+    client.get_collection(active).delete(ids=[missing])
+    SharedSystemClient.clear_system_cache()
+    monkeypatch.setattr(service, "EXACT_SUBSET", 0)
+    monkeypatch.setattr(service, "OVERSAMPLE_SHARE", 2.0)  # the ids path, which Chroma refuses
+
+    after = await run_search(settings, query="phoenix server", mode="vector", **FILTERED)
+    assert after.results and all("spotter" in h.project for h in after.results)
+    assert missing not in {h.chunk_id for h in after.results}
+    assert [h.chunk_id for h in after.results][:3] == [h.chunk_id for h in before.results][1:4]
