@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import math
 import re
 import time
 import uuid
@@ -26,7 +25,7 @@ from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript, count_tokens
 from indexer.config import Settings
 from indexer.embed import Embedder, ModelFacts, OllamaEmbedder
 from indexer.embed_openai import OpenAIEmbedder
-from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError, StoreError
+from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
 from indexer.models import (
@@ -41,39 +40,33 @@ from indexer.models import (
 )
 from indexer.parse import Transcript, parse_file
 from indexer.redact import Redactor
+from indexer.retrieve import DocsFilter, Retriever
 from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
 from indexer.search import (
     Candidate,
     collapse,
-    fts_queries,
     fuse,
     StoredHit,
     docs_where,
-    keyword_hits,
     matching_projects,
     query_terms,
     single,
-    stored_hits,
     to_hit,
     within_budget,
 )
 from indexer.sessions import agent_of, from_excerpts, from_transcript, page, session_page, start_index, transcript_path
 from indexer.sources import SourceFile, discover
 from indexer.store import ChromaStore, IndexIdentity, VectorCollection, describe_store, forget_open_clients
+from indexer.writer_process import ChildWrites
 
 log = logging.getLogger(__name__)
 STARTUP_DELAY_S = 2.0  # let the MCP handshake finish before the first background reindex
 CHANGED_CACHE_S = 30.0
 WARM_FROM_FILES = 20  # a run this big loads the model first, and fails fast if it cannot
+CHILD_WRITER_FROM_FILES = 20  # a run this big writes Chroma from a child process (about 1 s to start)
 SKIP_MARKER = "session-search: skip"
-EXACT_RESCORE = 20  # keyword candidates the vector ranking scores exactly when the ANN search missed them
 MIN_CANDIDATES = 100  # each ranking's list, for fusion and collapsing
-KEYWORD_ALL_WORDS_ENOUGH = 10  # fewer chunks with every word than this: also rank those with any
-EXACT_SUBSET = 300  # a filter keeping at most this many chunks: score them all exactly, no HNSW
-OVERSAMPLE_SHARE = 0.25  # a filter keeping at least this share of chunks: post-filter an unfiltered search
-OVERSAMPLE = 1.5  # how many more nearest chunks than the filter is expected to need
-OVERSAMPLE_MAX = 2000  # the widest unfiltered search, when Chroma cannot take the ids
 NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
 
 
@@ -204,11 +197,11 @@ class SessionSearch:
         if options.dry_run:
             return await self._dry_run(options, sources, started)
         async with self._reindexing:
-            with WriterLock(self.settings.data_dir):
-                return await self._reindex_locked(options, sources, started, progress)
+            with WriterLock(self.settings.data_dir) as lock:
+                return await self._reindex_locked(options, sources, started, progress, lock.fd)
 
     async def _reindex_locked(
-        self, options: ReindexOptions, sources: list[SourceFile], started: float, progress: ProgressFn | None
+        self, options: ReindexOptions, sources: list[SourceFile], started: float, progress: ProgressFn | None, lock_fd: int
     ) -> ReindexReport:
         identity = await self.identity()
         if self._nothing_to_do(options, sources, identity):
@@ -225,19 +218,27 @@ class SessionSearch:
         todo = [s for s in sources if not self.ledger.is_current(target.name, s)]
         if len(todo) >= WARM_FROM_FILES:
             await self.embedder.warm()
+        if len(todo) >= CHILD_WRITER_FROM_FILES and store.path is not None:
+            target = await anyio.to_thread.run_sync(ChildWrites, target, store.path, lock_fd)
         run = IndexRun(
             collection=target, ledger=self.ledger, embedder=self.embedder, template=self.template, spec=self.spec,
             tool_output_chars=self.settings.tool_output_chars, concurrency=self.settings.embed_concurrency,
             clean=self.redactor.redact_text, skip=self._skipped, progress=progress,
         )
         pruned = switched = 0
+        carry_over = migrating and not (options.project or options.since or options.paths is not None)
         try:
-            tally = await run.run(todo)
-            await self._purge_skipped(target)
-            if options.prune:
-                pruned = await self._prune(target)
-            if migrating and not (options.project or options.since or options.paths is not None):
-                await self._carry_over(store, target, run.tally)
+            try:
+                tally = await run.run(todo)
+                await self._purge_skipped(target)
+                if options.prune:
+                    pruned = await self._prune(target)
+                if carry_over:
+                    await self._carry_over(store, target, run.tally)
+            finally:
+                with anyio.CancelScope(shield=True):  # a child writer finishes its last write first
+                    await anyio.to_thread.run_sync(target.close)
+            if carry_over:
                 self._switch(store, target.name)
                 switched = 1
         finally:
@@ -422,13 +423,14 @@ class SessionSearch:
         self._check_filters(served, request)
         # The same candidate lists for every page (up to 50 results), so paging neither repeats nor skips.
         wanted = max(MIN_CANDIDATES, (request.offset + request.top_k) * 2)
-        where_sql, params = docs_where(request, projects)
+        docs_filter = docs_where(request, projects)
+        retriever = Retriever(self.ledger, served.collection, name, served.count())
         mode, fallback = request.mode, None
-        keyword = [] if mode == "vector" else self._keyword_hits(name, request, where_sql, params, wanted)
+        keyword = [] if mode == "vector" else retriever.keyword(request.query, request.session_id, docs_filter, wanted)
         vector_hits: list[StoredHit] = []
         if mode != "keyword":
             try:
-                vector_hits = await self._vector_hits(served, request, (where_sql, params), wanted, keyword)
+                vector_hits = await self._vector_hits(served, retriever, request.query, docs_filter, keyword, wanted)
             except EmbedderError as exc:
                 if mode == "vector":
                     raise
@@ -439,77 +441,10 @@ class SessionSearch:
             ranked = single(keyword if mode == "keyword" else vector_hits, keyword=mode == "keyword")
         return self._page(served, request, mode, collapse(ranked), fallback)
 
-    async def _vector_hits(
-        self, served: _Served, request: SearchRequest, docs_filter: tuple[str, list[object]], wanted: int, keyword: list[StoredHit]
-    ) -> list[StoredHit]:
-        """Nearest chunks by vector. Keyword candidates the approximate (HNSW) search missed are
-        scored exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
+    async def _vector_hits(self, served: _Served, retriever: Retriever, query: str, docs_filter: DocsFilter, keyword: list[StoredHit], wanted: int) -> list[StoredHit]:
         embedder = self._embedder_for(served.identity.backend, served.identity.model, served.identity.dimensions)
-        vector = await embedder.embed_one(self._query_text(served, request.query))
-        name = served.record.name
-        nearest = await self._nearest(served, docs_filter, vector, wanted)
-        seen = {id_ for id_, _ in nearest}
-        # The best keyword hits are the ones fusion weighs; their exact scores are worth a read.
-        missed = [h.id for h in keyword[:EXACT_RESCORE] if h.id not in seen]
-        ranked = sorted(nearest + await self._exact(served, vector, missed), key=lambda pair: pair[1])[:wanted]
-        return stored_hits(ranked, self.ledger.docs_for(name, [id_ for id_, _ in ranked]))
-
-    async def _nearest(self, served: _Served, docs_filter: tuple[str, list[object]], vector: list[float], wanted: int) -> list[tuple[str, float]]:
-        """(id, distance) of the nearest chunks within the filters, which the ledger resolves.
-
-        Chroma holds vectors only, and its filtered search costs 4-6x an unfiltered one at
-        100k chunks. A few chunks are scored exactly; a filter keeping a large share
-        post-filters a bigger unfiltered search; other subsets go to Chroma as ids.
-        """
-        collection, total = served.collection, served.count()
-        if not docs_filter[0]:
-            return await anyio.to_thread.run_sync(collection.query, vector, wanted)
-        name = served.record.name
-        count = self.ledger.matching_count(name, *docs_filter)
-        if count <= EXACT_SUBSET:
-            return await self._exact(served, vector, self.ledger.matching_ids(name, *docs_filter, EXACT_SUBSET) or [])
-        ids = set(self.ledger.matching_ids(name, *docs_filter, count) or ())
-        if count / max(1, total) >= OVERSAMPLE_SHARE and (found := await self._post_filtered(served, vector, ids, wanted)):
-            return found
-        try:
-            return await anyio.to_thread.run_sync(lambda: collection.query(vector, wanted, ids=list(ids)))
-        except StoreError as exc:
-            # Chroma refuses ids it does not hold: another process's newest chunks (chroma#3792).
-            log.info("search by ids failed, post-filtering a wider search instead: %s", exc)
-            return await self._post_filtered(served, vector, ids, wanted, OVERSAMPLE_MAX) or []
-
-    async def _post_filtered(
-        self, served: _Served, vector: list[float], ids: set[str], wanted: int, at_most: int | None = None
-    ) -> list[tuple[str, float]] | None:
-        """The nearest of ids, from an unfiltered search big enough to hold `wanted` of them; None when it did not."""
-        total = served.count()
-        n = min(total, at_most or math.ceil(wanted * OVERSAMPLE * total / max(1, len(ids))))
-        found = await anyio.to_thread.run_sync(served.collection.query, vector, n)
-        kept = [pair for pair in found if pair[0] in ids]
-        return kept[:wanted] if len(kept) >= wanted or at_most else None
-
-    async def _exact(self, served: _Served, vector: list[float], ids: list[str]) -> list[tuple[str, float]]:
-        """Exact distances of ids; none when Chroma cannot read them."""
-        if not ids:
-            return []
-        try:
-            return await anyio.to_thread.run_sync(served.collection.distances, vector, ids)
-        except StoreError as exc:
-            # While another process writes, the ledger can name vectors this process's Chroma
-            # client does not hold yet (chroma#3792); they are left to the keyword ranking.
-            log.info("exact scoring skipped: %s", exc)
-            return []
-
-    def _keyword_hits(self, name: str, request: SearchRequest, where_sql: str, params: list[object], wanted: int) -> list[StoredHit]:
-        """Chunks with all the query's words, best first; chunks with any of them only when those are too few."""
-        every, anyone = fts_queries(request.query)
-        span = self.ledger.session_span(name, request.session_id) if request.session_id else None
-        ranked = self.ledger.keyword_search(name, every, where_sql, params, wanted, span) if every else []
-        if len(ranked) < KEYWORD_ALL_WORDS_ENOUGH and anyone:
-            seen = {rowid for rowid, _ in ranked}
-            ranked += [pair for pair in self.ledger.keyword_search(name, anyone, where_sql, params, wanted, span) if pair[0] not in seen]
-        ranked = ranked[:wanted]
-        return keyword_hits(ranked, self.ledger.docs_at([rowid for rowid, _ in ranked]))
+        vector = await embedder.embed_one(self._query_text(served, query))
+        return await retriever.nearest(vector, docs_filter, wanted, keyword)
 
     def _check_filters(self, served: _Served, request: SearchRequest) -> None:
         """An unknown filter value is an error, not an empty answer."""

@@ -96,7 +96,7 @@ class _Errors:
 
 
 class VectorCollection:
-    """One collection: chunk vectors with their text and metadata."""
+    """One collection: chunk vectors by chunk id (their texts and metadata are in the ledger)."""
 
     def __init__(self, collection: Collection, errors: _Errors):
         self._collection = collection
@@ -110,6 +110,9 @@ class VectorCollection:
                 # Vectors only: texts and metadata live in the ledger, which answers filters and
                 # fills in results; storing them here too made every write 2-3x slower.
                 self._collection.upsert(ids=[c.id for c in part], embeddings=[list(v) for v in vectors[start : start + WRITE_BATCH]])
+
+    def close(self) -> None:
+        """Nothing to release here; a collection written from another process stops it."""
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), WRITE_BATCH):
@@ -157,9 +160,10 @@ class VectorCollection:
 class ChromaStore:
     """A Chroma client and the collections in it."""
 
-    def __init__(self, client: ClientAPI, where: str):
+    def __init__(self, client: ClientAPI, where: str, path: Path | None = None):
         self._client = client
         self.where = where
+        self.path = path  # the embedded store's directory; None for a server
         self._errors = _Errors(where)
 
     @classmethod
@@ -181,7 +185,7 @@ class ChromaStore:
             return cls(client, where)
         path = data_dir / "chroma"
         path.mkdir(parents=True, exist_ok=True)
-        return cls(chromadb.PersistentClient(path=str(path), settings=settings), where)
+        return cls(chromadb.PersistentClient(path=str(path), settings=settings), where, path)
 
     def _names(self) -> set[str]:
         with self._errors("list collections"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -182,12 +183,60 @@ def test_sigkill_at_any_point_then_resume_equals_a_clean_build(
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
     proc = cli(env)
     time.sleep(kill_after_s)
+    writers = children_of(proc.pid)  # the Chroma writer, once it has started
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    assert all(gone_within(pid, 15) for pid in writers), "a child writer outlived the killed reindex"
     ollama.delay_s = 0
     resumed = cli(env, "--json")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
+    assert stored_ids(tmp_path / "data") == stored_ids(fixture_index.data_dir)
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True  # exited; only its parent (init, after the kill) has not reaped it yet
+        time.sleep(0.1)
+    return False
+
+
+def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
+    home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
+) -> None:
+    ollama.delay_s = 0.08
+    env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
+    proc = cli(env)
+    deadline = time.monotonic() + 30
+    while not (writers := children_of(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writers, "a big first run writes Chroma from a child process"
+    time.sleep(1.0)
+    for pid in writers:
+        os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "writer process died" in err and "Traceback" not in err
+    ollama.delay_s = 0
+    assert cli(env).wait(timeout=300) == 0
     assert stored_ids(tmp_path / "data") == stored_ids(fixture_index.data_dir)
 
 

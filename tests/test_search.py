@@ -18,7 +18,7 @@ from test_incremental import reindex
 from indexer.chunk import count_tokens
 from indexer.config import Settings
 from indexer.errors import InvalidArgument
-from indexer import service
+from indexer import retrieve
 from indexer.models import ReadSessionRequest, SearchRequest, SearchResponse, SessionPage
 from indexer.service import SessionSearch
 
@@ -168,10 +168,10 @@ async def test_a_filtered_vector_search_finds_the_exact_nearest_whichever_way_it
     fixture_index: Settings, monkeypatch: pytest.MonkeyPatch, path: str, exact_subset: int, oversample_share: float
 ) -> None:
     query = {"query": "start the phoenix server and fix the failing test", "mode": "vector", "top_k": 5, **FILTERED}
-    monkeypatch.setattr(service, "EXACT_SUBSET", 10**9)  # every chunk the filter keeps, scored exactly
+    monkeypatch.setattr(retrieve, "EXACT_SUBSET", 10**9)  # every chunk the filter keeps, scored exactly
     exact = await run_search(fixture_index, **query)
-    monkeypatch.setattr(service, "EXACT_SUBSET", exact_subset)
-    monkeypatch.setattr(service, "OVERSAMPLE_SHARE", oversample_share)
+    monkeypatch.setattr(retrieve, "EXACT_SUBSET", exact_subset)
+    monkeypatch.setattr(retrieve, "OVERSAMPLE_SHARE", oversample_share)
     found = await run_search(fixture_index, **query)
     assert len(exact.results) == 5 and all("spotter" in h.project for h in found.results)
     assert [h.chunk_id for h in found.results][:3] == [h.chunk_id for h in exact.results][:3], path
@@ -192,8 +192,8 @@ async def test_a_filtered_search_survives_a_vector_missing_from_chroma(
     active = sqlite3.connect(settings.data_dir / "ledger.sqlite").execute("SELECT value FROM meta WHERE key = 'active'").fetchone()[0]
     client.get_collection(active).delete(ids=[missing])
     SharedSystemClient.clear_system_cache()
-    monkeypatch.setattr(service, "EXACT_SUBSET", 0)
-    monkeypatch.setattr(service, "OVERSAMPLE_SHARE", 2.0)  # the ids path, which Chroma refuses
+    monkeypatch.setattr(retrieve, "EXACT_SUBSET", 0)
+    monkeypatch.setattr(retrieve, "OVERSAMPLE_SHARE", 2.0)  # the ids path, which Chroma refuses
 
     after = await run_search(settings, query="phoenix server", mode="vector", **FILTERED)
     assert after.results and all("spotter" in h.project for h in after.results)
