@@ -6,8 +6,9 @@
 The 100k index is the one search_latency.py builds and keeps in $XDG_CACHE_HOME/session-search-bench;
 if it is not there yet this run builds it (about 10 minutes here) and keeps it (`--no-cache`: not).
 
-Peak RSS is the child's ru_maxrss (getrusage RUSAGE_CHILDREN in a small wrapper process, which
-counts only the child). The reindex runs the console script against the stand-in (FastStandIn, own
+Peak RSS is the child's ru_maxrss (getrusage RUSAGE_CHILDREN in a small wrapper process: the
+largest single process of its tree) and, since a big reindex writes Chroma from a process of its
+own, the peak of the whole tree's summed RSS, sampled every 50 ms from /proc. The reindex runs the console script against the stand-in (FastStandIn, own
 process, no delay) into an empty data dir, at the default 2,560 dimensions.
 
 Chroma's share is estimated by a store-only child: the same chunks, in the same writes IndexRun
@@ -61,12 +62,39 @@ from indexer.config import Settings
 
 TARGET_MB = 500
 WRAPPER = """
-import json, resource, subprocess, sys, time
+import json, os, resource, subprocess, sys, time
+
+def tree_rss_kb(root):
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                parents[int(entry)], rss[int(entry)] = int(fields[1]), int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+            except (OSError, IndexError):
+                pass
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(rss.get(pid, 0) for pid in tree)
+
 started = time.perf_counter()
-done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-print(json.dumps({"rc": done.returncode, "wall": time.perf_counter() - started,
-                  "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-                  "stdout": done.stdout[-4000:], "stderr": done.stderr[-2000:]}))
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+tree_peak = 0
+import threading
+out = {}
+reader = threading.Thread(target=lambda: out.update(zip(("stdout", "stderr"), child.communicate())))
+reader.start()
+while child.poll() is None:
+    tree_peak = max(tree_peak, tree_rss_kb(child.pid))
+    time.sleep(0.05)
+reader.join()
+print(json.dumps({"rc": child.returncode, "wall": time.perf_counter() - started,
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "tree_peak_kb": tree_peak,
+                  "stdout": out["stdout"][-4000:], "stderr": out["stderr"][-2000:]}))
 """
 
 
@@ -170,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"reindex of {mb(got):.1f} MB")
             result, report = reindex_peak(url, home, root / f"data-{size}")
             reindex_rows.append([f"{mb(got):.1f}", report["files_indexed"], report["chunks_added"], f"{result['wall']:.1f}",
-                                 f"{int(result['maxrss_kb']) / 1024:.0f}", f"{mb(du(root / f'data-{size}')):.0f}"])
+                                 f"{int(result['maxrss_kb']) / 1024:.0f}", f"{int(result['tree_peak_kb']) / 1024:.0f}",
+                                 f"{mb(du(root / f'data-{size}')):.0f}"])
         last_home, last_data = home, root / f"data-{big}"
         batches = root / "batches.jsonl"
         chunks = write_batches(last_home / "projects", settings_for(url, last_home, root / "unused"), batches)
@@ -185,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             ["import chromadb, open the store, create a collection", f"{int(opened['maxrss_kb']) / 1024:.0f}", f"{opened['wall']:.1f}"],
             [f"store only: {chunks} chunks upserted in the embed batches", f"{int(store['maxrss_kb']) / 1024:.0f}", f"{store['wall']:.1f}"],
         ]
-        reindex_peak_mb = float(reindex_rows[-1][4])
+        reindex_peak_mb = float(reindex_rows[-1][5])  # the whole tree: the reindex and its Chroma writer
         beyond = reindex_peak_mb - int(store["maxrss_kb"]) / 1024
 
         log(f"synthetic index of {n_chunks:,} chunks at {args.dims} dims")
@@ -202,11 +231,11 @@ def main(argv: list[str] | None = None) -> int:
                                f"{found['after 20 more searches']:.0f}", f"{found['peak (VmHWM)']:.0f}"])
 
     print("`session-search reindex --json` into an empty data dir, 2,560 dims, stand-in without delay:\n")
-    print(table(["MB of JSONL", "files", "chunks", "wall s", "peak RSS MB", "data dir MB"], reindex_rows))
+    print(table(["MB of JSONL", "files", "chunks", "wall s", "peak RSS MB, largest process", "peak RSS MB, process tree", "data dir MB"], reindex_rows))
     print("\nChroma's share, same chunks and batches as the last reindex:\n")
     print(table(["child process", "peak RSS MB", "wall s"], store_rows))
     verdict = "met" if beyond <= TARGET_MB else "NOT met"
-    print(f"\nReindex peak beyond the store-only peak: **{beyond:.0f} MB** (target <= {TARGET_MB} MB: {verdict}).\n")
+    print(f"\nReindex peak (process tree) beyond the store-only peak: **{beyond:.0f} MB** (target <= {TARGET_MB} MB: {verdict}).\n")
     print("`session-search serve` RSS (MB), SESSION_SEARCH_REFRESH_MINUTES=0:\n")
     print(table(["index", "after handshake", "after first search", "first search s", "after 20 more searches", "peak (VmHWM)"], serve_rows))
     return 0

@@ -1,9 +1,9 @@
 """One reindex run over a list of changed files: parse → chunk → embed → store → ledger.
 
 Embedding and storing overlap: up to `concurrency` embed requests are in flight while a
-single store worker writes finished batches to Chroma and, once a file's last batch is
-stored, records the file in the ledger. Parsing the next file happens while the previous
-file's batches are still being embedded.
+single store worker writes finished batches to Chroma; once a file's last batch is stored,
+a recorder writes the file to the ledger while the next batch is being stored. Parsing the
+next file happens while the previous file's batches are still being embedded.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from indexer.store import VectorCollection
 log = logging.getLogger(__name__)
 MAX_LISTED_SKIPS = 50
 STORE_BATCH = 256  # chunks per Chroma write when the embedder is ahead of the store
+RECORD_BACKLOG = 64  # stored files waiting for the ledger before the store worker waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +111,11 @@ class IndexRun:
     async def run(self, sources: Sequence[SourceFile]) -> Tally:
         self._files_total = len(sources)
         send, receive = anyio.create_memory_object_stream[_Batch](self.concurrency * 2)
+        stored, to_record = anyio.create_memory_object_stream[_FilePlan](RECORD_BACKLOG)
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(self._store_worker, receive)
+                group.start_soon(self._recorder, to_record)
+                group.start_soon(self._store_worker, receive, stored)
                 await self._produce(sources, send)
         except BaseExceptionGroup as failure:
             raise first_error(failure) from None
@@ -162,8 +165,10 @@ class IndexRun:
 
     # -- consuming: store and record ----------------------------------------------------------
 
-    async def _store_worker(self, receive: ObjectReceiveStream) -> None:
-        async with receive:
+    async def _store_worker(self, receive: ObjectReceiveStream, stored: ObjectSendStream) -> None:
+        """Writes vectors; files whose every chunk is written go to the recorder, so the next
+        write is under way while the ledger records them."""
+        async with receive, stored:
             async for first in receive:
                 batches = [first, *_waiting(receive, STORE_BATCH - len(first.chunks))]
                 pairs = [(pair, vector) for batch in batches for pair, vector in zip(batch.chunks, batch.vectors, strict=True)]
@@ -182,7 +187,12 @@ class IndexRun:
                     if plan.left == 0:
                         finished.append(plan)
                 for plan in finished:
-                    await self._finish(plan)
+                    await stored.send(plan)
+
+    async def _recorder(self, stored: ObjectReceiveStream) -> None:
+        async with stored:
+            async for plan in stored:
+                await self._finish(plan)
 
     async def _finish(self, plan: _FilePlan) -> None:
         name, rel_path = self.collection.name, plan.source.rel_path

@@ -242,7 +242,7 @@ class SessionSearch:
                 self._switch(store, target.name)
                 switched = 1
         finally:
-            self._publish()
+            self._publish(written_here=not isinstance(target, ChildWrites))
         return ReindexReport(
             full=options.full, files_scanned=len(sources), files_indexed=tally.files_indexed, chunks_added=tally.added,
             chunks_removed=tally.removed, chunks_skipped=tally.skipped_count, skipped=tally.skipped, files_pruned=pruned,
@@ -343,12 +343,13 @@ class SessionSearch:
             self.ledger.record(target.name, source, str(stored[0].metadata.get("session_id", "")) if stored else "", stored)
             tally.added += len(kept)
 
-    def _publish(self) -> None:
-        """Tell readers in other processes that the index changed."""
+    def _publish(self, *, written_here: bool = True) -> None:
+        """Tell readers that the index changed; this process too, when a child process wrote it."""
         generation = uuid.uuid4().hex
         self.ledger.set_meta("generation", generation)
         self.ledger.set_meta("last_indexed", datetime.now(UTC).isoformat(timespec="seconds"))
-        self._store_generation = generation  # this process wrote it: its own client already sees it
+        if written_here:
+            self._store_generation = generation  # its own client already sees the writes
         self._served, self._changed = None, None
 
     async def _dry_run(self, options: ReindexOptions, sources: list[SourceFile], started: float) -> ReindexReport:

@@ -352,3 +352,22 @@ async def test_an_index_from_the_previous_release_is_upgraded_in_place(home: Pat
     with sqlite3.connect(settings.data_dir / "ledger.sqlite") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "keyword" not in tables and "docs" in tables
+
+
+async def test_a_server_sees_what_its_own_big_reindex_wrote(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
+    """A big run writes Chroma from a child process: the searching process must not keep a stale view."""
+    settings = settings_for(ollama.url, home, tmp_path / "data")
+    index = SessionSearch(settings)
+    try:
+        await index.reindex(ReindexOptions())
+        assert (await index.search(SearchRequest(query="mix phx.server", mode="vector"))).results  # Chroma loaded here
+        for n in range(25):  # enough new files for a child writer
+            session = f"00000000-0000-4000-8000-{n:012d}"
+            prompt = "why does the zeppelin hangar door jam" if n == 7 else f"routine question number {n}"
+            write_session(home / "projects", "/home/dev/hangar", session, exchange(session, "/home/dev/hangar", prompt, "checked it", n=n))
+        report = await index.reindex(ReindexOptions())
+        assert report.files_indexed == 25
+        found = await index.search(SearchRequest(query="why does the zeppelin hangar door jam", mode="vector"))
+    finally:
+        await index.aclose()
+    assert found.results[0].session_id == "00000000-0000-4000-8000-000000000007"
