@@ -54,3 +54,16 @@ class IndexEmpty(StoreError):
 
 class IndexBusy(SessionSearchError):
     """Another process holds the writer lock."""
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first of our errors in a task group's failure, else the first leaf."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return next((e for e in leaves if isinstance(e, SessionSearchError)), leaves[0])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 import json
 from collections.abc import Iterable, Sequence
@@ -91,6 +92,10 @@ class Ledger:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._owner = threading.get_ident()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -116,7 +121,23 @@ class Ledger:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
     def close(self) -> None:
+        for reader in self._readers:
+            reader.close()
         self._db.close()
+
+    def _reading(self) -> sqlite3.Connection:
+        """The connection for a search's reads: the main one on the owner's thread, else one per
+        thread (WAL readers do not block each other), so keyword search can run in a worker
+        thread beside the vector search."""
+        if threading.get_ident() == self._owner:
+            return self._db
+        reader = getattr(self._local, "db", None)
+        if reader is None:
+            reader = sqlite3.connect(self._path, timeout=30, check_same_thread=False, isolation_level=None)
+            reader.execute("PRAGMA query_only = 1")
+            self._local.db = reader
+            self._readers.append(reader)
+        return reader
 
     def _transaction(self) -> sqlite3.Connection:
         self._db.execute("BEGIN IMMEDIATE")
@@ -277,11 +298,11 @@ class Ledger:
         else:
             sql = f"SELECT words.rowid, bm25(words) AS r {join} AND words.rowid BETWEEN ? AND ?{where_sql} ORDER BY r LIMIT ?"
             args = (match, collection, *span, *params, limit)
-        return [(int(rowid), float(rank)) for rowid, rank in self._db.execute(sql, args)]
+        return [(int(rowid), float(rank)) for rowid, rank in self._reading().execute(sql, args)]
 
     def session_span(self, collection: str, session_id: str) -> tuple[int, int] | None:
         """The lowest and highest doc rowid of a session: what keyword_search seeks to."""
-        row = self._db.execute("SELECT min(rowid), max(rowid) FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id)).fetchone()
+        row = self._reading().execute("SELECT min(rowid), max(rowid) FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id)).fetchone()
         return (int(row[0]), int(row[1])) if row and row[0] is not None else None
 
     def docs_at(self, rowids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
@@ -289,7 +310,7 @@ class Ledger:
         found: dict[int, tuple[str, str, str]] = {}
         for start in range(0, len(rowids), 500):
             part = rowids[start : start + 500]
-            rows = self._db.execute(f"SELECT rowid, id, text, meta FROM docs WHERE rowid IN ({','.join('?' * len(part))})", part)
+            rows = self._reading().execute(f"SELECT rowid, id, text, meta FROM docs WHERE rowid IN ({','.join('?' * len(part))})", part)
             found.update((rowid, (id_, text, meta)) for rowid, id_, text, meta in rows)
         return found
 

@@ -18,7 +18,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript
 from indexer.embed import Embedder, Vector
-from indexer.errors import SessionSearchError
+from indexer.errors import first_error
 from indexer.ledger import Ledger
 from indexer.parse import Cleaner, Transcript, parse_file
 from indexer.prompts import PromptTemplate
@@ -77,19 +77,6 @@ class _Batch:
 def _location(chunk: Chunk) -> str:
     meta = chunk.metadata
     return f"{meta['source_path']}:{meta['line_start']}-{meta['line_end']}"
-
-
-def first_error(group: BaseExceptionGroup) -> BaseException:
-    """The first of our errors in a task group's failure, else the first leaf."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return next((e for e in leaves if isinstance(e, SessionSearchError)), leaves[0])
 
 
 class IndexRun:

@@ -36,7 +36,8 @@ class Retriever:
     total: int  # chunks in the collection
 
     def keyword(self, query: str, session_id: str | None, docs_filter: DocsFilter, wanted: int) -> list[StoredHit]:
-        """Chunks with all the query's words, best first; chunks with any of them only when those are too few."""
+        """Chunks with all the query's words, best first; chunks with any of them only when those are too few.
+        Safe in a worker thread: it reads through the ledger's per-thread connection."""
         every, anyone = fts_queries(query)
         span = self.ledger.session_span(self.name, session_id) if session_id else None
         ranked = self.ledger.keyword_search(self.name, every, *docs_filter, wanted, span) if every else []
@@ -46,10 +47,13 @@ class Retriever:
         ranked = ranked[:wanted]
         return keyword_hits(ranked, self.ledger.docs_at([rowid for rowid, _ in ranked]))
 
-    async def nearest(self, vector: list[float], docs_filter: DocsFilter, wanted: int, keyword: list[StoredHit]) -> list[StoredHit]:
-        """Nearest chunks by vector. Keyword candidates the approximate (HNSW) search missed are
-        scored exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
-        nearest = await self._within(vector, docs_filter, wanted)
+    async def approximate(self, vector: list[float], docs_filter: DocsFilter, wanted: int) -> list[tuple[str, float]]:
+        """(id, distance) of the nearest chunks the filter keeps, from the approximate (HNSW) index."""
+        return await self._within(vector, docs_filter, wanted)
+
+    async def complete(self, vector: list[float], nearest: list[tuple[str, float]], keyword: list[StoredHit], wanted: int) -> list[StoredHit]:
+        """The nearest chunks as hits. Keyword candidates the approximate search missed are scored
+        exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
         seen = {id_ for id_, _ in nearest}
         # The best keyword hits are the ones fusion weighs; their exact scores are worth a read.
         missed = [h.id for h in keyword[:EXACT_RESCORE] if h.id not in seen]

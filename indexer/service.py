@@ -25,7 +25,7 @@ from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript, count_tokens
 from indexer.config import Settings
 from indexer.embed import Embedder, ModelFacts, OllamaEmbedder
 from indexer.embed_openai import OpenAIEmbedder
-from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError
+from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError, first_error
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
 from indexer.models import (
@@ -40,7 +40,7 @@ from indexer.models import (
 )
 from indexer.parse import Transcript, parse_file
 from indexer.redact import Redactor
-from indexer.retrieve import DocsFilter, Retriever
+from indexer.retrieve import Retriever
 from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
 from indexer.search import (
@@ -427,25 +427,43 @@ class SessionSearch:
         docs_filter = docs_where(request, projects)
         retriever = Retriever(self.ledger, served.collection, name, served.count())
         mode, fallback = request.mode, None
-        keyword = [] if mode == "vector" else retriever.keyword(request.query, request.session_id, docs_filter, wanted)
-        vector_hits: list[StoredHit] = []
-        if mode != "keyword":
+        keyword: list[StoredHit] = []
+        vector: list[float] | None = None
+        nearest: list[tuple[str, float]] = []
+
+        async def rank_keywords() -> None:  # in a worker thread: SQLite leaves the GIL while FTS5 ranks
+            nonlocal keyword
+            keyword = await anyio.to_thread.run_sync(retriever.keyword, request.query, request.session_id, docs_filter, wanted)
+
+        async def rank_vectors() -> None:  # the query's embedding is awaited meanwhile
+            nonlocal vector, nearest, mode, fallback
             try:
-                vector_hits = await self._vector_hits(served, retriever, request.query, docs_filter, keyword, wanted)
+                vector = await self._query_vector(served, request.query)
             except EmbedderError as exc:
                 if mode == "vector":
                     raise
                 mode, fallback = "keyword", f"Keyword results only: the query could not be embedded. {exc}"
+                return
+            nearest = await retriever.approximate(vector, docs_filter, wanted)
+
+        try:
+            async with anyio.create_task_group() as both:
+                if mode != "vector":
+                    both.start_soon(rank_keywords)
+                if mode != "keyword":
+                    both.start_soon(rank_vectors)
+        except BaseExceptionGroup as failure:
+            raise first_error(failure) from None
+        vector_hits = await retriever.complete(vector, nearest, keyword, wanted) if vector is not None else []
         if mode == "hybrid":
             ranked = fuse(vector_hits, keyword)
         else:
             ranked = single(keyword if mode == "keyword" else vector_hits, keyword=mode == "keyword")
         return self._page(served, request, mode, collapse(ranked), fallback)
 
-    async def _vector_hits(self, served: _Served, retriever: Retriever, query: str, docs_filter: DocsFilter, keyword: list[StoredHit], wanted: int) -> list[StoredHit]:
+    async def _query_vector(self, served: _Served, query: str) -> list[float]:
         embedder = self._embedder_for(served.identity.backend, served.identity.model, served.identity.dimensions)
-        vector = await embedder.embed_one(self._query_text(served, query))
-        return await retriever.nearest(vector, docs_filter, wanted, keyword)
+        return await embedder.embed_one(self._query_text(served, query))
 
     def _check_filters(self, served: _Served, request: SearchRequest) -> None:
         """An unknown filter value is an error, not an empty answer."""
