@@ -136,7 +136,6 @@ def _stage_wrappers() -> list[tuple[Any, str, str]]:
         (Ledger, "docs_for", "texts of vector hits (ledger)"),
         (Ledger, "projects", "ledger.projects (project filter)"),
         (Ledger, "has_session", "session check"),
-        (Ledger, "matching_count", "filter share (ledger count)"),
         (Ledger, "matching_ids", "filter ids (ledger)"),
         (Ledger, "filter_values", "filter values (branch, tool)"),
         (Ledger, "get_meta", "ledger.get_meta"),

@@ -330,9 +330,6 @@ class Ledger:
         rows = self._db.execute(f"SELECT id FROM docs d WHERE d.collection = ?{where_sql} LIMIT ?", (collection, *params, limit + 1)).fetchall()
         return None if len(rows) > limit else [row[0] for row in rows]
 
-    def matching_count(self, collection: str, where_sql: str, params: Sequence[object]) -> int:
-        return int(self._db.execute(f"SELECT count(*) FROM docs d WHERE d.collection = ?{where_sql}", (collection, *params)).fetchone()[0])
-
     def has_session(self, collection: str, session_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM docs WHERE collection = ? AND session_id = ? LIMIT 1", (collection, session_id)).fetchone() is not None
 

@@ -47,10 +47,6 @@ class Retriever:
         ranked = ranked[:wanted]
         return keyword_hits(ranked, self.ledger.docs_at([rowid for rowid, _ in ranked]))
 
-    async def approximate(self, vector: list[float], docs_filter: DocsFilter, wanted: int) -> list[tuple[str, float]]:
-        """(id, distance) of the nearest chunks the filter keeps, from the approximate (HNSW) index."""
-        return await self._within(vector, docs_filter, wanted)
-
     async def complete(self, vector: list[float], nearest: list[tuple[str, float]], keyword: list[StoredHit], wanted: int) -> list[StoredHit]:
         """The nearest chunks as hits. Keyword candidates the approximate search missed are scored
         exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
@@ -60,7 +56,7 @@ class Retriever:
         ranked = sorted(nearest + await self._exact(vector, missed), key=lambda pair: pair[1])[:wanted]
         return stored_hits(ranked, self.ledger.docs_for(self.name, [id_ for id_, _ in ranked]))
 
-    async def _within(self, vector: list[float], docs_filter: DocsFilter, wanted: int) -> list[tuple[str, float]]:
+    async def approximate(self, vector: list[float], docs_filter: DocsFilter, wanted: int) -> list[tuple[str, float]]:
         """(id, distance) of the nearest chunks the filter keeps.
 
         Chroma's own filtered search cost 4-6x an unfiltered one at 100k chunks. A few chunks
@@ -69,11 +65,11 @@ class Retriever:
         """
         if not docs_filter[0]:
             return await anyio.to_thread.run_sync(self.collection.query, vector, wanted)
-        count = self.ledger.matching_count(self.name, *docs_filter)
-        if count <= EXACT_SUBSET:
-            return await self._exact(vector, self.ledger.matching_ids(self.name, *docs_filter, EXACT_SUBSET) or [])
-        ids = set(self.ledger.matching_ids(self.name, *docs_filter, count) or ())
-        if count / max(1, self.total) >= OVERSAMPLE_SHARE and (found := await self._post_filtered(vector, ids, wanted)):
+        few = self.ledger.matching_ids(self.name, *docs_filter, EXACT_SUBSET)
+        if few is not None:
+            return await self._exact(vector, few)
+        ids = set(self.ledger.matching_ids(self.name, *docs_filter, self.total) or ())
+        if len(ids) / max(1, self.total) >= OVERSAMPLE_SHARE and (found := await self._post_filtered(vector, ids, wanted)):
             return found
         try:
             return await anyio.to_thread.run_sync(lambda: self.collection.query(vector, wanted, ids=list(ids)))

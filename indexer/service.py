@@ -39,16 +39,16 @@ from indexer.models import (
     parse_when,
 )
 from indexer.parse import Transcript, parse_file
-from indexer.redact import Redactor
-from indexer.retrieve import Retriever
 from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
+from indexer.redact import Redactor
+from indexer.retrieve import Retriever
 from indexer.search import (
     Candidate,
-    collapse,
-    fuse,
     StoredHit,
+    collapse,
     docs_where,
+    fuse,
     matching_projects,
     query_terms,
     single,

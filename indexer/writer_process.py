@@ -43,7 +43,11 @@ class ChildWrites(VectorCollection):
         child_end.close()
         self._lock = threading.Lock()
         send_handle(self._conn, lock_fd, self._process.pid)
-        self._call("open", [], None)
+        try:
+            self._call("open", [], None)
+        except StoreError:
+            self._process.join(CLOSE_TIMEOUT_S)
+            raise
         log.info("Chroma writes go through a child process (pid %s)", self._process.pid)
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
@@ -117,5 +121,4 @@ def _open(chroma_dir: str, name: str) -> Any:
     from chromadb.config import Settings
 
     client = chromadb.PersistentClient(path=chroma_dir, settings=Settings(anonymized_telemetry=False, _env_file=None))  # type: ignore[call-arg]
-    collection = client.get_collection(name, embedding_function=None)
-    return collection
+    return client.get_collection(name, embedding_function=None)
