@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--session", dest="session_id", help="a session id")
     search.add_argument("--since", help="ISO date or datetime")
     search.add_argument("--until", help="ISO date or datetime")
+    search.add_argument("--mode", choices=("hybrid", "vector", "keyword"), default="hybrid", help="ranking (default: %(default)s)")
     search.add_argument("--json", action="store_true", help="print what the MCP search tool returns")
     info = commands.add_parser("info", help="the model, templates and index state")
     info.add_argument("--json", action="store_true", help="print what the MCP model_info tool returns")
@@ -113,7 +114,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     elif args.command == "search":
         request = SearchRequest(
             query=args.query, top_k=args.top_k, project=args.project, session_id=args.session_id,
-            since=args.since, until=args.until,
+            since=args.since, until=args.until, mode=args.mode,
         )
         response = anyio.run(with_index, lambda ix: ix.search(request))
         _print_json(response) if args.json else print(render_search(response))

@@ -41,6 +41,10 @@ ENV_VARS: dict[str, str] = {
     "prompt_file": "SESSION_SEARCH_PROMPT_FILE",
     "embed_backend": "SESSION_SEARCH_EMBED_BACKEND",
     "openai_base_url": "SESSION_SEARCH_OPENAI_BASE_URL",
+    "rerank_url": "SESSION_SEARCH_RERANK_URL",
+    "rerank_model": "SESSION_SEARCH_RERANK_MODEL",
+    "rerank_timeout_s": "SESSION_SEARCH_RERANK_TIMEOUT",
+    "rerank_depth": "SESSION_SEARCH_RERANK_DEPTH",
     "openai_api_key": "SESSION_SEARCH_OPENAI_API_KEY",
     "redact_patterns": "SESSION_SEARCH_REDACT_PATTERNS",
     "exclude": "SESSION_SEARCH_EXCLUDE",
@@ -78,6 +82,10 @@ class Settings(BaseModel):
     refresh_minutes: float = Field(5.0, ge=0, description="The server reindexes at start and then this often; 0 turns it off.")
     result_tokens: int = Field(3000, ge=500, le=20000, description="Token budget of one search or read_session answer.")
     num_ctx: int = Field(4096, ge=512, description="Ollama num_ctx, sent identically on every call.")
+    rerank_url: str | None = Field(None, description="A /rerank server (TEI, llama.cpp, vLLM) to reorder the top results; unset: off.")
+    rerank_model: str | None = Field(None, description="The reranking model to name in each request, if the server wants one.")
+    rerank_timeout_s: float = Field(2.0, gt=0, le=60, description="Time budget of one rerank request; past it, results keep their order.")
+    rerank_depth: int = Field(20, ge=2, le=100, description="How many of the first results the reranker reorders.")
     prompt_file: Path | None = Field(None, description="A prompt-template TOML file to use instead of the built-in one.")
     embed_backend: Literal["ollama", "openai"] = Field("ollama", description="Who embeds: Ollama, or an OpenAI-compatible server.")
     openai_base_url: str | None = Field(None, description="The OpenAI-compatible server, e.g. http://gpu-box:8080/v1.")
@@ -111,6 +119,13 @@ class Settings(BaseModel):
         if self.chunk_overlap * 2 > self.chunk_tokens:
             raise ValueError("chunk_overlap must be at most half of chunk_tokens")
         return self
+
+    @field_validator("rerank_url")
+    @classmethod
+    def _rerank_url_is_http(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must look like http://gpu-box:8080")
+        return value or None
 
     @field_validator("openai_base_url")
     @classmethod

@@ -4,7 +4,9 @@ one result per exchange, snippets centred on the match, and a token budget.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +17,13 @@ from indexer.errors import InvalidArgument
 from indexer.models import SearchHit, SearchRequest
 
 SHOWN_PROJECTS = 8
-RRF_K = 60  # the usual constant of reciprocal rank fusion (Cormack et al. 2009)
+VECTOR_WEIGHT_WORDS = 0.5  # fusion's weight on vectors for a question in words
+VECTOR_WEIGHT_EXACT = 0.3  # ... and for a query that looks like a string to find
 SNIPPET_CHARS = 700
 MAX_QUERY_TERMS = 32
 _TERM = re.compile(r"\w+")
+_QUOTED = re.compile(r"[\"`'][^\"`']{3,}[\"`']")
+_CODE_WORD = re.compile(r"\d|_|\w[./:\\]\w|[a-z][A-Z]|^--?\w|\(\)")
 STOPWORDS = frozenset(
     "a about after again all also an and any are as at be been before but by can could did do does doing done "
     "for from had has have how i if in into is it its just me more my no not now of on once only or other our "
@@ -121,15 +126,46 @@ def keyword_hits(ranked: Sequence[tuple[int, float]], docs: dict[int, tuple[str,
     return [StoredHit(docs[r][0], docs[r][1], json.loads(docs[r][2]), score) for r, score in ranked if r in docs]
 
 
-def fuse(vector: Sequence[StoredHit], keyword: Sequence[StoredHit]) -> list[Candidate]:
-    """Reciprocal rank fusion of two rankings."""
+def looks_exact(query: str) -> bool:
+    """Whether a query asks for a string rather than a meaning: an identifier, path, flag, error
+    text or hash (a word with digits, `_`, `.`, `/`, `::`, inner capitals, or quotes around it)."""
+    if _QUOTED.search(query):
+        return True
+    words = query.split()
+    code = sum(1 for w in words if _CODE_WORD.search(w.strip(".,;:?!()[]{}'\"")))
+    return code > 0 and (code * 3 >= len(words) or not query.rstrip().endswith("?"))
+
+
+def _normalised(scores: dict[str, float], floor: float | None) -> dict[str, float]:
+    """Scores mapped to [0, 1] by the list's best and its floor (the list's worst when None)."""
+    if not scores:
+        return {}
+    hi = max(scores.values())
+    lo = min(scores.values()) if floor is None else floor
+    return {id_: (s - lo) / (hi - lo) if hi > lo else 1.0 for id_, s in scores.items()}
+
+
+def fuse(
+    vector: Sequence[StoredHit], keyword: Sequence[StoredHit], query: str = "", *, vector_weight: float | None = None,
+) -> list[Candidate]:
+    """A convex combination of the two rankings' normalised scores (Bruch et al., TOIS 2023),
+    weighted by the query: a string to find leans on keywords, a question in words on both.
+
+    Cosine similarity is normalised between the list's best and the theoretical floor 0 (no
+    relation); BM25 between its best and 0 (no match). Unlike ranks, this keeps how far ahead
+    the first hits are: a lone exact keyword match outweighs many vaguely similar vectors.
+    A chunk one ranking did not return gets 0 from it.
+    """
+    weight = vector_weight if vector_weight is not None else (VECTOR_WEIGHT_EXACT if looks_exact(query) else VECTOR_WEIGHT_WORDS)
+    cosines = _normalised({h.id: 1.0 - h.distance for h in vector}, 0.0)
+    matches = _normalised({h.id: -h.distance for h in keyword}, 0.0)
     found: dict[str, Candidate] = {}
     for rank, hit in enumerate(vector, start=1):
-        found[hit.id] = Candidate(hit, 1 / (RRF_K + rank), vector_rank=rank)
+        found[hit.id] = Candidate(hit, weight * max(0.0, cosines[hit.id]), vector_rank=rank)
     for rank, hit in enumerate(keyword, start=1):
         candidate = found.setdefault(hit.id, Candidate(hit))
         candidate.keyword_rank = rank
-        candidate.score += 1 / (RRF_K + rank)
+        candidate.score += (1 - weight) * matches[hit.id]
     return sorted(found.values(), key=lambda c: -c.score)
 
 
@@ -175,16 +211,66 @@ def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
     return kept
 
 
-def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
-    """About `width` characters of text, centred on the first query word found in it."""
+def _squashed(text: str) -> tuple[str, list[int]]:
+    """text lower-cased with runs of whitespace as one space, and each kept character's index in text."""
+    kept: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if kept and kept[-1] == " ":
+                continue
+            ch = " "
+        kept.append(ch.lower())
+        where.append(i)
+    return "".join(kept), where
+
+
+def _exact_at(text: str, query: str) -> int | None:
+    """Where the whole query occurs in text (case and runs of whitespace ignored), or None."""
+    wanted = " ".join(query.lower().split())
+    if len(wanted) < 4:
+        return None
+    squashed, where = _squashed(text)
+    found = squashed.find(wanted)
+    return where[found] if found >= 0 else None
+
+
+def term_weights(terms: Sequence[str], texts: Sequence[str]) -> dict[str, float]:
+    """How telling each query word is: its inverse frequency among the texts a search found
+    (a local IDF, no index lookup); common words get nothing."""
+    telling = [t for t in terms if len(t) > 1 and t not in STOPWORDS] or [t for t in terms if len(t) > 2]
+    lowered = [t.lower() for t in texts]
+    n = len(lowered)
+    weights = {}
+    for term in telling:
+        df = sum(1 for text in lowered if term in text)
+        weights[term] = math.log(1 + (n + 1) / (df + 1))
+    return weights
+
+
+def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS, query: str = "", weights: dict[str, float] | None = None) -> str:
+    """About `width` characters of text showing why it matched: the exact query string when the text
+    holds it, else the window holding the most telling (rarest) query words."""
     if len(text) <= width:
         return text
-    lowered = text.lower()
-    positions = [p for p in (lowered.find(t) for t in terms if len(t) > 2) if p >= 0]
-    centre = min(positions) if positions else 0
-    start = max(0, min(centre - width // 3, len(text) - width))
+    centre = _exact_at(text, query) if query else None
+    if centre is None:
+        centre = _densest(text.lower(), weights or {t: 1.0 for t in terms if len(t) > 2}, width)
+    start = max(0, min(centre - width // 4, len(text) - width))
     body = text[start : start + width]
     return ("…" if start > 0 else "") + body + ("…" if start + width < len(text) else "")
+
+
+def _densest(lowered: str, weights: dict[str, float], width: int) -> int:
+    """The start of the word occurrence whose window holds the largest weight of distinct query words (0: none)."""
+    hits = sorted((p.start(), term) for term in weights for p in re.finditer(re.escape(term), lowered))
+    best, best_at = 0.0, 0
+    for i, (at, _) in enumerate(hits):
+        inside = set(itertools.takewhile(lambda pair: pair[0] < at + width * 3 // 4, hits[i:]))
+        value = sum(weights[t] for t in {term for _, term in inside})
+        if value > best:
+            best, best_at = value, at
+    return best_at
 
 
 def _str(meta: dict[str, Any], key: str) -> str:
@@ -197,7 +283,7 @@ def _int(meta: dict[str, Any], key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def to_hit(candidate: Candidate, terms: Sequence[str]) -> SearchHit:
+def to_hit(candidate: Candidate, terms: Sequence[str], query: str = "", weights: dict[str, float] | None = None) -> SearchHit:
     stored = candidate.stored
     meta = stored.metadata
     tools = meta.get("tools")
@@ -211,7 +297,7 @@ def to_hit(candidate: Candidate, terms: Sequence[str]) -> SearchHit:
         timestamp=_str(meta, "timestamp"),
         kind=_str(meta, "kind"),
         agent_id=_str(meta, "agent_id"),
-        snippet=snippet(stored.text, terms),
+        snippet=snippet(stored.text, terms, query=query, weights=weights),
         source_path=_str(meta, "source_path"),
         line_start=candidate.lines[0] if candidate.lines else _int(meta, "line_start"),
         line_end=candidate.lines[1] if candidate.lines else _int(meta, "line_end"),

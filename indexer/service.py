@@ -42,6 +42,7 @@ from indexer.parse import Transcript, parse_file
 from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
 from indexer.redact import Redactor
+from indexer.rerank import Reranker
 from indexer.retrieve import Retriever
 from indexer.search import (
     Candidate,
@@ -52,6 +53,7 @@ from indexer.search import (
     matching_projects,
     query_terms,
     single,
+    term_weights,
     to_hit,
     within_budget,
 )
@@ -67,6 +69,7 @@ WARM_FROM_FILES = 20  # a run this big loads the model first, and fails fast if 
 CHILD_WRITER_FROM_FILES = 20  # a run this big writes Chroma from a child process (about 1 s to start)
 SKIP_MARKER = "session-search: skip"
 MIN_CANDIDATES = 100  # each ranking's list, for fusion and collapsing
+SNIPPET_CONTEXT = 50  # results whose texts tell which query words are rare
 NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
 
 
@@ -108,6 +111,7 @@ class SessionSearch:
         self._served: _Served | None = None
         self._reindexing = anyio.Lock()
         self._changed: tuple[float, int] | None = None
+        self._reranker: Reranker | None = None
 
     # -- resources, opened on first use ------------------------------------------------------
 
@@ -162,6 +166,8 @@ class SessionSearch:
     async def aclose(self) -> None:
         for embedder in self._embedders.values():
             await embedder.aclose()
+        if self._reranker is not None:
+            await self._reranker.aclose()
         if self._ledger is not None:
             self._ledger.close()
 
@@ -456,10 +462,20 @@ class SessionSearch:
             raise first_error(failure) from None
         vector_hits = await retriever.complete(vector, nearest, keyword, wanted) if vector is not None else []
         if mode == "hybrid":
-            ranked = fuse(vector_hits, keyword)
+            ranked = fuse(vector_hits, keyword, request.query)
         else:
             ranked = single(keyword if mode == "keyword" else vector_hits, keyword=mode == "keyword")
-        return self._page(served, request, mode, collapse(ranked), fallback)
+        ranked, not_reranked = await self._rerank(request.query, collapse(ranked))
+        return self._page(served, request, mode, ranked, " ".join(n for n in (fallback, not_reranked) if n) or None)
+
+    async def _rerank(self, query: str, ranked: list[Candidate]) -> tuple[list[Candidate], str | None]:
+        """The optional reranking stage (SESSION_SEARCH_RERANK_URL); a note when it could not run."""
+        s = self.settings
+        if not s.rerank_url:
+            return ranked, None
+        if self._reranker is None:
+            self._reranker = Reranker(s.rerank_url, s.rerank_model, budget_s=s.rerank_timeout_s, depth=s.rerank_depth)
+        return await self._reranker.rerank(query, ranked)
 
     async def _query_vector(self, served: _Served, query: str) -> list[float]:
         embedder = self._embedder_for(served.identity.backend, served.identity.model, served.identity.dimensions)
@@ -480,7 +496,8 @@ class SessionSearch:
     def _page(self, served: _Served, request: SearchRequest, mode: str, ranked: list[Candidate], fallback: str | None) -> SearchResponse:
         terms = query_terms(request.query)
         page = ranked[request.offset : request.offset + request.top_k]
-        hits = within_budget([to_hit(c, terms) for c in page], self.settings.result_tokens)
+        weights = term_weights(terms, [c.stored.text for c in ranked[:SNIPPET_CONTEXT]])
+        hits = within_budget([to_hit(c, terms, request.query, weights) for c in page], self.settings.result_tokens)
         more = request.offset + len(hits) < len(ranked)
         notes = [n for n in (fallback, self._note(bool(hits))) if n]
         if len(hits) < len(page):

@@ -328,6 +328,7 @@ class OllamaStandIn:
         self.nan_marker: str | None = None
         self.wrong_dims: int | None = None
         self.embed_calls: int = 0
+        self.rerank_calls: int = 0
         self.embedded_inputs: list[str] = []
         self.log_requests: bool = False
         self._server: _Server | None = None
@@ -397,6 +398,7 @@ class OllamaStandIn:
             self.nan_marker = None
             self.wrong_dims = None
             self.embed_calls = 0
+            self.rerank_calls = 0
             self.embedded_inputs.clear()
         if self._started:
             self.up()
@@ -457,7 +459,32 @@ class OllamaStandIn:
             return self._embed_request(read_body())
         if method == "POST" and path == "/v1/embeddings":
             return self._openai_embeddings(read_body())
+        if method == "POST" and path in ("/rerank", "/v1/rerank"):
+            return self._rerank(_parse_json(read_body()))
         return 404, {"error": "404 page not found"}
+
+    def _rerank(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """The /rerank API of TEI, llama.cpp and vLLM: a query and texts in, a score per text out.
+
+        The score is the share of the query's words in the text (a cross-encoder stand-in).
+        ``delay_s`` and ``fail_next`` apply; ``rerank_calls`` counts requests.
+        """
+        with self.lock:
+            self.rerank_calls += 1
+            delay = self.delay_s
+        if delay > 0:
+            self._stopping.wait(delay)
+        if self._take_failure():
+            raise ApiError(500, RUNNER_CRASH)
+        texts = body.get("texts", body.get("documents"))
+        if not isinstance(body.get("query"), str) or not isinstance(texts, list):
+            raise ApiError(400, "query and texts are required")
+        words = set(tokenize(body["query"]))
+        scores = [len(words & set(tokenize(str(t)))) / max(1, len(words)) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -scores[i])
+        if "documents" in body and "texts" not in body:  # llama.cpp / vLLM shape
+            return 200, {"results": [{"index": i, "relevance_score": scores[i]} for i in order]}
+        return 200, [{"index": i, "score": scores[i]} for i in order]  # TEI shape
 
     def _openai_embeddings(self, raw: bytes) -> tuple[int, dict[str, Any]]:
         """The OpenAI-compatible endpoint (Ollama's /v1, TEI, vLLM), with the same faults."""
