@@ -125,9 +125,38 @@ def variants() -> dict[str, Fusion]:
         out[f"convex mm a={a}"] = lambda q, v, k, a=a: convex(v, k, a, "mm")
         out[f"convex tm a={a}"] = lambda q, v, k, a=a: convex(v, k, a, "tm")
     out["rrf wk=2"] = lambda q, v, k: rrf(v, k, wk=2.0)
+    for a in (0.3, 0.4, 0.5, 0.6):
+        out[f"product, fixed a={a}"] = lambda q, v, k, a=a: ranking.fuse(v, k, q, vector_weight=a)
+    for a in (0.4, 0.5):
+        out[f"product a={a} + gap confidence"] = lambda q, v, k, a=a: gap_weighted(q, v, k, a)
+    for aw, ae in ((0.4, 0.2), (0.4, 0.25), (0.45, 0.25), (0.4, 0.3), (0.35, 0.2)):
+        out[f"mm adaptive {aw}/{ae}"] = lambda q, v, k, aw=aw, ae=ae: convex(v, k, ae if ranking.looks_exact(q) else aw, "mm")
+        out[f"mm adaptive {aw}/{ae} + gap"] = lambda q, v, k, aw=aw, ae=ae: convex(v, k, gap_alpha(ae if ranking.looks_exact(q) else aw, v, k), "mm")
     if hasattr(ranking, "fuse"):
         out["product fuse"] = lambda q, v, k: ranking.fuse(v, k, q) if _takes_query() else ranking.fuse(v, k)
     return out
+
+
+def _gap(scores: list[float], at: int = 5) -> float:
+    """How far the best score stands above the at-th, relative to the best (0: a flat list)."""
+    if len(scores) < 2 or scores[0] <= 0:
+        return 0.0
+    return (scores[0] - scores[min(at, len(scores)) - 1]) / scores[0]
+
+
+def gap_alpha(base: float, v: Sequence[StoredHit], k: Sequence[StoredHit]) -> float:
+    gv = 0.5 + _gap([1 - h.distance for h in v])
+    gk = 0.5 + _gap([-h.distance for h in k])
+    return base * gv / (base * gv + (1 - base) * gk)
+
+
+def gap_weighted(q: str, v: Sequence[StoredHit], k: Sequence[StoredHit], a: float) -> list[Candidate]:
+    """The query's weight, moved toward the list whose top stands out more."""
+    base = a if not ranking.looks_exact(q) else ranking.VECTOR_WEIGHT_EXACT
+    gv = 0.5 + _gap([1 - h.distance for h in v])
+    gk = 0.5 + _gap([-h.distance for h in k])
+    weight = base * gv / (base * gv + (1 - base) * gk)
+    return ranking.fuse(v, k, q, vector_weight=weight)
 
 
 def _takes_query() -> bool:

@@ -17,8 +17,11 @@ from indexer.errors import InvalidArgument
 from indexer.models import SearchHit, SearchRequest
 
 SHOWN_PROJECTS = 8
-VECTOR_WEIGHT_WORDS = 0.5  # fusion's weight on vectors for a question in words
-VECTOR_WEIGHT_EXACT = 0.3  # ... and for a query that looks like a string to find
+# Fusion's weight on vectors, before each list's confidence moves it: measured on LoCoMo, the
+# fixture questions and the near-miss set together (README, "Retrieval quality").
+VECTOR_WEIGHT_WORDS = 0.4  # a question in words
+VECTOR_WEIGHT_EXACT = 0.25  # a query that looks like a string to find
+GAP_RANK = 5  # a list's confidence: its best score against its 5th
 SNIPPET_CHARS = 700
 MAX_QUERY_TERMS = 32
 _TERM = re.compile(r"\w+")
@@ -136,36 +139,50 @@ def looks_exact(query: str) -> bool:
     return code > 0 and (code * 3 >= len(words) or not query.rstrip().endswith("?"))
 
 
-def _normalised(scores: dict[str, float], floor: float | None) -> dict[str, float]:
-    """Scores mapped to [0, 1] by the list's best and its floor (the list's worst when None)."""
+def _normalised(scores: dict[str, float]) -> dict[str, float]:
+    """Scores mapped to [0, 1] between the list's worst and best (min-max)."""
     if not scores:
         return {}
-    hi = max(scores.values())
-    lo = min(scores.values()) if floor is None else floor
+    lo, hi = min(scores.values()), max(scores.values())
     return {id_: (s - lo) / (hi - lo) if hi > lo else 1.0 for id_, s in scores.items()}
+
+
+def _standout(scores: Sequence[float]) -> float:
+    """How far a list's best score stands above its GAP_RANK-th, relative to the best: 0 for a flat list."""
+    if len(scores) < 2 or scores[0] <= 0:
+        return 0.0
+    return max(0.0, (scores[0] - scores[min(GAP_RANK, len(scores)) - 1]) / scores[0])
+
+
+def vector_weight_for(query: str, cosines: Sequence[float], matches: Sequence[float]) -> float:
+    """The vectors' share of the fused score: set by the kind of query, then moved toward the
+    list whose best hits stand out more from the rest (a list that is sure of its top)."""
+    base = VECTOR_WEIGHT_EXACT if looks_exact(query) else VECTOR_WEIGHT_WORDS
+    sure_v, sure_k = 0.5 + _standout(cosines), 0.5 + _standout(matches)
+    return base * sure_v / (base * sure_v + (1 - base) * sure_k)
 
 
 def fuse(
     vector: Sequence[StoredHit], keyword: Sequence[StoredHit], query: str = "", *, vector_weight: float | None = None,
 ) -> list[Candidate]:
-    """A convex combination of the two rankings' normalised scores (Bruch et al., TOIS 2023),
-    weighted by the query: a string to find leans on keywords, a question in words on both.
+    """A convex combination of the two rankings' min-max normalised scores (Bruch et al., TOIS
+    2023), weighted by the query and by how sure each list is of its top (`vector_weight_for`).
 
-    Cosine similarity is normalised between the list's best and the theoretical floor 0 (no
-    relation); BM25 between its best and 0 (no match). Unlike ranks, this keeps how far ahead
-    the first hits are: a lone exact keyword match outweighs many vaguely similar vectors.
-    A chunk one ranking did not return gets 0 from it.
+    Unlike reciprocal ranks, scores keep how far ahead the first hits are: a lone strong keyword
+    match outweighs many vaguely similar vectors. A chunk one ranking did not return gets 0 from it.
     """
-    weight = vector_weight if vector_weight is not None else (VECTOR_WEIGHT_EXACT if looks_exact(query) else VECTOR_WEIGHT_WORDS)
-    cosines = _normalised({h.id: 1.0 - h.distance for h in vector}, 0.0)
-    matches = _normalised({h.id: -h.distance for h in keyword}, 0.0)
+    cosines = {h.id: 1.0 - h.distance for h in vector}
+    matches = {h.id: -h.distance for h in keyword}  # bm25 is negative, lower is better
+    if vector_weight is None:
+        vector_weight = vector_weight_for(query, list(cosines.values()), list(matches.values()))
+    by_vector, by_keyword = _normalised(cosines), _normalised(matches)
     found: dict[str, Candidate] = {}
     for rank, hit in enumerate(vector, start=1):
-        found[hit.id] = Candidate(hit, weight * max(0.0, cosines[hit.id]), vector_rank=rank)
+        found[hit.id] = Candidate(hit, vector_weight * by_vector[hit.id], vector_rank=rank)
     for rank, hit in enumerate(keyword, start=1):
         candidate = found.setdefault(hit.id, Candidate(hit))
         candidate.keyword_rank = rank
-        candidate.score += (1 - weight) * matches[hit.id]
+        candidate.score += (1 - vector_weight) * by_keyword[hit.id]
     return sorted(found.values(), key=lambda c: -c.score)
 
 
@@ -211,28 +228,13 @@ def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
     return kept
 
 
-def _squashed(text: str) -> tuple[str, list[int]]:
-    """text lower-cased with runs of whitespace as one space, and each kept character's index in text."""
-    kept: list[str] = []
-    where: list[int] = []
-    for i, ch in enumerate(text):
-        if ch.isspace():
-            if kept and kept[-1] == " ":
-                continue
-            ch = " "
-        kept.append(ch.lower())
-        where.append(i)
-    return "".join(kept), where
-
-
 def _exact_at(text: str, query: str) -> int | None:
     """Where the whole query occurs in text (case and runs of whitespace ignored), or None."""
-    wanted = " ".join(query.lower().split())
-    if len(wanted) < 4:
+    words = query.split()
+    if len(" ".join(words)) < 4:
         return None
-    squashed, where = _squashed(text)
-    found = squashed.find(wanted)
-    return where[found] if found >= 0 else None
+    found = re.search(r"\s+".join(map(re.escape, words)), text, re.IGNORECASE)
+    return found.start() if found else None
 
 
 def term_weights(terms: Sequence[str], texts: Sequence[str]) -> dict[str, float]:

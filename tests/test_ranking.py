@@ -14,7 +14,7 @@ from ollama_standin import OllamaStandIn
 
 from indexer.config import Settings
 from indexer.models import SearchRequest, SearchResponse
-from indexer.search import StoredHit, collapse, fuse, looks_exact, snippet, term_weights
+from indexer.search import StoredHit, collapse, fuse, looks_exact, snippet, term_weights, vector_weight_for
 from indexer.service import SessionSearch
 
 CLI = [sys.executable, "-c", "import sys; from indexer.cli import main; sys.exit(main(sys.argv[1:]))"]
@@ -48,11 +48,19 @@ def test_a_clear_keyword_winner_beats_a_crowd_of_similar_vectors() -> None:
 
 
 def test_the_weight_follows_the_query() -> None:
-    # One chunk is the better keyword match, the other the nearer vector: the query decides.
-    vector = [hit("near", 0.10, lines=(1, 1)), hit("word", 0.55, lines=(3, 3))]
-    keyword = [hit("word", -9.0, lines=(3, 3)), hit("near", -6.0, lines=(1, 1))]
+    # "near" is the nearer vector, "word" the better keyword match; the vectors are the surer list.
+    vector = [hit("near", 0.1, lines=(1, 1)), hit("word", 0.5, lines=(3, 3)), hit("mid", 0.9, lines=(5, 5))]
+    keyword = [hit("word", -9.0, lines=(3, 3)), hit("near", -8.0, lines=(1, 1)), hit("mid", -7.0, lines=(5, 5))]
     assert fuse(vector, keyword, "how did we speed up the container build?")[0].stored.id == "near"
     assert fuse(vector, keyword, "ensure_index_ready()")[0].stored.id == "word"
+
+
+def test_the_list_surer_of_its_top_weighs_more() -> None:
+    flat = [0.5, 0.49, 0.48, 0.47, 0.46]
+    standing_out = [0.9, 0.4, 0.39, 0.38, 0.37]
+    question = "what did we decide about the cache?"
+    assert vector_weight_for(question, standing_out, flat) > vector_weight_for(question, flat, flat) > vector_weight_for(question, flat, standing_out)
+    assert vector_weight_for(question, flat, flat) > vector_weight_for("test_checkout_total", flat, flat)
 
 
 @pytest.mark.parametrize(
