@@ -91,7 +91,7 @@ class SearchRequest(BaseModel):
 class SearchHit(BaseModel):
     """One matching exchange of a past session."""
 
-    score: float = Field(description="Relevance, higher is better: cosine similarity in vector mode, fused rank score in hybrid.")
+    score: float = Field(description="Relevance, higher is better: cosine similarity in vector mode, the fused score (0-1) in hybrid, the reranker's score for reranked results.")
     match: Literal["vector", "keyword", "both"] = Field(description="Which ranking found it.")
     session_id: str
     project: str = Field(description="The working directory of the session.")

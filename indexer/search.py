@@ -1,4 +1,4 @@
-"""Ranking and shaping: filters as SQL over the ledger's docs, reciprocal rank fusion,
+"""Ranking and shaping: filters as SQL over the ledger's docs, fusion of normalised scores,
 one result per exchange, snippets centred on the match, and a token budget.
 """
 
