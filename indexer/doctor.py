@@ -156,9 +156,16 @@ async def examine(index: SessionSearch) -> DoctorReport:
     settings = index.settings
     folders = [FolderFacts(agent=f.agent, folder=str(f.folder), transcripts=f.transcripts, problem=f.problem) for f in transcript_folders(settings)]
     before = data_dir_facts(settings.data_dir)
-    info = await index.info() if before.exists else None
-    served = _served(index) if before.exists else None
-    agreement = None
+    info = served = agreement = None
+    unusable = None
+    if settings.data_dir.exists() and not before.exists:
+        unusable = f"The data dir {settings.data_dir} is not a folder: set SESSION_SEARCH_DATA_DIR to a folder you can write."
+    elif before.exists:
+        try:
+            info = await index.info()
+            served = _served(index)
+        except SessionSearchError as exc:
+            unusable = str(exc)
     if served is not None:
         try:
             agreement = _agreement(index, served[0])
@@ -176,7 +183,9 @@ async def examine(index: SessionSearch) -> DoctorReport:
         data_dir=str(dd.path), data_dir_exists=dd.exists, data_dir_mode=dd.mode, data_dir_bytes=dd.size_bytes,
         data_dir_loose_files=dd.loose_files,
     )
-    report.problems = _problems(report)
+    report.problems = ([unusable] if unusable else []) + _problems(report)
+    if unusable:
+        report.problems = [p for p in report.problems if not p.startswith("Nothing is indexed yet")]
     return report
 
 
