@@ -17,6 +17,7 @@ import pytest
 from conftest import FIXTURE_HOME, env_for, exchange, settings_for, write_session
 from mcp import Client
 from ollama_standin import OllamaStandIn
+from test_faults import chroma_server  # noqa: F401 - a fixture
 from test_mcp_stdio import COMMAND, server_params
 
 from indexer.config import Settings
@@ -316,3 +317,93 @@ def test_the_data_dir_is_private_and_a_loose_one_is_tightened(settings: Settings
         path.chmod(0o755 if path.is_dir() else 0o644)
     assert run_cli(env, "search", "cart").returncode == 0
     assert _loose(settings.data_dir) == []
+
+
+# -- 5. switching SESSION_SEARCH_CHROMA_URL --------------------------------------------------
+
+
+async def _search(settings: Settings, query: str) -> list[str]:
+    index = SessionSearch(settings)
+    try:
+        return [hit.session_id for hit in (await index.search(SearchRequest(query=query))).results]
+    finally:
+        await index.aclose()
+
+
+async def test_switching_the_chroma_url_and_back_rebuilds_instead_of_looping(
+    settings: Settings, home: Path, tmp_path: Path, chroma_server
+) -> None:  # noqa: ANN001
+    await reindex(settings)
+    chroma_server()
+    served = settings_for(settings.ollama_host, home, settings.data_dir, SESSION_SEARCH_CHROMA_URL=chroma_server.url)
+    with pytest.raises(Exception, match="Run `session-search reindex` to build it there"):
+        await _search(served, "cart total")
+    (home / "projects" / CWD.replace("/", "-") / "s-cart.jsonl").unlink()  # its chunks must survive the move
+    moved = await reindex(served)
+    assert moved.migrated and moved.files_indexed == 2
+    assert (await _search(served, "cart total"))[0] == "s-cart"
+    with pytest.raises(Exception, match="Run `session-search reindex` to build it there"):
+        await _search(settings, "cart total")
+    back = await reindex(settings)
+    assert back.migrated and (await _search(settings, "cart total"))[0] == "s-cart"
+
+
+def test_an_unreachable_chroma_url_fails_reindex_in_one_line(settings: Settings) -> None:
+    from test_chroma_server import free_port
+
+    env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
+    assert run_cli(env, "reindex").returncode == 0
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = run_cli({**env, "SESSION_SEARCH_CHROMA_URL": url}, "reindex")
+    assert_one_line_failure(proc, url)
+
+
+# -- doctor ----------------------------------------------------------------------------------
+
+
+def _chroma_ids(data: Path) -> tuple[object, set[str]]:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    with sqlite3.connect(data / "ledger.sqlite") as db:
+        (active,) = db.execute("SELECT value FROM meta WHERE key = 'active'").fetchone()
+    client = chromadb.PersistentClient(str(data / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    collection = client.get_collection(active)
+    return collection, set(collection.get(include=[])["ids"])
+
+
+def test_doctor_reports_every_fact_and_repair_restores_a_broken_store(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    home = tmp_path / "claude"
+    shutil.copytree(FIXTURE_HOME / "projects" / "-path-to-Demo", home / "projects" / "-path-to-Demo")
+    env = env_for(ollama.url, home, tmp_path / "data")
+    assert run_cli(env, "reindex").returncode == 0
+    _, clean = _chroma_ids(tmp_path / "data")
+    healthy = run_cli(env, "doctor", "--json")
+    assert healthy.returncode == 0, healthy.stdout
+    facts = json.loads(healthy.stdout)
+    assert facts["folders"][0]["agent"] == "Claude Code" and facts["folders"][0]["transcripts"] > 0
+    assert facts["ollama_answers"] is True and facts["model_pulled"] is True and facts["dimensions"] == 2560
+    assert facts["served_index"] and facts["migration"] is None and facts["chunks"] == len(clean)
+    assert facts["agreement"]["vectors"] == facts["agreement"]["ledger"] == facts["agreement"]["keywords"] == len(clean)
+    assert facts["data_dir_mode"] == "0o700" and facts["data_dir_bytes"] > 0 and facts["problems"] == []
+    # Claude Code deletes a transcript: only the ledger keeps its text now.
+    deleted = next((home / "projects" / "-path-to-Demo").glob("*.jsonl"))
+    deleted.unlink()
+
+    collection, _ = _chroma_ids(tmp_path / "data")
+    lost = sorted(clean)[:5]
+    collection.delete(ids=lost)  # behind the index's back
+    del collection
+    broken = run_cli(env, "doctor")
+    assert broken.returncode == 1 and "5 chunks have no vector" in broken.stdout and "doctor --repair" in broken.stdout
+    repaired = run_cli(env, "doctor", "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "embedded 5 chunks again" in repaired.stdout
+    assert _chroma_ids(tmp_path / "data")[1] == clean
+
+    shutil.rmtree(tmp_path / "data" / "chroma")  # the vector store's files are gone
+    gone = run_cli(env, "doctor")
+    assert gone.returncode == 1 and "is missing from" in gone.stdout
+    assert run_cli(env, "doctor", "--repair").returncode == 0
+    assert _chroma_ids(tmp_path / "data")[1] == clean  # the deleted transcript's chunks included
+    assert run_cli(env, "doctor").returncode == 0
