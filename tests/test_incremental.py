@@ -222,7 +222,7 @@ def gone_within(pid: int, seconds: float) -> bool:
     return False
 
 
-def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
+async def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
     home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
 ) -> None:
     ollama.delay_s = 0.08
@@ -232,7 +232,7 @@ def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
     while not (writers := children_of(proc.pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert writers, "a big first run writes Chroma from a child process"
-    time.sleep(1.0)
+    await wait_for_building(tmp_path / "data", files=2)  # mid-run, observably: not a guess at timing
     for pid in writers:
         os.kill(pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
