@@ -164,7 +164,9 @@ async def _watch_sigint(scope: anyio.CancelScope, flag: list[bool]) -> None:
 def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)  # the index holds the user's conversations: nobody else may read what we write
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
     except KeyboardInterrupt:
         print("session-search: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -277,7 +277,7 @@ def test_first_build_is_not_called_beside_the_old_one_and_a_deleted_transcript_h
 def test_search_into_a_closed_pipe_ends_quietly(settings: Settings) -> None:
     env = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "PATH": f"{Path(COMMAND).parent}:/usr/bin:/bin"}
     assert run_cli(env, "reindex").returncode == 0
-    proc = subprocess.run(f"'{COMMAND}' search cart -k 50 | head -c 1", shell=True, capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(f"'{COMMAND}' search cart -k 50 | head -c 0", shell=True, capture_output=True, text=True, env=env, timeout=60)
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
 
 
