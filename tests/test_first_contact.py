@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -12,12 +11,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import anyio
 import pytest
 from conftest import FIXTURE_HOME, env_for, exchange, settings_for, write_session
 from mcp import Client
 from ollama_standin import OllamaStandIn
-from test_faults import chroma_server  # noqa: F401 - a fixture
+from test_faults import chroma_server  # noqa: F401 - a fixture (ruff: F811 below)
 from test_mcp_stdio import COMMAND, server_params
 
 from indexer.config import Settings
@@ -331,7 +329,7 @@ async def _search(settings: Settings, query: str) -> list[str]:
 
 
 async def test_switching_the_chroma_url_and_back_rebuilds_instead_of_looping(
-    settings: Settings, home: Path, tmp_path: Path, chroma_server
+    settings: Settings, home: Path, tmp_path: Path, chroma_server  # noqa: F811
 ) -> None:  # noqa: ANN001
     await reindex(settings)
     chroma_server()
