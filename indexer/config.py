@@ -6,7 +6,9 @@ then defaults. TOML keys are the field names (`model = "..."`).
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,7 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from indexer.errors import ConfigError
 
+log = logging.getLogger(__name__)
 CONFIG_FILE_VAR = "SESSION_SEARCH_CONFIG"
+PREFIX = "SESSION_SEARCH_"
+# Read elsewhere: the hook guard, and the tests' fixture copy.
+OTHER_VARS = {CONFIG_FILE_VAR, "SESSION_SEARCH_HOOK_CHILD", "SESSION_SEARCH_FIXTURES"}
 
 # Field name -> environment variable. OLLAMA_HOST is Ollama's own variable.
 ENV_VARS: dict[str, str] = {
@@ -34,6 +40,7 @@ ENV_VARS: dict[str, str] = {
     "tool_output_chars": "SESSION_SEARCH_TOOL_OUTPUT_CHARS",
     "embed_batch_size": "SESSION_SEARCH_EMBED_BATCH_SIZE",
     "embed_timeout_s": "SESSION_SEARCH_EMBED_TIMEOUT",
+    "query_timeout_s": "SESSION_SEARCH_QUERY_TIMEOUT_S",
     "embed_concurrency": "SESSION_SEARCH_EMBED_CONCURRENCY",
     "refresh_minutes": "SESSION_SEARCH_REFRESH_MINUTES",
     "result_tokens": "SESSION_SEARCH_RESULT_TOKENS",
@@ -78,6 +85,7 @@ class Settings(BaseModel):
     tool_output_chars: int = Field(1500, ge=0, le=20000, description="Cap on the tool-result text kept per call.")
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Inputs per /api/embed request.")
     embed_timeout_s: float = Field(120.0, gt=0, description="Timeout of one Ollama request, in seconds.")
+    query_timeout_s: float = Field(5.0, gt=0, le=600, description="Deadline for embedding a search's query (and for info's questions to Ollama), in seconds.")
     embed_concurrency: int = Field(2, ge=1, le=32, description="Embed requests in flight at once.")
     refresh_minutes: float = Field(5.0, ge=0, description="The server reindexes at start and then this often; 0 turns it off.")
     result_tokens: int = Field(3000, ge=500, le=20000, description="Token budget of one search or read_session answer.")
@@ -183,6 +191,17 @@ def _one_line(error: ValidationError, from_env: set[str], toml_path: Path | None
     return f"{_source_name(field, from_env, toml_path)}: {first['msg']}{shown}"
 
 
+def warn_unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A misspelt SESSION_SEARCH_* variable would be ignored silently: say so on stderr (via logging)."""
+    known = set(ENV_VARS.values()) | OTHER_VARS
+    unknown = sorted(name for name in env if name.startswith(PREFIX) and name not in known)
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else "; see the README's Configuration table"
+        log.warning("%s is not a session-search setting and is ignored%s", name, hint)
+    return unknown
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from the environment, the optional TOML file and explicit overrides.
 
@@ -190,6 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         ConfigError: with one line naming the bad setting.
     """
     env = os.environ if environ is None else environ
+    warn_unknown_variables(env)
     values: dict[str, Any] = {}
     toml_path = Path(env[CONFIG_FILE_VAR]).expanduser() if env.get(CONFIG_FILE_VAR) else None
     if toml_path is not None:

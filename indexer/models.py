@@ -189,6 +189,8 @@ class ReindexReport(BaseModel):
     malformed_lines: int
     estimated_tokens: int | None = Field(None, description="Dry run: tiktoken estimate of what would be embedded.")
     migrated: bool = Field(False, description="A new index was built beside the old one and is now served.")
+    first_index: bool = Field(False, description="This was the first index of this data dir, now served (possibly partial).")
+    files_gone: int = Field(0, description="Indexed transcripts that no longer exist; `reindex --prune` drops their chunks.")
     seconds: float
 
 
@@ -217,3 +219,6 @@ class ModelInfo(BaseModel):
     migration: str | None = Field(None, description="A new index being built beside the served one, and how far it is.")
     changed_files: int | None = Field(None, description="Transcript files new or changed since the last index.")
     index_error: str | None = Field(None, description="Why the index cannot be searched, if it cannot.")
+    folders: list[str] = Field([], description="The transcript folders read, per agent, and how many transcripts each holds.")
+    data_dir: str | None = Field(None, description="Where the index lives, its size and mode.")
+    agreement: str | None = Field(None, description="Chunk counts in the vectors, the ledger and the keyword index.")

@@ -36,10 +36,17 @@ def render_report(report: ReindexReport) -> str:
         f"{report.chunks_removed} removed, {report.chunks_skipped} skipped, {report.malformed_lines} malformed lines, "
         f"in {report.seconds:.1f} s."
     ]
-    if report.migrated:
+    if report.first_index:
+        lines.append("The first index of this data dir is built and now served.")
+    elif report.migrated:
         lines.append("A new index was built beside the old one and is now served.")
     if report.files_pruned:
         lines.append(f"{report.files_pruned} deleted transcripts were pruned from the index.")
+    if report.files_gone:
+        lines.append(
+            f"{report.files_gone} indexed transcripts no longer exist (Claude Code deletes old sessions); their chunks stay "
+            "searchable. `session-search reindex --prune` drops them."
+        )
     if report.skipped:
         lines.append("The model returned NaN for these chunks, left out: " + ", ".join(report.skipped))
     return "\n".join(lines)

@@ -23,9 +23,11 @@ import anyio
 
 from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript, count_tokens
 from indexer.config import Settings
-from indexer.embed import Embedder, ModelFacts, OllamaEmbedder
+from indexer.datadir import describe_data_dir, open_failure, prepare, sqlite_errors
+from indexer.embed import Embedder, ModelFacts, OllamaEmbedder, embed_query
 from indexer.embed_openai import OpenAIEmbedder
-from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError, first_error
+from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, OllamaUnreachable, SessionSearchError, first_error
+from indexer.folders import check_claude_dir, transcript_folders
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
 from indexer.models import (
@@ -140,7 +142,12 @@ class SessionSearch:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger(self.settings.data_dir / "ledger.sqlite")
+            path = self.settings.data_dir / "ledger.sqlite"
+            prepare(self.settings.data_dir)
+            try:
+                self._ledger = Ledger(path)
+            except sqlite_errors() as exc:
+                raise open_failure(path, exc) from None
         return self._ledger
 
     def _current_store(self) -> ChromaStore:
@@ -199,9 +206,11 @@ class SessionSearch:
         """
         options = options or ReindexOptions()
         started = time.monotonic()
+        check_claude_dir(self.settings)
         sources = self._sources(options)
         if options.dry_run:
             return await self._dry_run(options, sources, started)
+        prepare(self.settings.data_dir)
         async with self._reindexing:
             with WriterLock(self.settings.data_dir) as lock:
                 return await self._reindex_locked(options, sources, started, progress, lock.fd)
@@ -216,7 +225,9 @@ class SessionSearch:
             return ReindexReport(
                 full=False, files_scanned=len(sources), files_indexed=0, chunks_added=0, chunks_removed=0,
                 chunks_skipped=0, malformed_lines=0, seconds=round(time.monotonic() - started, 3),
+                files_gone=self._gone(options, sources),
             )
+        nothing_served = self.ledger.get_meta("active") is None
         store = self._current_store()
         # On the event-loop thread, like every ledger write: the ledger's connection is not shared across threads.
         self._drop_orphans(store)
@@ -231,29 +242,38 @@ class SessionSearch:
             tool_output_chars=self.settings.tool_output_chars, concurrency=self.settings.embed_concurrency,
             clean=self.redactor.redact_text, skip=self._skipped, progress=progress,
         )
-        pruned = switched = 0
+        pruned = switched = pruned_chunks = 0
         carry_over = migrating and not (options.project or options.since or options.paths is not None)
+        serve_partial = migrating and nothing_served  # with nothing served yet, part of an index beats none
         try:
             try:
                 tally = await run.run(todo)
                 await self._purge_skipped(target)
                 if options.prune:
-                    pruned = await self._prune(target)
+                    pruned, pruned_chunks = await self._prune(target)
                 if carry_over:
                     await self._carry_over(store, target, run.tally)
             finally:
                 with anyio.CancelScope(shield=True):  # a child writer finishes its last write first
                     await anyio.to_thread.run_sync(target.close)
-            if carry_over:
+            if carry_over or serve_partial:
                 self._switch(store, target.name)
                 switched = 1
         finally:
             self._publish(written_here=not isinstance(target, ChildWrites))
         return ReindexReport(
             full=options.full, files_scanned=len(sources), files_indexed=tally.files_indexed, chunks_added=tally.added,
-            chunks_removed=tally.removed, chunks_skipped=tally.skipped_count, skipped=tally.skipped, files_pruned=pruned,
-            malformed_lines=tally.malformed, migrated=bool(switched), seconds=round(time.monotonic() - started, 3),
+            chunks_removed=tally.removed + pruned_chunks, chunks_skipped=tally.skipped_count, skipped=tally.skipped, files_pruned=pruned,
+            malformed_lines=tally.malformed, migrated=bool(switched), first_index=bool(switched) and nothing_served,
+            files_gone=self._gone(options, sources), seconds=round(time.monotonic() - started, 3),
         )
+
+    def _gone(self, options: ReindexOptions, sources: list[SourceFile]) -> int:
+        """Indexed transcripts Claude Code has deleted since: `--prune` would drop their chunks."""
+        served = self.ledger.get_meta("active")
+        if not served or options.prune or options.project or options.since or options.paths is not None:
+            return 0
+        return len(self.ledger.known_sources(served) - {s.rel_path for s in sources})
 
     def _nothing_to_do(self, options: ReindexOptions, sources: list[SourceFile], identity: IndexIdentity) -> bool:
         """The served index has this identity, no build is pending, and every file is current."""
@@ -262,6 +282,8 @@ class SessionSearch:
         active = self.ledger.collection(self.ledger.get_meta("active"))
         if active is None or IndexIdentity.from_json(active.identity) != identity:
             return False
+        if self._store_moved() or (self.settings.chroma_url and self._current_store().get(active.name) is None):
+            return False  # the served collection is not in the configured store: build it there
         return all(self.ledger.is_current(active.name, s) for s in sources)
 
     def _target(self, store: ChromaStore, identity: IndexIdentity, full: bool) -> tuple[VectorCollection, bool]:
@@ -319,22 +341,23 @@ class SessionSearch:
         if old and old != name:
             self._drop(store, old)
 
-    async def _prune(self, target: VectorCollection) -> int:
-        """Remove the chunks of transcripts that no longer exist on disk."""
+    async def _prune(self, target: VectorCollection) -> tuple[int, int]:
+        """Remove the chunks of transcripts that no longer exist on disk: (files, chunks) removed."""
         on_disk = {s.rel_path for s in discover(self.settings.projects_dir)}
         gone = sorted(self.ledger.known_sources(target.name) - on_disk)
+        chunks = 0
         for rel_path in gone:
             ids = list(self.ledger.chunk_hashes(target.name, rel_path))
             removable = [i for i in ids if i not in self.ledger.owned_elsewhere(target.name, rel_path, ids)]
             await anyio.to_thread.run_sync(target.delete, removable)
             self.ledger.forget(target.name, rel_path, removable)
-        return len(gone)
+            chunks += len(removable)
+        return len(gone), chunks
 
     async def _carry_over(self, store: ChromaStore, target: VectorCollection, tally: Tally) -> None:
         """Re-embed into the new index the chunks of deleted transcripts, which exist only in the old one."""
         old = self.ledger.get_meta("active")
-        old_collection = store.get(old) if old else None
-        if old_collection is None:
+        if not old:  # its texts are in the ledger, even when its vectors are in another store or gone
             return
         on_disk = {s.rel_path for s in discover(self.settings.projects_dir)}
         for rel_path in sorted(self.ledger.known_sources(old) - on_disk - self.ledger.known_sources(target.name)):
@@ -354,13 +377,15 @@ class SessionSearch:
         generation = uuid.uuid4().hex
         self.ledger.set_meta("generation", generation)
         self.ledger.set_meta("last_indexed", datetime.now(UTC).isoformat(timespec="seconds"))
+        self.ledger.set_meta("store", describe_store(self.settings.data_dir, self.settings.chroma_url))
         if written_here:
             self._store_generation = generation  # its own client already sees the writes
         self._served, self._changed = None, None
 
     async def _dry_run(self, options: ReindexOptions, sources: list[SourceFile], started: float) -> ReindexReport:
         """What a reindex would embed, without asking Ollama or writing anything."""
-        served = self.ledger.get_meta("active") if not options.full else None
+        has_ledger = (self.settings.data_dir / "ledger.sqlite").exists()  # a dry run creates nothing
+        served = self.ledger.get_meta("active") if has_ledger and not options.full else None
         todo = [s for s in sources if not (served and self.ledger.is_current(served, s))]
         chunks = tokens = malformed = 0
         for source in todo:
@@ -400,6 +425,8 @@ class SessionSearch:
         record = self.ledger.collection(self.ledger.get_meta("active"))
         identity = IndexIdentity.from_json(record.identity) if record else None
         collection = store.get(record.name) if record else None
+        if record is not None and identity is not None and collection is None:
+            raise IndexEmpty(self._missing_message(record.name))
         if record is None or identity is None or collection is None:
             raise IndexEmpty(self._empty_message())
         self._served = _Served(generation, record, identity, collection)
@@ -411,6 +438,23 @@ class SessionSearch:
             done = self.ledger.source_count(building)
             return f"The first index is being built ({done} files so far); search again when `reindex` finishes."
         return NOT_INDEXED
+
+    def _store_moved(self) -> bool:
+        """The index was last written to another store than the one configured (SESSION_SEARCH_CHROMA_URL changed)."""
+        recorded = self.ledger.get_meta("store")
+        return recorded is not None and recorded != describe_store(self.settings.data_dir, self.settings.chroma_url)
+
+    def _missing_message(self, name: str) -> str:
+        where = describe_store(self.settings.data_dir, self.settings.chroma_url)
+        if self._store_moved():
+            return (
+                f"The index was built in {self.ledger.get_meta('store')}, but {where} is configured now "
+                "(SESSION_SEARCH_CHROMA_URL). Run `session-search reindex` to build it there, or set the old value back."
+            )
+        return (
+            f"The served index {name} is missing from {where}: its vectors were deleted or damaged. "
+            "Run `session-search doctor --repair` to rebuild them from the texts the ledger keeps."
+        )
 
     def _query_text(self, served: _Served, query: str) -> str:
         same_template = served.identity.model == self.settings.model and served.identity.document_template == self.template.document_hash
@@ -479,7 +523,7 @@ class SessionSearch:
 
     async def _query_vector(self, served: _Served, query: str) -> list[float]:
         embedder = self._embedder_for(served.identity.backend, served.identity.model, served.identity.dimensions)
-        return await embedder.embed_one(self._query_text(served, query))
+        return await embed_query(embedder, self._query_text(served, query), self.settings.query_timeout_s)
 
     def _check_filters(self, served: _Served, request: SearchRequest) -> None:
         """An unknown filter value is an error, not an empty answer."""
@@ -492,6 +536,15 @@ class SessionSearch:
                 served.filter_values = self.ledger.filter_values(served.record.name)
             if value not in served.filter_values[column]:
                 raise InvalidArgument(f"No indexed exchange has the {what} {value!r}.")
+        if request.kind:
+            if served.filter_values is None:
+                served.filter_values = self.ledger.filter_values(served.record.name)
+            kinds = served.filter_values["kind"]
+            if request.kind not in kinds:
+                raise InvalidArgument(
+                    f"This index has no {request.kind!r} chunks: its chunker ({served.identity.chunker}) made only "
+                    f"{', '.join(sorted(kinds)) or 'none'}. Use one of those, or leave kind out."
+                )
 
     def _page(self, served: _Served, request: SearchRequest, mode: str, ranked: list[Candidate], fallback: str | None) -> SearchResponse:
         terms = query_terms(request.query)
@@ -562,8 +615,11 @@ class SessionSearch:
         """The model, templates and index state; service failures are reported, not raised."""
         facts = version = ollama_error = None
         try:
-            version = await self.embedder.version()
-            facts = await self.embedder.facts()
+            with anyio.fail_after(self.settings.query_timeout_s):  # info answers within seconds, whatever Ollama does
+                version = await self.embedder.version()
+                facts = await self.embedder.facts()
+        except TimeoutError:
+            ollama_error = str(OllamaUnreachable(f"{self.embedder._describe()} did not answer within {self.settings.query_timeout_s:g} s (SESSION_SEARCH_QUERY_TIMEOUT_S): it is stuck or overloaded. Restart it, or check OLLAMA_HOST."))  # noqa: SLF001
         except EmbedderError as exc:
             ollama_error = str(exc)
         s, t = self.settings, self.template
@@ -577,7 +633,9 @@ class SessionSearch:
             ollama_host=s.ollama_host, ollama_version=version, ollama_error=ollama_error,
             template_family=t.family, template_source=t.source, query_template=t.format_query("{query}"),
             document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_url),
-            last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(), **state,
+            last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(),
+            folders=[f"{f.agent}: {f.folder} ({f.problem or f'{f.transcripts} transcripts'})" for f in transcript_folders(s)],
+            data_dir=describe_data_dir(s.data_dir), **state,
         )
 
     async def _index_state(self, facts: ModelFacts | None) -> dict[str, object]:
@@ -596,6 +654,9 @@ class SessionSearch:
             state["index_error"] = str(exc)
             return state
         state["sessions"] = self.ledger.session_count(served.record.name)
+        recorded, keyword = self.ledger.ids(served.record.name)
+        agree = "agree" if state["chunks"] == len(recorded) == len(keyword) else "DISAGREE: run `session-search doctor`"
+        state["agreement"] = f"vectors {state['chunks']}, ledger {len(recorded)}, keyword index {len(keyword)}: {agree}"
         state["index_model"], state["index_dimensions"] = served.identity.model, served.identity.dimensions
         if facts is not None and served.identity != self._identity(facts) and not building:
             differences = ", ".join(self._identity(facts).differences(served.identity))

@@ -184,8 +184,14 @@ class ChromaStore:
                 raise StoreError(f"Cannot reach {where}: {exc}. Start it with `chroma run --path DIR`, or unset SESSION_SEARCH_CHROMA_URL.") from None
             return cls(client, where)
         path = data_dir / "chroma"
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(chromadb.PersistentClient(path=str(path), settings=settings), where, path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return cls(chromadb.PersistentClient(path=str(path), settings=settings), where, path)
+        except Exception as exc:  # chromadb raises bare errors for an unreadable or read-only store
+            raise StoreError(
+                f"Cannot open {where}: {exc}. Set SESSION_SEARCH_DATA_DIR to a folder you can write, "
+                "or run `session-search doctor`."
+            ) from None
 
     def _names(self) -> set[str]:
         with self._errors("list collections"):

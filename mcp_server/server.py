@@ -7,18 +7,22 @@ the CLI calls. Only protocol goes to stdout: logs go to stderr.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any, TypeVar
 
 import anyio
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StrictBool, ValidationError
 
 from indexer.config import Settings, load_settings
 from indexer.errors import SessionSearchError
@@ -62,10 +66,45 @@ class AppContext:
     index: SessionSearch
 
 
+WAITING = (
+    "session-search: MCP server waiting for an MCP client on stdin/stdout. Claude Code starts it by itself; "
+    "Ctrl-C or Ctrl-D ends it."
+)
+STOP_GRACE_S = 1.0  # after a signal: time for a clean shutdown before the process exits regardless
+
+
+def _version() -> str:
+    try:
+        return version("session-search")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}" if where else first["msg"]
+    got = first.get("input")
+    shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) and len(repr(got)) <= 60 else ""
+    message = "is required" if first["type"] == "missing" else first["msg"]
+    return f"{where}: {message}{shown}" if where else f"{message}{shown}"
+
+
+class _Server(MCPServer):
+    """MCPServer whose argument errors are one line, and whose crashes still say what to do."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            cause = exc.__cause__
+            raise UnexpectedToolError(
+                f"{name} failed unexpectedly ({type(cause).__name__}: {str(cause)[:200]}). "
+                "Run `session-search doctor` in a terminal to see what is wrong; the server's stderr log has the details."
+            ) from cause
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(f"Invalid argument to {name}: {_one_line(exc.__cause__)}. Fix it and call again.") from exc.__cause__
+            raise
 
 
 def _validated(model: type[M], **fields: object) -> M:
@@ -107,7 +146,7 @@ def build_server(settings: Settings) -> MCPServer:
         finally:
             await index.aclose()
 
-    server = MCPServer("session-search", instructions=INSTRUCTIONS, lifespan=lifespan)
+    server = _Server("session-search", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan)
 
     @server.tool(
         title="Search past Claude Code sessions",
@@ -126,7 +165,7 @@ def build_server(settings: Settings) -> MCPServer:
         until: Annotated[str | None, Field(description="Up to this ISO date or span back from now.")] = None,
         kind: Annotated[Kind | None, Field(description="Only this kind of chunk.")] = None,
         tool: Annotated[str | None, Field(description="Only exchanges that used this tool, e.g. Bash or Edit.")] = None,
-        include_subagents: Annotated[bool, Field(description="Include what subagents did.")] = True,
+        include_subagents: Annotated[StrictBool, Field(description="Include what subagents did.")] = True,
     ) -> Annotated[CallToolResult, SearchResponse]:
         """Search everything done in past Claude Code sessions, best match first.
 
@@ -182,7 +221,7 @@ def build_server(settings: Settings) -> MCPServer:
     )
     async def reindex(
         ctx: Context,
-        full: Annotated[bool, Field(description="Rebuild from nothing instead of indexing only new and changed sessions.")] = False,
+        full: Annotated[StrictBool, Field(description="Rebuild from nothing instead of indexing only new and changed sessions.")] = False,
     ) -> Annotated[CallToolResult, ReindexReport]:
         """Index new and changed Claude Code sessions, so that search finds recent work.
 
@@ -213,8 +252,40 @@ def serve() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
+        server = build_server(settings)
     except SessionSearchError as exc:
         print(f"session-search: {exc}", file=sys.stderr)
         return 1
-    build_server(settings).run("stdio")
-    return 0
+    except KeyboardInterrupt:
+        return 130
+    print(WAITING, file=sys.stderr, flush=True)
+    stopped_by = anyio.run(_serve_until_signal, server)
+    if stopped_by is None:
+        return 0  # the client closed stdin (or Ctrl-D)
+    # The stdin reader thread may still block in read(): leave without waiting for it.
+    sys.stderr.flush()
+    os._exit(128 + stopped_by)
+
+
+async def _serve_until_signal(server: MCPServer) -> int | None:
+    """Serve until stdin closes (None) or SIGINT/SIGTERM arrives (its number): one Ctrl-C ends it."""
+    stopped_by: int | None = None
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            nonlocal stopped_by
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    stopped_by = signum
+                    log.info("stopping (%s)", signal.Signals(signum).name)
+                    # A background reindex is crash-safe; a stuck stdin read must not keep the process alive.
+                    timer = threading.Timer(STOP_GRACE_S, os._exit, (128 + signum,))
+                    timer.daemon = True
+                    timer.start()
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch)
+        await server.run_stdio_async()
+        group.cancel_scope.cancel()
+    return stopped_by

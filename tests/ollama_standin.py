@@ -192,6 +192,17 @@ def _digest(name: str) -> str:
     return hashlib.sha256(canonical(name).encode()).hexdigest()
 
 
+NGINX_404 = """<html>
+<head><title>404 Not Found</title></head>
+<body>
+<center><h1>404 Not Found</h1></center>
+<hr><center>nginx/1.24.0</center>
+</body>
+</html>
+<!-- a padding comment, as nginx adds for some browsers -->
+"""
+
+
 def not_found(name: str) -> str:
     """Ollama's message for a model that is not pulled."""
     return f'model "{name}" not found, try pulling it first'
@@ -300,7 +311,9 @@ class OllamaStandIn:
 
     Fault switches (set them directly; the handler reads them per request):
     ``pulled``, ``delay_s``, ``fail_next``, ``nan_marker``, ``wrong_dims``;
-    ``down()``/``up()`` stop and resume listening. Observations:
+    ``down()``/``up()`` stop and resume listening; ``hang()`` accepts connections but
+    answers nothing until ``reset()``; ``not_ollama`` answers everything with a web
+    server's HTML 404 page. Observations:
     ``embed_calls``, ``embedded_inputs``.
 
     ``real_models`` maps a model name (a key of ``models``) to a real embedder, e.g.
@@ -327,6 +340,9 @@ class OllamaStandIn:
         self.fail_next: int = 0
         self.nan_marker: str | None = None
         self.wrong_dims: int | None = None
+        self.not_ollama: bool = False
+        self._answering = threading.Event()
+        self._answering.set()
         self.embed_calls: int = 0
         self.rerank_calls: int = 0
         self.embedded_inputs: list[str] = []
@@ -397,11 +413,21 @@ class OllamaStandIn:
             self.fail_next = 0
             self.nan_marker = None
             self.wrong_dims = None
+            self.not_ollama = False
+            self._answering.set()
             self.embed_calls = 0
             self.rerank_calls = 0
             self.embedded_inputs.clear()
         if self._started:
             self.up()
+
+    def hang(self) -> None:
+        """Accept every connection and read every request, but answer none (a wedged server) until reset()."""
+        self._answering.clear()
+
+    def wait_until_answering(self) -> None:
+        while not self._answering.wait(0.05) and not self._stopping.is_set():
+            pass
 
     def __enter__(self) -> "OllamaStandIn":
         return self.start()
@@ -445,6 +471,9 @@ class OllamaStandIn:
         self, method: str, path: str, read_body: Callable[[], bytes]
     ) -> tuple[int, dict[str, Any] | str]:
         """Answer one request: ``(status, json-dict or text)``."""
+        self.wait_until_answering()
+        if self.not_ollama:
+            return 404, NGINX_404
         if method in ("GET", "HEAD") and path == "/":
             return 200, "Ollama is running"
         if method == "GET" and path == "/api/version":

@@ -70,6 +70,7 @@ async def test_index_and_search_through_a_chroma_server(chroma_url: str, ollama:
 
 async def test_an_unreachable_chroma_server_is_a_clear_error(ollama: OllamaStandIn, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
+    (tmp_path / "claude" / "projects").mkdir(parents=True)  # a Claude home with no session yet
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_CHROMA_URL=url)
     async with Client(build_server(settings)) as client:
         failed = await client.call_tool("reindex", {})
