@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 from pydantic import BaseModel, ValidationError
 
-from indexer.config import Settings, load_settings
+from indexer.config import KNOWN_AGENTS, Settings, load_settings
 from indexer.errors import IndexBusy, SessionSearchError
 from indexer.models import ReindexOptions, SearchRequest
 from indexer.render import render_info, render_report, render_search
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--session", dest="session_id", help="a session id")
     search.add_argument("--since", help="ISO date or datetime")
     search.add_argument("--until", help="ISO date or datetime")
+    search.add_argument("--agent", choices=KNOWN_AGENTS, help="only sessions of this coding agent")
     search.add_argument("--json", action="store_true", help="print what the MCP search tool returns")
     info = commands.add_parser("info", help="the model, templates and index state")
     info.add_argument("--json", action="store_true", help="print what the MCP model_info tool returns")
@@ -113,7 +114,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     elif args.command == "search":
         request = SearchRequest(
             query=args.query, top_k=args.top_k, project=args.project, session_id=args.session_id,
-            since=args.since, until=args.until,
+            since=args.since, until=args.until, agent=args.agent,
         )
         response = anyio.run(with_index, lambda ix: ix.search(request))
         _print_json(response) if args.json else print(render_search(response))

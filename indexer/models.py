@@ -20,6 +20,7 @@ RELATIVE = re.compile(r"^(\d{1,5})\s*([hdwmy])$")
 UNIT_SECONDS = {"h": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400, "y": 365 * 86400}
 Mode = Literal["hybrid", "vector", "keyword"]
 Kind = Literal["exchange", "compaction_summary", "prompt", "answer", "tool_output"]
+AgentName = Literal["claude-code", "codex", "gemini-cli"]
 
 
 def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> datetime:
@@ -59,6 +60,7 @@ class SearchRequest(BaseModel):
     kind: Kind | None = None
     tool: str | None = None
     include_subagents: bool = True
+    agent: AgentName | None = None
 
     @field_validator("query")
     @classmethod
@@ -105,7 +107,9 @@ class SearchHit(BaseModel):
     line_end: int
     tools: list[str] = []
     chunk_id: str
-    resume_command: str = Field(description="Run this in a terminal to reopen the session in Claude Code.")
+    resume_command: str = Field(description="Run this in a terminal (in the project's folder) to reopen the session in its agent.")
+    agent: AgentName = Field("claude-code", description="The coding agent the session was held in.")
+    title: str | None = Field(None, description="The session's name, when its agent gave it one.")
 
 
 class SearchResponse(BaseModel):
@@ -154,6 +158,8 @@ class SessionPage(BaseModel):
     next_offset: int | None = Field(description="Pass as offset to read the messages after these.")
     resume_command: str
     note: str | None = None
+    agent: AgentName = Field("claude-code", description="The coding agent the session was held in.")
+    title: str | None = Field(None, description="The session's name, when its agent gave it one.")
 
 
 class ReindexOptions(BaseModel):
