@@ -19,6 +19,7 @@ from indexer.parse import Cleaner, Message
 from indexer.sources import CLAUDE_CODE, SourceFile
 
 MESSAGE_CHARS = 2000
+FOLDER_NAMES = {"claude-code": "Claude Code projects directory", "codex": "Codex home", "gemini-cli": "Gemini CLI tmp directory"}
 CONTEXT_BEFORE = 4  # messages shown before the one asked for
 
 
@@ -38,7 +39,7 @@ def transcript_source(folders: Mapping[str, Path], rel_paths: Sequence[str], age
         root = folders[agent].resolve()
         path = (folders[agent] / relative).resolve()
         if not path.is_relative_to(root):
-            raise InvalidArgument(f"That transcript lies outside the {agent} sessions folder; it is not read.")
+            raise InvalidArgument(f"That transcript lies outside the {FOLDER_NAMES[agent]}; it is not read.")
         return agent_named(agent).describe(path, root) if path.is_file() else None
     return None
 

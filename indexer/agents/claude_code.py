@@ -173,6 +173,7 @@ class _Parser:
         self.tool_names: dict[str, str] = {}
         self.seen: set[str] = set()
         self.queue: list[Message] = []  # enqueued prompts not yet taken up
+        self.where = ("", "")  # the cwd and branch of the latest record that had them, for records that lack them
         self.queued: set[int] = set()  # ids of messages that came from the queue
 
     def feed(self, line_no: int, raw: bytes | None) -> None:
@@ -216,13 +217,16 @@ class _Parser:
 
     def _envelope(self, record: dict[str, Any], line_no: int, role: Role, text: str, uuid: str = "") -> Message:
         uuid = uuid or text_of(record.get("uuid")) or f"{self.source.session_hint}:line{line_no}"
+        cwd, branch = text_of(record.get("cwd")), text_of(record.get("gitBranch"))
+        if cwd:
+            self.where = (cwd, branch)
         return Message(
             uuid=uuid,
             role=role,
             text=text,
             session_id=text_of(record.get("sessionId")) or self.source.session_hint,
-            cwd=text_of(record.get("cwd")),
-            git_branch=text_of(record.get("gitBranch")),
+            cwd=cwd,
+            git_branch=branch,
             timestamp=text_of(record.get("timestamp")),
             is_sidechain=bool(record.get("isSidechain")) or self.source.agent_id is not None,
             agent_id=self.source.agent_id or (text_of(record.get("agentId")) or None),
@@ -316,15 +320,20 @@ class _Parser:
         elif operation == "remove" and self.queue:
             self._take_up(self.queue[:1], line_no)
             del self.queue[0]
-        elif operation == "popAll":
+        elif operation == "popAll":  # the whole queue, taken in as one turn
             self._take_up(self.queue, line_no)
             self.queue = []
 
     def _take_up(self, prompts: list[Message], line_no: int) -> None:
-        for prompt in prompts:
-            prompt.line_start = prompt.line_end = line_no  # where it entered the conversation
-            self.queued.add(id(prompt))
-            self.messages.append(prompt)
+        """Add queued prompts, as one turn, where they entered the conversation, with the session's cwd and branch then."""
+        if not prompts:
+            return
+        prompt = prompts[0]
+        prompt.text = "\n".join(p.text for p in prompts)
+        prompt.line_start = prompt.line_end = line_no
+        prompt.cwd, prompt.git_branch = self.where
+        self.queued.add(id(prompt))
+        self.messages.append(prompt)
 
     def _queued_command(self, record: dict[str, Any], line_no: int) -> bool:
         """2.1.2xx writes a prompt taken in mid-turn as an attachment; other origins are not a person's."""

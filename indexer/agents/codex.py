@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,13 +189,20 @@ class _Parser:
             self._add("tool", rendered, line_no, timestamp, [name])
 
 
+def parse_lines(
+    source: SourceFile, lines: Iterable[tuple[int, bytes | None]], tool_output_chars: int, clean: Cleaner = unchanged
+) -> Transcript:
+    """Parse (line number, raw line) pairs of one rollout; None stands for a line too long to read."""
+    parser = _Parser(source, tool_output_chars, clean)
+    for line_no, raw in lines:
+        if raw is None or (raw and not raw.isspace()):
+            parser.feed(line_no, raw)
+    return finish(source, parser.messages, parser.stats, clean)
+
+
 def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = unchanged) -> Transcript:
     """Parse a rollout. Never raises on bad content; an unreadable file gives no messages."""
-    parser = _Parser(source, tool_output_chars, clean)
     try:
-        for line_no, raw in read_lines(source.path):
-            if raw is None or (raw and not raw.isspace()):
-                parser.feed(line_no, raw)
+        return parse_lines(source, read_lines(source.path), tool_output_chars, clean)
     except OSError:
         return Transcript(source, [], ParseStats(malformed=1))
-    return finish(source, parser.messages, parser.stats, clean)
