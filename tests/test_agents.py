@@ -161,10 +161,12 @@ def codex_rollout(codex_home: Path, session: str, cwd: str, turns: list[tuple[st
     return path
 
 
-def codex_turn(prompt: str, answer: str) -> list[dict]:
+def codex_turn(prompt: str, answer: str, cwd: str | None = None) -> list[dict]:
     ts = "2026-03-01T10:00:01Z"
+    context = [{"timestamp": ts, "type": "turn_context", "payload": {"cwd": cwd, "model": "gpt-5"}}] if cwd else []
     return [
         {"timestamp": ts, "type": "response_item", "payload": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}},
+        *context,
         {"timestamp": ts, "type": "event_msg", "payload": {"type": "user_message", "message": prompt}},
         {"timestamp": ts, "type": "response_item", "payload": {"type": "function_call", "name": "shell", "call_id": "c1",
                                                                "arguments": json.dumps({"command": ["bash", "-lc", "ls"]})}},
@@ -253,6 +255,17 @@ async def test_codex_and_gemini_sessions_are_indexed_incrementally_and_kept_afte
         assert hit.session_id == session
         page = await read(settings, session_id=session)
         assert page.messages and page.note and "deleted" in page.note and page.agent == hit.agent
+
+
+async def test_a_codex_turn_takes_the_cwd_of_its_own_turn_context(ollama: OllamaStandIn, homes: dict[str, Path], tmp_path: Path) -> None:
+    rollout = codex_rollout(homes["codex"], "c0000000-0000-0000-0000-000000000005", "/w/api", [("profile the marmot endpoint", "it was N+1")])
+    append(rollout, codex_turn("restyle the meerkat page", "done", cwd="/w/web"))
+    settings = own_agents(ollama.url, homes, tmp_path / "data")
+    await reindex(settings)
+    first = (await run_search(settings, query="marmot endpoint", mode="keyword")).results[0]
+    second = (await run_search(settings, query="meerkat page", mode="keyword", project="/w/web")).results[0]
+    assert (first.project, first.git_branch, second.project, second.session_id) == ("/w/api", "main", "/w/web", first.session_id)
+    assert (await run_search(settings, query="marmot endpoint", mode="keyword", project="/w/web")).results == []
 
 
 # -- Claude Code: what used to be dropped --------------------------------------------------------

@@ -110,6 +110,8 @@ class _Parser:
             self._meta(payload)
         elif kind == "turn_context":
             self.cwd = text_of(payload.get("cwd")) or self.cwd
+            if self.messages and self.messages[-1].role == "user":  # 0.39 writes a turn's context after its prompt
+                self.messages[-1].cwd = self.cwd
             self.stats.noise += 1
         elif kind == "compacted":
             self._add("summary", text_of(payload.get("message")), line_no, timestamp)
