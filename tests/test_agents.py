@@ -5,13 +5,15 @@ reminders, per-exchange project and branch, the workflow layout)."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 from conftest import FIXTURE_HOME, ROOT, settings_for, write_session
 from ollama_standin import OllamaStandIn
-from test_incremental import append, reindex
+from test_incremental import append, cli, reindex, stored_ids
 
 from indexer.agents import claude_code
 from indexer.config import Settings
@@ -266,6 +268,28 @@ async def test_a_codex_turn_takes_the_cwd_of_its_own_turn_context(ollama: Ollama
     second = (await run_search(settings, query="meerkat page", mode="keyword", project="/w/web")).results[0]
     assert (first.project, first.git_branch, second.project, second.session_id) == ("/w/api", "main", "/w/web", first.session_id)
     assert (await run_search(settings, query="marmot endpoint", mode="keyword", project="/w/web")).results == []
+
+
+def test_a_reindex_of_every_agent_killed_midway_then_resumed_equals_a_clean_build(
+    ollama: OllamaStandIn, tmp_path: Path, agents_index: Settings
+) -> None:
+    ollama.delay_s = 0.08  # a slow embedder, so the kill lands mid-run
+    settings = all_agents(ollama.url, tmp_path / "data")
+    env = {
+        "PATH": "/usr/bin:/bin", "OLLAMA_HOST": ollama.url, "SESSION_SEARCH_EMBED_BATCH_SIZE": "8", "SESSION_SEARCH_REFRESH_MINUTES": "0",
+        "SESSION_SEARCH_CLAUDE_DIR": str(settings.claude_dir), "SESSION_SEARCH_DATA_DIR": str(settings.data_dir),
+        "SESSION_SEARCH_CODEX_DIR": str(settings.codex_dir), "SESSION_SEARCH_GEMINI_DIR": str(settings.gemini_dir),
+        "SESSION_SEARCH_AGENTS": "claude-code,codex,gemini-cli",
+    }  # fmt: skip
+    proc = cli(env)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    ollama.delay_s = 0
+    resumed = cli(env, "--json")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert stored_ids(settings.data_dir) == stored_ids(agents_index.data_dir)
 
 
 # -- Claude Code: what used to be dropped --------------------------------------------------------
