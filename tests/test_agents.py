@@ -29,6 +29,7 @@ GEMINI_JSON = "f0a689a6-b0ac-407f-afcc-4fafa9e14e8a"  # Gemini CLI chat document
 GEMINI_JSONL = "0ab84937-9fe7-4284-986a-33c832af0b6a"  # the newer JSONL chat
 GEMINI_REDACTED = "dcbe78d3-ea75-4786-929e-d6cff0fc00ed"
 TITLED = "3680252d-d4e3-4416-bddd-8f5b5b4fdb7f"  # a Claude Code session with summary records
+QUEUED_FIXTURE = "258c7280-ae70-4798-800f-63464d01a85d"  # Claude Code 2.1.39 with queued prompts
 
 
 async def run_search(settings: Settings, **fields: object) -> SearchResponse:
@@ -389,11 +390,27 @@ async def test_a_sessions_title_is_shown_and_found(ollama: OllamaStandIn, tmp_pa
     ]  # fmt: skip
     settings = await index_claude(ollama, tmp_path, records)
     hit = await found(settings, "capybara")  # a word only the title has
-    assert hit is not None and hit.session_id == SESSION and hit.title == "Postgres capybara tuning"
+    assert hit is not None and hit.title == "Postgres capybara tuning"
+    assert (hit.session_id, hit.project, hit.git_branch) == (SESSION, "/work/api", "main")
     other = (await run_search(settings, query="shared_buffers")).results[0]
     assert other.title == "Postgres capybara tuning"  # the name the person gave beats the generated ones
     page = await read(settings, session_id=SESSION)
     assert page.title == "Postgres capybara tuning" and page.agent == "claude-code"
+
+
+async def test_queued_prompts_of_a_real_2_1_39_session_are_found(agents_index: Settings) -> None:
+    """The fixture's "new beads..." exists only as a queue-operation enqueue, drained by a remove."""
+    results = (await run_search(agents_index, query="new beads for the epic were added. tackle them", mode="keyword")).results
+    # The compaction summary quotes it too; the prompt's own exchange is found beside it.
+    hit = next(h for h in results if h.snippet.startswith("User: new beads for the epic were added. tackle them"))
+    assert (hit.session_id, hit.project, hit.git_branch) == (QUEUED_FIXTURE, "/home/USER/projects/spotter-worktrees/spotter-gqc", "spotter-gqc")
+
+
+async def test_no_fixture_chunk_keeps_claude_codes_malware_reminder(agents_index: Settings) -> None:
+    in_transcripts = sum(p.read_text().count("considered malware") for p in (FIXTURE_HOME / "projects").rglob("*.jsonl"))
+    assert in_transcripts > 50  # Claude Code appended it to Read results in 8 of the fixture files
+    hits = (await run_search(agents_index, query="whether it would be considered malware", mode="keyword", top_k=50)).results
+    assert not any("considered malware" in h.snippet for h in hits)
 
 
 async def test_titles_of_the_fixture_sessions_are_shown(agents_index: Settings) -> None:
@@ -408,6 +425,7 @@ async def test_injected_reminders_are_stripped_from_tool_output(ollama: OllamaSt
     settings = await index_claude(ollama, tmp_path, records)
     hit = await found(settings, "parse_ocelot")
     assert hit is not None and "malware" not in hit.snippet and "system-reminder" not in hit.snippet
+    assert (hit.session_id, hit.project, hit.git_branch) == (SESSION, "/work/api", "main")
     assert await found(settings, "malware") is None
 
 
@@ -442,7 +460,7 @@ async def test_workflow_agents_belong_to_their_session_and_the_journal_is_not_in
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     await reindex(settings)
     hit = await found(settings, "okapi permissions")
-    assert hit is not None and (hit.session_id, hit.agent_id, hit.project) == (SESSION, "a77", "/work/api")
+    assert hit is not None and (hit.session_id, hit.agent_id, hit.project, hit.git_branch) == (SESSION, "a77", "/work/api", "main")
     assert await found(settings, "pangolin") is None
     page = await read(settings, session_id=SESSION, agent_id="a77")
     assert "okapi" in page.messages[0].text
