@@ -48,7 +48,7 @@ ENV_VARS: dict[str, str] = {
     "gemini_dir": "SESSION_SEARCH_GEMINI_DIR",
     "agents": "SESSION_SEARCH_AGENTS",
 }
-KNOWN_AGENTS = ("claude-code", "codex", "gemini-cli")  # indexer.agents.AGENT_NAMES, without importing the parsers
+KNOWN_AGENTS = ("claude-code", "codex", "gemini-cli")  # the names of indexer.agents.AGENTS, without importing the parsers
 
 
 def default_claude_dir(env: Mapping[str, str] = os.environ) -> Path:

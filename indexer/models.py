@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from indexer.config import KNOWN_AGENTS
+
 MAX_TOP_K = 50
 MAX_OFFSET = 500
 MAX_READ_MESSAGES = 100
@@ -20,7 +22,7 @@ RELATIVE = re.compile(r"^(\d{1,5})\s*([hdwmy])$")
 UNIT_SECONDS = {"h": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400, "y": 365 * 86400}
 Mode = Literal["hybrid", "vector", "keyword"]
 Kind = Literal["exchange", "compaction_summary", "prompt", "answer", "tool_output"]
-AgentName = Literal["claude-code", "codex", "gemini-cli"]
+AgentName = Literal[KNOWN_AGENTS]  # claude-code, codex, gemini-cli
 
 
 def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> datetime:

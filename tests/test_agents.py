@@ -98,6 +98,16 @@ async def test_the_agent_filter_keeps_only_that_agents_sessions(agents_index: Se
         assert copies.results[0].session_id == redacted
 
 
+def test_every_agent_has_a_module_a_setting_and_a_name_in_the_public_shapes() -> None:
+    from indexer.agents import AGENTS
+    from indexer.config import KNOWN_AGENTS
+    from indexer.models import SearchHit
+
+    assert tuple(AGENTS) == KNOWN_AGENTS
+    assert set(load_settings(environ={"SESSION_SEARCH_AGENTS": ",".join(KNOWN_AGENTS)}).agent_folders) == set(AGENTS)
+    assert set(SearchHit.model_json_schema()["properties"]["agent"]["enum"]) == set(AGENTS)
+
+
 def test_an_unknown_agent_filter_is_refused() -> None:
     with pytest.raises(ValueError, match="claude-code"):
         SearchRequest(query="x", agent="cursor")
