@@ -474,3 +474,56 @@ async def test_workflow_agents_belong_to_their_session_and_the_journal_is_not_in
     assert await found(settings, "pangolin") is None
     page = await read(settings, session_id=SESSION, agent_id="a77")
     assert "okapi" in page.messages[0].text
+
+
+# -- format details of the new agents ------------------------------------------------------------
+
+
+def test_a_gemini_jsonl_chat_applies_rewrites_patches_and_rewinds(tmp_path: Path) -> None:
+    from indexer.agents import gemini_cli
+
+    chats = tmp_path / "tmp" / "my-project" / "chats"
+    chats.mkdir(parents=True)
+    (chats.parent / ".project_root").write_text("/home/me/my-project\n")
+    lines = [
+        {"sessionId": "g-1", "projectHash": "my-project", "startTime": "2026-03-01T10:00:00Z", "kind": "main"},
+        {"id": "m1", "timestamp": "2026-03-01T10:00:01Z", "type": "user", "content": [{"text": "plan the ferret migration"}]},
+        {"id": "m2", "timestamp": "2026-03-01T10:00:02Z", "type": "gemini", "content": ""},
+        {"$set": {"lastUpdated": "2026-03-01T10:00:03Z"}},
+        {"id": "m2", "timestamp": "2026-03-01T10:00:02Z", "type": "gemini", "content": "Three steps, final version."},
+        {"id": "m3", "timestamp": "2026-03-01T10:00:04Z", "type": "user", "content": "no wait, use the badger approach"},
+        {"id": "m4", "timestamp": "2026-03-01T10:00:05Z", "type": "gemini", "content": "Badger it is."},
+        {"$rewindTo": "m3"},
+        {"id": "m5", "timestamp": "2026-03-01T10:00:06Z", "type": "info", "content": "Request cancelled."},
+        {"$set": {"summary": "Ferret migration plan"}},
+    ]  # fmt: skip
+    path = chats / "session-2026-03-01T10-00-g1abcdef.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    source = gemini_cli.describe(path, tmp_path / "tmp")
+    transcript = gemini_cli.parse(source)
+    assert [(m.role, m.text, m.line_start) for m in transcript.messages] == [
+        ("user", "plan the ferret migration", 2), ("assistant", "Three steps, final version.", 3),
+    ]  # fmt: skip
+    assert {m.cwd for m in transcript.messages} == {"/home/me/my-project"} and transcript.title == "Ferret migration plan"
+    assert transcript.messages[0].session_id == "g-1" and source.rel_path.startswith("gemini-cli:my-project/chats/")
+
+
+def test_a_codex_compaction_summary_and_a_failed_command_are_kept(tmp_path: Path) -> None:
+    from indexer.agents import codex
+
+    lines = [
+        {"timestamp": "t", "type": "session_meta", "payload": {"id": "c-1", "cwd": "/w"}},
+        {"timestamp": "t", "type": "response_item", "payload": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "run the lemur tests"}]}},
+        {"timestamp": "t", "type": "response_item", "payload": {"type": "function_call", "name": "shell", "call_id": "k", "arguments": "{\"command\":[\"bash\",\"-lc\",\"pytest -x\"]}"}},
+        {"timestamp": "t", "type": "response_item", "payload": {"type": "function_call_output", "call_id": "k", "output": "{\"output\":\"1 failed\",\"metadata\":{\"exit_code\":1}}"}},
+        {"timestamp": "t", "type": "compacted", "payload": {"message": "We ran the lemur tests; one failed."}},
+        {"timestamp": "t", "type": "response_item", "payload": {"type": "reasoning", "summary": [], "encrypted_content": "gAAAA"}},
+    ]  # fmt: skip
+    path = tmp_path / "sessions" / "rollout-2026-03-01T10-00-00-c0000000-0000-0000-0000-00000000000c.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    transcript = codex.parse(codex.describe(path, tmp_path), tool_output_chars=0)
+    assert [(m.role, m.text) for m in transcript.messages] == [
+        ("user", "run the lemur tests"), ("assistant", "[shell] pytest -x"), ("tool", "[shell error] 1 failed"),
+        ("summary", "We ran the lemur tests; one failed."),
+    ]  # fmt: skip
