@@ -508,7 +508,7 @@ def test_a_gemini_jsonl_chat_applies_rewrites_patches_and_rewinds(tmp_path: Path
     assert transcript.messages[0].session_id == "g-1" and source.rel_path.startswith("gemini-cli:my-project/chats/")
 
 
-def test_a_codex_compaction_summary_and_a_failed_command_are_kept(tmp_path: Path) -> None:
+def test_a_codex_compaction_summary_a_failed_command_and_the_thread_name_are_kept(tmp_path: Path) -> None:
     from indexer.agents import codex
 
     lines = [
@@ -522,7 +522,10 @@ def test_a_codex_compaction_summary_and_a_failed_command_are_kept(tmp_path: Path
     path = tmp_path / "sessions" / "rollout-2026-03-01T10-00-00-c0000000-0000-0000-0000-00000000000c.jsonl"
     path.parent.mkdir(parents=True)
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    index = [{"id": "c-1", "thread_name": "first name", "updated_at": "t1"}, {"id": "c-1", "thread_name": "Lemur test run", "updated_at": "t2"}]
+    (tmp_path / "session_index.jsonl").write_text("".join(json.dumps(e) + "\n" for e in index))
     transcript = codex.parse(codex.describe(path, tmp_path), tool_output_chars=0)
+    assert transcript.title == "Lemur test run"  # the newest entry of the session index
     assert [(m.role, m.text) for m in transcript.messages] == [
         ("user", "run the lemur tests"), ("assistant", "[shell] pytest -x"), ("tool", "[shell error] 1 failed"),
         ("summary", "We ran the lemur tests; one failed."),

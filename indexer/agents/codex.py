@@ -11,7 +11,9 @@ the session's id: those are read the same way.
 
 Kept: what the person typed (user messages), the assistant's text, tool calls (command,
 path, query; a patch's first lines), tool output (capped; a non-zero exit code or failure
-is an error, always kept) and compaction summaries. Skipped: developer and system
+is an error, always kept), compaction summaries, and the session's name from
+`<home>/session_index.jsonl` (`{id, thread_name, updated_at}`, the newest entry winning) as its
+title. Skipped: developer and system
 messages, the context Codex injects as user messages (<environment_context>, AGENTS.md
 instructions...), reasoning (encrypted), every event_msg (copies), token counts. Codex
 writes no message ids: a message's id is `<session id>:<line>`, stable as rollouts are
@@ -23,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,28 @@ def discover(codex_dir: Path) -> Iterator[SourceFile]:
                 source = describe(Path(root) / name, codex_dir)
                 if source is not None:
                     yield source
+
+
+@lru_cache(maxsize=4)
+def _thread_names(index: Path, size: int, mtime_ns: int) -> dict[str, str]:
+    """Session id -> its latest thread name, from one version (size, mtime) of the session index."""
+    names: dict[str, str] = {}
+    for _, raw in read_lines(index):
+        entry = MALFORMED if raw is None else decode(raw)
+        if isinstance(entry, dict) and text_of(entry.get("id")) and text_of(entry.get("thread_name")).strip():
+            names[text_of(entry.get("id"))] = text_of(entry.get("thread_name")).strip()
+    return names
+
+
+def thread_name(source: SourceFile, session_id: str) -> str | None:
+    """The name the person gave the session, if the Codex home beside the rollout has one for it."""
+    depth = len(Path(source.rel_path.split(":", 1)[-1]).parts)  # sessions/YYYY/MM/DD/rollout-... under the home
+    index = source.path.parents[depth - 1] / "session_index.jsonl" if depth <= len(source.path.parents) else None
+    try:
+        stat = index.stat() if index else None
+    except OSError:
+        return None
+    return _thread_names(index, stat.st_size, stat.st_mtime_ns).get(session_id) if index and stat else None
 
 
 def _texts(content: Any) -> str:
@@ -199,7 +224,7 @@ def parse_lines(
     for line_no, raw in lines:
         if raw is None or (raw and not raw.isspace()):
             parser.feed(line_no, raw)
-    return finish(source, parser.messages, parser.stats, clean)
+    return finish(source, parser.messages, parser.stats, clean, thread_name(source, parser.session_id))
 
 
 def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = unchanged) -> Transcript:
