@@ -224,4 +224,5 @@ class ModelInfo(BaseModel):
     index_dimensions: int | None = None
     migration: str | None = Field(None, description="A new index being built beside the served one, and how far it is.")
     changed_files: int | None = Field(None, description="Transcript files new or changed since the last index.")
+    agents: dict[str, str] = Field({}, description="The coding agents whose sessions are indexed, and the folder each is read from.")
     index_error: str | None = Field(None, description="Why the index cannot be searched, if it cannot.")

@@ -562,7 +562,8 @@ class SessionSearch:
             ollama_host=s.ollama_host, ollama_version=version, ollama_error=ollama_error,
             template_family=t.family, template_source=t.source, query_template=t.format_query("{query}"),
             document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_url),
-            last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(), **state,
+            last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(),
+            agents={name: str(folder) for name, folder in s.agent_folders.items()}, **state,
         )
 
     async def _index_state(self, facts: ModelFacts | None) -> dict[str, object]:

@@ -113,6 +113,19 @@ def test_an_unknown_agent_filter_is_refused() -> None:
         SearchRequest(query="x", agent="cursor")
 
 
+async def test_model_info_names_the_agents_and_their_folders(agents_index: Settings) -> None:
+    index = SessionSearch(agents_index)
+    try:
+        info = await index.info()
+    finally:
+        await index.aclose()
+    assert info.agents == {
+        "claude-code": str(FIXTURE_HOME / "projects"), "codex": str(AGENT_FIXTURES / "codex-home"),
+        "gemini-cli": str(AGENT_FIXTURES / "gemini-home" / "tmp"),
+    }  # fmt: skip
+    assert info.changed_files == 0
+
+
 async def test_read_session_reads_codex_and_gemini_sessions(agents_index: Settings) -> None:
     codex = await read(agents_index, session_id=CODEX_SESSION, limit=5)
     assert codex.agent == "codex" and codex.resume_command == f"codex resume {CODEX_SESSION}"
