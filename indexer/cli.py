@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 from pydantic import BaseModel, ValidationError
 
-from indexer.config import Settings, load_settings
+from indexer.config import KNOWN_AGENTS, Settings, load_settings
 from indexer.datadir import PRIVATE_UMASK
 from indexer.errors import IndexBusy, SessionSearchError, first_error
 from indexer.models import ReindexOptions, SearchRequest
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--since", help="ISO date or datetime")
     search.add_argument("--until", help="ISO date or datetime")
     search.add_argument("--mode", choices=("hybrid", "vector", "keyword"), default="hybrid", help="ranking (default: %(default)s)")
+    search.add_argument("--agent", choices=KNOWN_AGENTS, help="only sessions of this coding agent")
     search.add_argument("--json", action="store_true", help="print what the MCP search tool returns")
     info = commands.add_parser("info", help="the model, templates and index state")
     info.add_argument("--json", action="store_true", help="print what the MCP model_info tool returns")
@@ -122,7 +123,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     elif args.command == "search":
         request = SearchRequest(
             query=args.query, top_k=args.top_k, project=args.project, session_id=args.session_id,
-            since=args.since, until=args.until, mode=args.mode,
+            since=args.since, until=args.until, mode=args.mode, agent=args.agent,
         )
         response = anyio.run(with_index, lambda ix: ix.search(request))
         _print_json(response) if args.json else print(render_search(response))

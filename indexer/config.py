@@ -55,11 +55,23 @@ ENV_VARS: dict[str, str] = {
     "openai_api_key": "SESSION_SEARCH_OPENAI_API_KEY",
     "redact_patterns": "SESSION_SEARCH_REDACT_PATTERNS",
     "exclude": "SESSION_SEARCH_EXCLUDE",
+    "codex_dir": "SESSION_SEARCH_CODEX_DIR",
+    "gemini_dir": "SESSION_SEARCH_GEMINI_DIR",
+    "agents": "SESSION_SEARCH_AGENTS",
 }
+KNOWN_AGENTS = ("claude-code", "codex", "gemini-cli")  # the names of indexer.agents.AGENTS, without importing the parsers
 
 
 def default_claude_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(env.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
+
+
+def default_codex_dir(env: Mapping[str, str] = os.environ) -> Path:
+    return Path(env.get("CODEX_HOME") or Path.home() / ".codex")
+
+
+def default_gemini_dir(env: Mapping[str, str] = os.environ) -> Path:
+    return Path.home() / ".gemini"
 
 
 def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -100,6 +112,19 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = Field(None, description="Its API key; never logged or shown.")
     redact_patterns: dict[str, str] = Field({}, description="More secrets to redact: kind -> regular expression.")
     exclude: list[str] = Field([], description="Globs of projects (cwd), session ids or transcript paths never to index.")
+    codex_dir: Path = Field(default_factory=default_codex_dir, description="Codex CLI home; rollouts are under <dir>/sessions.")
+    gemini_dir: Path = Field(default_factory=default_gemini_dir, description="Gemini CLI home; chats are under <dir>/tmp.")
+    agents: list[str] | None = Field(None, description="Which agents' sessions to index; default: every agent whose folder exists.")
+
+    @field_validator("agents")
+    @classmethod
+    def _known_agents(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [name for name in value or [] if name not in KNOWN_AGENTS]
+        if unknown:
+            raise ValueError(f"unknown agent {unknown[0]!r}; the agents are {', '.join(KNOWN_AGENTS)}")
+        if value is not None and not value:
+            raise ValueError(f"name at least one of {', '.join(KNOWN_AGENTS)}")
+        return list(dict.fromkeys(value)) if value is not None else None
 
     @field_validator("ollama_host")
     @classmethod
@@ -152,12 +177,24 @@ class Settings(BaseModel):
     def projects_dir(self) -> Path:
         return self.claude_dir / "projects"
 
+    @property
+    def agent_folders(self) -> dict[str, Path]:
+        """Where each indexed agent's sessions are (agent name -> folder), in KNOWN_AGENTS order.
+
+        Named agents always; by default, those whose home exists now (checked on each call,
+        so an agent installed later is picked up by the next reindex).
+        """
+        homes = {"claude-code": self.claude_dir, "codex": self.codex_dir, "gemini-cli": self.gemini_dir}
+        folders = {"claude-code": self.projects_dir, "codex": self.codex_dir, "gemini-cli": self.gemini_dir / "tmp"}
+        chosen = self.agents if self.agents is not None else [name for name in KNOWN_AGENTS if homes[name].is_dir()]
+        return {name: folders[name] for name in KNOWN_AGENTS if name in chosen}
+
 
 def _from_env(field: str, raw: str) -> Any:
     """Environment values are strings; the structured settings take JSON, and exclude also a comma list."""
-    if field == "exclude" and not raw.lstrip().startswith("["):
+    if field in ("exclude", "agents") and not raw.lstrip().startswith("["):
         return [part.strip() for part in raw.split(",") if part.strip()]
-    if field in ("redact_patterns", "exclude"):
+    if field in ("redact_patterns", "exclude", "agents"):
         try:
             return json.loads(raw)
         except ValueError as exc:
@@ -219,7 +256,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     values.update({k: v for k, v in overrides.items() if v is not None})
     values.setdefault("claude_dir", default_claude_dir(env))
     values.setdefault("data_dir", default_data_dir(env))
-    for key in ("claude_dir", "data_dir", "prompt_file"):
+    values.setdefault("codex_dir", default_codex_dir(env))
+    for key in ("claude_dir", "data_dir", "prompt_file", "codex_dir", "gemini_dir"):
         if isinstance(values.get(key), str):
             values[key] = Path(values[key]).expanduser().absolute()
     try:

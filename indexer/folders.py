@@ -1,7 +1,7 @@
 """Where transcripts are read from, per agent, and whether that folder is usable.
 
-`transcript_folders` is the one list `doctor`, `info` and `model_info` show: today Claude Code's
-projects folder; another agent's source adds its own row here.
+`transcript_folders` is the one list `doctor`, `info` and `model_info` show: one row per agent
+that is read (see `Settings.agent_folders`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from indexer.config import Settings
 from indexer.errors import NoTranscripts
-from indexer.sources import discover
 
+AGENT_SETTING = {"codex": "SESSION_SEARCH_CODEX_DIR", "gemini-cli": "SESSION_SEARCH_GEMINI_DIR"}
 FIX = "Set SESSION_SEARCH_CLAUDE_DIR (or CLAUDE_CONFIG_DIR) to Claude Code's home, the folder that holds projects/ (~/.claude by default)."
 
 
@@ -42,15 +42,34 @@ def claude_dir_problem(settings: Settings) -> str | None:
     )
 
 
+def _problem(settings: Settings, agent: str, folder: Path) -> str | None:
+    if agent == "claude-code":
+        return claude_dir_problem(settings)
+    if folder.is_dir() or settings.agents is None:  # a default agent's home exists; its sessions may come later
+        return None
+    return f"The {agent} folder {folder} does not exist. Set {AGENT_SETTING.get(agent, 'its folder setting')}, or leave {agent} out of SESSION_SEARCH_AGENTS."
+
+
 def check_claude_dir(settings: Settings) -> None:
-    """Raise NoTranscripts when the Claude dir cannot hold transcripts."""
-    problem = claude_dir_problem(settings)
+    """Raise NoTranscripts when a folder to read cannot hold transcripts, or no agent's folder exists.
+
+    With no agent's home found at all, Claude Code's problem is the one named: it is the default agent.
+    """
+    folders = settings.agent_folders
+    problems = [_problem(settings, agent, folder) for agent, folder in folders.items()] or [claude_dir_problem(settings)]
+    problem = next((p for p in problems if p), None)
     if problem:
         raise NoTranscripts(problem)
 
 
 def transcript_folders(settings: Settings) -> list[TranscriptFolder]:
     """Every folder read, per agent, with its transcript count (0 and the reason when unusable)."""
-    problem = claude_dir_problem(settings)
-    count = 0 if problem else sum(1 for _ in discover(settings.projects_dir))
-    return [TranscriptFolder("Claude Code", settings.projects_dir, count, problem)]
+    from indexer.agents import AGENTS  # the parsers, only when counting
+
+    folders = settings.agent_folders or {"claude-code": settings.projects_dir}
+    rows = []
+    for agent, folder in folders.items():
+        problem = _problem(settings, agent, folder)
+        count = 0 if problem or not folder.is_dir() else sum(1 for _ in AGENTS[agent].discover(folder))
+        rows.append(TranscriptFolder(agent, folder, count, problem))
+    return rows

@@ -6,12 +6,16 @@ import textwrap
 
 from indexer.models import ModelInfo, ReindexReport, SearchHit, SearchResponse, SessionPage
 
+def _title(title: str | None) -> str:
+    return f" \"{title}\"" if title else ""
+
+
 def _hit(rank: int, hit: SearchHit) -> str:
     branch = f" ({hit.git_branch})" if hit.git_branch else ""
     agent = f" [subagent {hit.agent_id}]" if hit.agent_id else ""
     return (
         f"{rank}. score {hit.score:.3f} ({hit.match}) | {hit.timestamp[:16].replace('T', ' ')} | {hit.project or '?'}{branch}{agent}\n"
-        f"   session {hit.session_id} ({hit.resume_command}) | {hit.source_path}:{hit.line_start}-{hit.line_end}\n"
+        f"   {hit.agent} session {hit.session_id}{_title(hit.title)} ({hit.resume_command}) | {hit.source_path}:{hit.line_start}-{hit.line_end}\n"
         + textwrap.indent(hit.snippet, "   | ")
     )
 
@@ -58,7 +62,7 @@ def render_info(info: ModelInfo) -> str:
 
 def render_session(page: SessionPage) -> str:
     last = page.messages[-1].index if page.messages else 0
-    head = f"Session {page.session_id} | {page.project} ({page.git_branch}) | messages {page.messages[0].index if page.messages else 0}-{last} of {page.total_messages}"
+    head = f"{page.agent} session {page.session_id}{_title(page.title)} | {page.project} ({page.git_branch}) | messages {page.messages[0].index if page.messages else 0}-{last} of {page.total_messages}"
     parts = [head] + ([page.note] if page.note else [])
     parts += [f"[{m.index}] {m.role} {m.timestamp[:16].replace('T', ' ')}\n{m.text}" for m in page.messages]
     if page.next_offset is not None:

@@ -109,6 +109,9 @@ def docs_where(request: SearchRequest, projects: list[str] | None) -> tuple[str,
         params.append(f"%,{request.tool},%")
     if not request.include_subagents:
         sql.append("d.is_sidechain = 0")
+    if request.agent:
+        sql.append("d.agent = ?")
+        params.append(request.agent)
     if (since := request.since_epoch()) is not None:
         sql.append("d.ts_epoch >= ?")
         params.append(since)

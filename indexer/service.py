@@ -59,8 +59,9 @@ from indexer.search import (
     to_hit,
     within_budget,
 )
-from indexer.sessions import agent_of, from_excerpts, from_transcript, page, session_page, start_index, transcript_path
-from indexer.sources import SourceFile, discover
+from indexer.agents import discover_sources, labelled
+from indexer.sessions import agent_of, from_excerpts, from_transcript, page, session_page, start_index, transcript_source
+from indexer.sources import CLAUDE_CODE, SourceFile
 from indexer.store import ChromaStore, IndexIdentity, VectorCollection, describe_store, forget_open_clients
 from indexer.writer_process import ChildWrites
 
@@ -181,10 +182,10 @@ class SessionSearch:
     # -- choosing files ----------------------------------------------------------------------
 
     def _sources(self, options: ReindexOptions) -> list[SourceFile]:
-        sources = list(discover(self.settings.projects_dir))
-        if options.project:
+        sources = list(discover_sources(self.settings.agent_folders))
+        if options.project:  # Claude Code's folders name their project; other agents' files say it only inside
             wanted = _encoded(options.project.rstrip("/"))
-            sources = [s for s in sources if wanted in s.rel_path.split("/", 1)[0]]
+            sources = [s for s in sources if s.agent == CLAUDE_CODE and wanted in s.rel_path.split("/", 1)[0]]
             if not sources:
                 raise InvalidArgument(f"No transcripts under {self.settings.projects_dir} belong to a project matching {options.project!r}.")
         if options.paths is not None:
@@ -343,7 +344,7 @@ class SessionSearch:
 
     async def _prune(self, target: VectorCollection) -> tuple[int, int]:
         """Remove the chunks of transcripts that no longer exist on disk: (files, chunks) removed."""
-        on_disk = {s.rel_path for s in discover(self.settings.projects_dir)}
+        on_disk = {s.rel_path for s in discover_sources(self.settings.agent_folders)}
         gone = sorted(self.ledger.known_sources(target.name) - on_disk)
         chunks = 0
         for rel_path in gone:
@@ -359,7 +360,7 @@ class SessionSearch:
         old = self.ledger.get_meta("active")
         if not old:  # its texts are in the ledger, even when its vectors are in another store or gone
             return
-        on_disk = {s.rel_path for s in discover(self.settings.projects_dir)}
+        on_disk = {s.rel_path for s in discover_sources(self.settings.agent_folders)}
         for rel_path in sorted(self.ledger.known_sources(old) - on_disk - self.ledger.known_sources(target.name)):
             docs = self.ledger.docs_for(old, list(self.ledger.chunk_hashes(old, rel_path)))
             chunks = [Chunk(id_, text, json.loads(meta)) for id_, (text, meta) in docs.items()]
@@ -550,7 +551,9 @@ class SessionSearch:
         terms = query_terms(request.query)
         page = ranked[request.offset : request.offset + request.top_k]
         weights = term_weights(terms, [c.stored.text for c in ranked[:SNIPPET_CONTEXT]])
-        hits = within_budget([to_hit(c, terms, request.query, weights) for c in page], self.settings.result_tokens)
+        titles = self.ledger.titles(str(c.stored.metadata.get("session_id", "")) for c in page)
+        hits = [labelled(to_hit(c, terms, request.query, weights), c.stored.metadata, titles) for c in page]
+        hits = within_budget(hits, self.settings.result_tokens)
         more = request.offset + len(hits) < len(ranked)
         notes = [n for n in (fallback, self._note(bool(hits))) if n]
         if len(hits) < len(page):
@@ -570,21 +573,21 @@ class SessionSearch:
             raise InvalidArgument(f"Session {request.session_id} has no subagent transcript {request.agent_id!r}.")
         rows = self.ledger.session_chunks(name, request.session_id)
         meta = json.loads(rows[0][1]) if rows else {}
-        path = transcript_path(self.settings.projects_dir, rel_paths, request.agent_id)
+        source = transcript_source(self.settings.agent_folders, rel_paths, request.agent_id)
         note = None
-        if path is not None:
+        if source is not None:
             messages = await anyio.to_thread.run_sync(
-                from_transcript, path, request.agent_id, self.settings.tool_output_chars, self.redactor.redact_text
+                from_transcript, source, request.agent_id, self.settings.tool_output_chars, self.redactor.redact_text
             )
-            meta["source_path"] = str(path)
+            meta["source_path"] = str(source.path)
         else:
             messages = from_excerpts(rows, request.agent_id)
-            note = "Claude Code has deleted this transcript; these are the excerpts the index kept."
+            note = "The agent has deleted this transcript (or it is no longer indexed); these are the excerpts the index kept."
         around = self.ledger.chunk_meta(name, request.around) if request.around else None
         around_uuid = json.loads(around)["first_uuid"] if around else request.around
         start = start_index(messages, request, around_uuid)
         shown = page(messages, start, request.limit, self.settings.result_tokens)
-        return session_page(request, messages, start, shown, meta, note)
+        return session_page(request, messages, start, shown, meta, note, self.ledger.titles([request.session_id]).get(request.session_id))
 
     def _note(self, found: bool) -> str | None:
         notes = [] if found else ["No indexed chunk matches these filters."]
@@ -599,7 +602,7 @@ class SessionSearch:
         if self._changed is not None and now - self._changed[0] < max_age_s:
             return self._changed[1]
         served = self.ledger.get_meta("active")
-        count = sum(1 for s in discover(self.settings.projects_dir) if not (served and self.ledger.is_current(served, s)))
+        count = sum(1 for s in discover_sources(self.settings.agent_folders) if not (served and self.ledger.is_current(served, s)))
         self._changed = (now, count)
         return count
 
@@ -635,7 +638,8 @@ class SessionSearch:
             document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_url),
             last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(),
             folders=[f"{f.agent}: {f.folder} ({f.problem or f'{f.transcripts} transcripts'})" for f in transcript_folders(s)],
-            data_dir=describe_data_dir(s.data_dir), **state,
+            data_dir=describe_data_dir(s.data_dir),
+            agents={name: str(folder) for name, folder in s.agent_folders.items()}, **state,
         )
 
     async def _index_state(self, facts: ModelFacts | None) -> dict[str, object]:
@@ -644,7 +648,7 @@ class SessionSearch:
         building = self.ledger.collection(self.ledger.get_meta("building"))
         if building:
             target = IndexIdentity.from_json(building.identity)
-            total = sum(1 for _ in discover(self.settings.projects_dir))
+            total = sum(1 for _ in discover_sources(self.settings.agent_folders))
             what = f"{target.model} at {target.dimensions} dimensions" if target else building.name
             state["migration"] = f"building a new index ({what}): {self.ledger.source_count(building.name)} of {total} files"
         try:

@@ -30,6 +30,7 @@ from indexer.models import (
     MAX_OFFSET,
     MAX_READ_MESSAGES,
     MAX_TOP_K,
+    AgentName,
     Kind,
     Mode,
     ModelInfo,
@@ -49,16 +50,16 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 INSTRUCTIONS = """\
-session-search finds what the user and you did in past Claude Code sessions: prompts, \
+session-search finds what the user and you did in past Claude Code, Codex and Gemini CLI sessions: prompts, \
 answers, commands, tool output and compaction summaries, with session id, project, branch and date.
 Use `search` when the user refers to earlier work ("what did we decide about…", "how did I fix…", \
 "have I seen this error before", "find the session where…") or when an error, file or decision \
 may have come up before. Quote exact strings (error messages, file names, flags) in the query.
 Filters: `project` (a path or part of one; the current working directory is a good default), \
-`session_id`, `git_branch`, `since`/`until` (ISO dates or 7d, 2w), `kind`, `tool`, `include_subagents`. \
+`session_id`, `git_branch`, `since`/`until` (ISO dates or 7d, 2w), `kind`, `tool`, `include_subagents`, `agent`. \
 Results are snippets: call `read_session` with the session_id and the hit's chunk_id as `around` to read \
-the conversation around it, and page with offset. Each result gives `claude --resume <session_id>` to \
-reopen the session. `model_info` tells whether the index is built and current; `reindex` updates it."""
+the conversation around it, and page with offset. Each result gives its agent's resume command \
+(`claude --resume <session_id>` for Claude Code) to reopen the session. `model_info` tells whether the index is built and current; `reindex` updates it."""
 
 
 @dataclass(slots=True)
@@ -166,6 +167,7 @@ def build_server(settings: Settings) -> MCPServer:
         kind: Annotated[Kind | None, Field(description="Only this kind of chunk.")] = None,
         tool: Annotated[str | None, Field(description="Only exchanges that used this tool, e.g. Bash or Edit.")] = None,
         include_subagents: Annotated[StrictBool, Field(description="Include what subagents did.")] = True,
+        agent: Annotated[AgentName | None, Field(description="Only sessions of this coding agent.")] = None,
     ) -> Annotated[CallToolResult, SearchResponse]:
         """Search everything done in past Claude Code sessions, best match first.
 
@@ -182,10 +184,12 @@ def build_server(settings: Settings) -> MCPServer:
             kind: exchange, compaction_summary, prompt, answer or tool_output.
             tool: A tool name such as Bash, Edit, Read.
             include_subagents: False to leave out subagent transcripts.
+            agent: claude-code, codex or gemini-cli.
         """
         request = _validated(
             SearchRequest, query=query, top_k=top_k, offset=offset, mode=mode, project=project, session_id=session_id,
             git_branch=git_branch, since=since, until=until, kind=kind, tool=tool, include_subagents=include_subagents,
+            agent=agent,
         )
         response = await _tool_call(_index(ctx).search(request))
         return _result(response, render_search(response))

@@ -117,7 +117,7 @@ def test_no_claude_home_at_all_is_one_line(ollama: OllamaStandIn, tmp_path: Path
 def test_info_names_the_folder_read_and_its_transcript_count(settings: Settings) -> None:
     env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
     info = json.loads(run_cli(env, "info", "--json").stdout)
-    assert info["folders"] == [f"Claude Code: {settings.claude_dir / 'projects'} (3 transcripts)"]
+    assert info["folders"] == [f"claude-code: {settings.claude_dir / 'projects'} (3 transcripts)"]
 
 
 # -- 3. a data dir that cannot be used ------------------------------------------------------
@@ -379,7 +379,7 @@ def test_doctor_reports_every_fact_and_repair_restores_a_broken_store(ollama: Ol
     healthy = run_cli(env, "doctor", "--json")
     assert healthy.returncode == 0, healthy.stdout
     facts = json.loads(healthy.stdout)
-    assert facts["folders"][0]["agent"] == "Claude Code" and facts["folders"][0]["transcripts"] > 0
+    assert facts["folders"][0]["agent"] == "claude-code" and facts["folders"][0]["transcripts"] > 0
     assert facts["ollama_answers"] is True and facts["model_pulled"] is True and facts["dimensions"] == 2560
     assert facts["served_index"] and facts["migration"] is None and facts["chunks"] == len(clean)
     assert facts["agreement"]["vectors"] == facts["agreement"]["ledger"] == facts["agreement"]["keywords"] == len(clean)
