@@ -145,7 +145,7 @@ class SessionSearch:
         if self._store is None or generation != self._store_generation:
             if self._store is not None:
                 forget_open_clients()
-            self._store = ChromaStore.open(self.settings.data_dir, self.settings.chroma_url)
+            self._store = ChromaStore.open(self.settings.data_dir, self.settings.chroma_server)
             self._store_generation, self._served = generation, None
         return self._store
 
@@ -559,7 +559,7 @@ class SessionSearch:
             model_pulled=True if facts else (False if ollama_error and "ollama pull" in ollama_error else None),
             ollama_host=s.ollama_host, ollama_version=version, ollama_error=ollama_error,
             template_family=t.family, template_source=t.source, query_template=t.format_query("{query}"),
-            document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_url),
+            document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_server),
             last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(), **state,
         )
 
