@@ -244,7 +244,9 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(home: Path, ollama: Olla
     ollama.delay_s = 0.08
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
     proc = cli(env)
-    time.sleep(1.5)
+    deadline = time.monotonic() + 30
+    while ollama.embed_calls < 2 and time.monotonic() < deadline:  # mid-run: embedding has begun
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
