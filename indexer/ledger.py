@@ -43,11 +43,13 @@ CREATE TABLE IF NOT EXISTS docs (
     rowid INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL,
     project TEXT NOT NULL, git_branch TEXT NOT NULL, ts_epoch INTEGER, kind TEXT NOT NULL, agent_id TEXT NOT NULL,
     is_sidechain INTEGER NOT NULL, tools TEXT NOT NULL, meta TEXT NOT NULL, text TEXT NOT NULL,
+    agent TEXT NOT NULL DEFAULT 'claude-code',
     UNIQUE (collection, id));
 CREATE INDEX IF NOT EXISTS docs_by_session ON docs(collection, session_id, id);
 CREATE INDEX IF NOT EXISTS docs_by_project ON docs(collection, project, ts_epoch, id);
 CREATE INDEX IF NOT EXISTS docs_by_time ON docs(collection, ts_epoch, id);
 CREATE INDEX IF NOT EXISTS docs_by_filters ON docs(collection, is_sidechain, kind, git_branch, project, ts_epoch, session_id, tools, id);
+CREATE TABLE IF NOT EXISTS titles (session_id TEXT PRIMARY KEY, title TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(
     text, content = 'docs', content_rowid = 'rowid', tokenize = "unicode61 tokenchars '_'");
 CREATE TRIGGER IF NOT EXISTS docs_added AFTER INSERT ON docs BEGIN
@@ -56,7 +58,10 @@ CREATE TRIGGER IF NOT EXISTS docs_removed AFTER DELETE ON docs BEGIN
     INSERT INTO words(words, rowid, text) VALUES ('delete', old.rowid, old.text); END;
 """
 log = logging.getLogger(__name__)
-FORMAT = 3  # 3: docs table with indexed filter columns, FTS5 over it; 2 (upgraded on open): one FTS5 table
+FORMAT = 4  # 4: docs.agent and session titles; 3: docs table with indexed filter columns, FTS5 over it; 2: one FTS5 table
+DEFAULT_AGENT = "claude-code"
+# Created after the upgrade has added docs.agent to an older ledger.
+AGENT_INDEX = "CREATE INDEX IF NOT EXISTS docs_by_agent ON docs(collection, agent, ts_epoch, id)"
 PENDING = ""  # content_hash of a chunk whose vector may or may not have reached Chroma
 
 
@@ -64,10 +69,10 @@ def _owner(chunk: Chunk) -> tuple[str, str]:
     return str(chunk.metadata.get("session_id", "")), str(chunk.metadata.get("project", ""))
 
 
-DOC_COLUMNS = "collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, is_sidechain, tools, meta, text"
+DOC_COLUMNS = "collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, is_sidechain, tools, meta, text, agent"
 # A schema-2 ledger kept its keyword rows in one FTS5 table, filter columns unindexed; its rows move to docs.
 FROM_SCHEMA_2 = f"""INSERT OR IGNORE INTO docs ({DOC_COLUMNS}) SELECT collection, id, session_id, project, git_branch, ts_epoch,
-    kind, agent_id, coalesce(json_extract(meta, '$.is_sidechain'), 0), tools, meta, text FROM keyword"""
+    kind, agent_id, coalesce(json_extract(meta, '$.is_sidechain'), 0), tools, meta, text, 'claude-code' FROM keyword"""
 
 
 def _doc_row(collection: str, chunk: Chunk) -> tuple[object, ...]:
@@ -77,6 +82,7 @@ def _doc_row(collection: str, chunk: Chunk) -> tuple[object, ...]:
         collection, chunk.id, meta.get("session_id", ""), meta.get("project", ""), meta.get("git_branch", ""),
         meta.get("ts_epoch"), meta.get("kind", ""), meta.get("agent_id", ""), int(bool(meta.get("is_sidechain"))),
         "," + ",".join(tools) + "," if isinstance(tools, list) else ",", json.dumps(meta), chunk.text,
+        meta.get("agent") or DEFAULT_AGENT,
     )
 
 
@@ -101,6 +107,18 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._upgrade()
+        self._add_agent_column()
+        self._db.execute(AGENT_INDEX)
+
+    def _add_agent_column(self) -> None:
+        """A format-3 ledger's docs predate agents: every row is Claude Code's."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(docs)")}
+        if "agent" not in columns:
+            try:
+                self._db.execute(f"ALTER TABLE docs ADD COLUMN agent TEXT NOT NULL DEFAULT '{DEFAULT_AGENT}'")
+            except sqlite3.OperationalError as error:  # another process added it first
+                if "duplicate column" not in str(error):
+                    raise
 
     def _upgrade(self) -> None:
         """Move a schema-2 ledger's keyword rows into docs, once; other processes wait on the write lock."""
@@ -242,7 +260,7 @@ class Ledger:
             marks = ",".join("?" * len(part))
             self._db.execute(f"DELETE FROM docs WHERE collection = ? AND id IN ({marks})", (collection, *part))
         rows = [_doc_row(collection, c) for c in chunks]
-        self._db.executemany(f"INSERT OR IGNORE INTO docs ({DOC_COLUMNS}) VALUES ({','.join('?' * 12)})", rows)
+        self._db.executemany(f"INSERT OR IGNORE INTO docs ({DOC_COLUMNS}) VALUES ({','.join('?' * 13)})", rows)
 
     def ids(self, collection: str) -> tuple[set[str], set[str]]:
         """Chunk ids recorded as stored (pending ones left out), and ids in the keyword index."""
@@ -256,6 +274,20 @@ class Ledger:
 
     def skipped_sessions(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT session_id FROM skipped_sessions")}
+
+    def set_title(self, session_id: str, title: str) -> None:
+        """The session's latest title; kept across collections, since it does not depend on the model."""
+        self._db.execute("INSERT OR REPLACE INTO titles VALUES (?, ?)", (session_id, title))
+
+    def titles(self, session_ids: Iterable[str]) -> dict[str, str]:
+        """Titles of those sessions that have one."""
+        wanted = list(dict.fromkeys(session_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            rows = self._reading().execute(f"SELECT session_id, title FROM titles WHERE session_id IN ({','.join('?' * len(part))})", part)
+            found.update(dict(rows))
+        return found
 
     def session_sources(self, collection: str, session_id: str) -> list[str]:
         rows = self._db.execute(

@@ -132,13 +132,16 @@ class IndexRun:
     async def _plan(self, source: SourceFile) -> tuple[_FilePlan, list[Chunk]]:
         """Parse and chunk one file, and work out what must be embedded and what removed."""
         transcript = await anyio.to_thread.run_sync(parse_file, source, self.tool_output_chars, self.clean)
-        chunks = [] if self.skip(transcript) else await anyio.to_thread.run_sync(lambda: list(chunk_transcript(transcript, self.spec)))
+        skipped = self.skip(transcript)
+        chunks = [] if skipped else await anyio.to_thread.run_sync(lambda: list(chunk_transcript(transcript, self.spec)))
         known = self.ledger.chunk_hashes(self.collection.name, source.rel_path)
         fresh = [c for c in chunks if known.get(c.id) != c.content_hash]
         ids = {c.id for c in chunks}
         stale = [i for i in known if i not in ids]
         self.ledger.mark_pending(self.collection.name, source.rel_path, fresh)
         session_id = transcript.messages[0].session_id if transcript.messages else source.session_hint
+        if transcript.title and not skipped:
+            self.ledger.set_title(session_id, transcript.title)
         plan = _FilePlan(source, session_id, chunks, stale, transcript.stats.malformed)
         return plan, fresh
 

@@ -373,3 +373,38 @@ async def test_a_server_sees_what_its_own_big_reindex_wrote(home: Path, ollama: 
     finally:
         await index.aclose()
     assert found.results[0].session_id == "00000000-0000-4000-8000-000000000007"
+
+
+def to_format_3(ledger: Path) -> None:
+    """Rewrite a ledger as release 3 kept it: docs without the agent column, no titles."""
+    with sqlite3.connect(ledger) as db:
+        db.executescript("DROP INDEX docs_by_agent; ALTER TABLE docs DROP COLUMN agent; DROP TABLE titles;")
+
+
+async def test_an_index_from_before_agents_is_upgraded_in_place(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
+    settings = settings_for(ollama.url, home, tmp_path / "data")
+    await reindex(settings)
+    queries = [("flux capacitor", {}), ("phoenix liveview", {"project": "spotter"}), ("error", {"mode": "keyword"})]
+    before = [await search(settings, q, **f) for q, f in queries]
+    assert any(before)
+    to_format_3(settings.data_dir / "ledger.sqlite")
+
+    assert [await search(settings, q, **f) for q, f in queries] == before
+    sent = len(ollama.embedded_inputs)
+    assert (await reindex(settings)).files_indexed == 0 and len(ollama.embedded_inputs) == sent
+    with sqlite3.connect(settings.data_dir / "ledger.sqlite") as db:
+        agents = {row[0] for row in db.execute("SELECT DISTINCT agent FROM docs")}
+    assert agents == {"claude-code"}
+
+
+async def test_a_sessions_title_is_kept_in_the_ledger(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    records = exchange("s-titled", "/work/api", "tune the vacuum settings", "set autovacuum_naptime to 30s")
+    write_session(projects, "-work-api", "s-titled", [*records, {"type": "summary", "summary": "Vacuum tuning for the api", "leafUuid": "x"}])
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
+    await reindex(settings)
+    index = SessionSearch(settings)
+    try:
+        assert index.ledger.titles(["s-titled", "unknown"]) == {"s-titled": "Vacuum tuning for the api"}
+    finally:
+        await index.aclose()
