@@ -10,7 +10,9 @@ import difflib
 import json
 import logging
 import os
+import re
 import tomllib
+from dataclasses import dataclass, field
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from indexer.errors import ConfigError
 
 log = logging.getLogger(__name__)
+SECRET_FIELDS = frozenset({"openai_api_key", "chroma_headers"})  # their values are never shown
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+
 CONFIG_FILE_VAR = "SESSION_SEARCH_CONFIG"
 PREFIX = "SESSION_SEARCH_"
 # Read elsewhere: the hook guard, and the tests' fixture copy.
@@ -34,6 +39,9 @@ ENV_VARS: dict[str, str] = {
     "model": "SESSION_SEARCH_MODEL",
     "dimensions": "SESSION_SEARCH_DIMENSIONS",
     "chroma_url": "SESSION_SEARCH_CHROMA_URL",
+    "chroma_headers": "SESSION_SEARCH_CHROMA_HEADERS",
+    "chroma_tenant": "SESSION_SEARCH_CHROMA_TENANT",
+    "chroma_database": "SESSION_SEARCH_CHROMA_DATABASE",
     "chunker": "SESSION_SEARCH_CHUNKER",
     "chunk_tokens": "SESSION_SEARCH_CHUNK_TOKENS",
     "chunk_overlap": "SESSION_SEARCH_CHUNK_OVERLAP",
@@ -80,6 +88,21 @@ def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
     return base / "session-search"
 
 
+@dataclass(frozen=True, slots=True)
+class ChromaServer:
+    """A Chroma server and how to reach it. The header values are secrets: kept out of repr."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    tenant: str | None = None
+    database: str | None = None
+
+    def describe(self) -> str:
+        """Where the vectors live, in words for messages (never the headers)."""
+        place = ", ".join(f"{k} {v}" for k, v in (("tenant", self.tenant), ("database", self.database)) if v)
+        return f"the Chroma server at {self.url}" + (f" ({place})" if place else "")
+
+
 class Settings(BaseModel):
     """Everything session-search can be told. Built once at the entry point and passed down."""
 
@@ -91,6 +114,9 @@ class Settings(BaseModel):
     model: str = Field("qwen3-embedding:4b", min_length=1, description="Ollama embedding model.")
     dimensions: int | None = Field(None, ge=32, le=8192, description="Cut vectors to this length (MRL models); default: the model's own.")
     chroma_url: str | None = Field(None, description="Use a Chroma server (chroma run) at this URL instead of the embedded store.")
+    chroma_headers: dict[str, SecretStr] = Field({}, description="HTTP headers for the Chroma server (an auth proxy's or a hosted service's key); secret.")
+    chroma_tenant: str | None = Field(None, min_length=1, description="The Chroma server's tenant (its default when unset).")
+    chroma_database: str | None = Field(None, min_length=1, description="The Chroma server's database (its default when unset).")
     chunker: Literal["exchange", "message"] = Field("exchange", description="How transcripts are cut into chunks.")
     chunk_tokens: int = Field(400, ge=64, le=1200, description="Window size in tiktoken tokens.")
     chunk_overlap: int = Field(64, ge=0, description="Overlap between windows, in tokens.")
@@ -147,6 +173,32 @@ class Settings(BaseModel):
             raise ValueError(f"bad port ({exc})") from None
         return value
 
+    @field_validator("chroma_headers")
+    @classmethod
+    def _headers_are_sendable(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if any(c in secret.get_secret_value() for c in "\r\n\0"):
+                raise ValueError(f"the value of {name} holds a line break or NUL")
+        return value
+
+    @model_validator(mode="after")
+    def _server_options_need_a_server(self) -> Settings:
+        if not self.chroma_url:
+            given = [ENV_VARS[f] for f in ("chroma_headers", "chroma_tenant", "chroma_database") if getattr(self, f)]
+            if given:
+                raise ValueError(f"{', '.join(given)} need SESSION_SEARCH_CHROMA_URL: the embedded store takes no headers, tenant or database")
+        return self
+
+    @property
+    def chroma_server(self) -> ChromaServer | None:
+        """The Chroma server to use, with its headers revealed; None for the embedded store."""
+        if not self.chroma_url:
+            return None
+        headers = {name: secret.get_secret_value() for name, secret in self.chroma_headers.items()}
+        return ChromaServer(self.chroma_url, headers, self.chroma_tenant, self.chroma_database)
+
     @model_validator(mode="after")
     def _overlap_below_window(self) -> Settings:
         if self.chunk_overlap * 2 > self.chunk_tokens:
@@ -194,7 +246,7 @@ def _from_env(field: str, raw: str) -> Any:
     """Environment values are strings; the structured settings take JSON, and exclude also a comma list."""
     if field in ("exclude", "agents") and not raw.lstrip().startswith("["):
         return [part.strip() for part in raw.split(",") if part.strip()]
-    if field in ("redact_patterns", "exclude", "agents"):
+    if field in ("redact_patterns", "exclude", "agents", "chroma_headers"):
         try:
             return json.loads(raw)
         except ValueError as exc:
@@ -224,7 +276,7 @@ def _one_line(error: ValidationError, from_env: set[str], toml_path: Path | None
     first = error.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else "settings"
     got = first.get("input")
-    shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
+    shown = f" (got {got!r})" if isinstance(got, str | int | float) and field not in SECRET_FIELDS else ""
     return f"{_source_name(field, from_env, toml_path)}: {first['msg']}{shown}"
 
 

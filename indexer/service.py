@@ -157,7 +157,7 @@ class SessionSearch:
         if self._store is None or generation != self._store_generation:
             if self._store is not None:
                 forget_open_clients()
-            self._store = ChromaStore.open(self.settings.data_dir, self.settings.chroma_url)
+            self._store = ChromaStore.open(self.settings.data_dir, self.settings.chroma_server)
             self._store_generation, self._served = generation, None
         return self._store
 
@@ -378,7 +378,7 @@ class SessionSearch:
         generation = uuid.uuid4().hex
         self.ledger.set_meta("generation", generation)
         self.ledger.set_meta("last_indexed", datetime.now(UTC).isoformat(timespec="seconds"))
-        self.ledger.set_meta("store", describe_store(self.settings.data_dir, self.settings.chroma_url))
+        self.ledger.set_meta("store", describe_store(self.settings.data_dir, self.settings.chroma_server))
         if written_here:
             self._store_generation = generation  # its own client already sees the writes
         self._served, self._changed = None, None
@@ -443,10 +443,10 @@ class SessionSearch:
     def _store_moved(self) -> bool:
         """The index was last written to another store than the one configured (SESSION_SEARCH_CHROMA_URL changed)."""
         recorded = self.ledger.get_meta("store")
-        return recorded is not None and recorded != describe_store(self.settings.data_dir, self.settings.chroma_url)
+        return recorded is not None and recorded != describe_store(self.settings.data_dir, self.settings.chroma_server)
 
     def _missing_message(self, name: str) -> str:
-        where = describe_store(self.settings.data_dir, self.settings.chroma_url)
+        where = describe_store(self.settings.data_dir, self.settings.chroma_server)
         if self._store_moved():
             return (
                 f"The index was built in {self.ledger.get_meta('store')}, but {where} is configured now "
@@ -635,7 +635,7 @@ class SessionSearch:
             model_pulled=True if facts else (False if ollama_error and "ollama pull" in ollama_error else None),
             ollama_host=s.ollama_host, ollama_version=version, ollama_error=ollama_error,
             template_family=t.family, template_source=t.source, query_template=t.format_query("{query}"),
-            document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_url),
+            document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_server),
             last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(),
             folders=[f"{f.agent}: {f.folder} ({f.problem or f'{f.transcripts} transcripts'})" for f in transcript_folders(s)],
             data_dir=describe_data_dir(s.data_dir),

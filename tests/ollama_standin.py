@@ -25,6 +25,7 @@ import math
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -226,13 +227,33 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, addr: tuple[str, int], standin: "OllamaStandIn") -> None:
         self.standin = standin
+        self.connections: set[socket.socket] = set()  # kept alive; down() closes them
         super().__init__(addr, _Handler)
+
+    def close_connections(self) -> None:
+        for conn in list(self.connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "OllamaStandIn"
     sys_version = ""
+    # As Ollama (Go's net/http): connections kept alive, Nagle off. With Nagle on, the headers and
+    # body written apart wait for the client's delayed ACK: about 40 ms per kept-alive request.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.server.connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Silent unless the stand-in was asked to log (CLI mode)."""
@@ -253,15 +274,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        self._body: bytes | None = None
         try:
             status, body = self.server.standin.handle(method, path, self._read_body)
         except ApiError as exc:
             status, body = exc.status, {"error": exc.message}
+        self._read_body()  # an unread body would be taken for the next request on the connection
         self._send(status, body, head=method == "HEAD")
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        if self._body is None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._body = self.rfile.read(length) if length > 0 else b""
+        return self._body
 
     def _send(self, status: int, body: dict[str, Any] | str, head: bool = False) -> None:
         if isinstance(body, str):
@@ -385,6 +410,7 @@ class OllamaStandIn:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.close_connections()
         if thread is not None:
             thread.join(timeout=5)
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_HOME, env_for, settings_for
+from conftest import FIXTURE_HOME, env_for
 from ollama_standin import OllamaStandIn
 
 from indexer.config import Settings
