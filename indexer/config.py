@@ -44,6 +44,9 @@ ENV_VARS: dict[str, str] = {
     "openai_api_key": "SESSION_SEARCH_OPENAI_API_KEY",
     "redact_patterns": "SESSION_SEARCH_REDACT_PATTERNS",
     "exclude": "SESSION_SEARCH_EXCLUDE",
+    "recall": "SESSION_SEARCH_RECALL",
+    "recall_min_similarity": "SESSION_SEARCH_RECALL_MIN_SIMILARITY",
+    "recall_deadline_s": "SESSION_SEARCH_RECALL_DEADLINE",
 }
 
 
@@ -84,6 +87,9 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = Field(None, description="Its API key; never logged or shown.")
     redact_patterns: dict[str, str] = Field({}, description="More secrets to redact: kind -> regular expression.")
     exclude: list[str] = Field([], description="Globs of projects (cwd), session ids or transcript paths never to index.")
+    recall: bool = Field(False, description="The UserPromptSubmit hook quotes relevant past exchanges to Claude.")
+    recall_min_similarity: float = Field(0.5, ge=0, le=1, description="Cosine similarity a past exchange needs to be quoted by recall.")
+    recall_deadline_s: float = Field(1.2, gt=0, le=30, description="Seconds recall may search; past it, nothing is quoted.")
 
     @field_validator("ollama_host")
     @classmethod
