@@ -571,35 +571,50 @@ def default_cache() -> Path:
 
 
 def _store_code_key() -> str:
-    """Changes when what wrote a cached index changes: the store's code, chromadb, the ledger's format
-    (not its code: a ledger upgrades an older format itself when opened)."""
+    """Changes when what wrote a cached index changes: chromadb, the store's write path (not its
+    connection code), the ledger's format (not its code: a ledger upgrades an older format itself)."""
+    import inspect
+
     import chromadb
 
+    from indexer import store
     from indexer.ledger import FORMAT
 
     digest = hashlib.sha256(chromadb.__version__.encode())
-    digest.update((ROOT / "indexer" / "store.py").read_bytes())
-    digest.update(f"ledger format {FORMAT}".encode())
+    for part in (store.VectorCollection.upsert, store.ChromaStore.create, store.IndexIdentity):
+        digest.update(inspect.getsource(part).encode())
+    digest.update(f"{store.HNSW} {store.SCHEMA_VERSION} {store.WRITE_BATCH} ledger format {FORMAT}".encode())
     return digest.hexdigest()[:10]
 
 
 def synthetic_index(root: Path, n: int, dims: int, seed: int = 0, corpus: Corpus | None = None, cache: Path | None = None) -> SyntheticIndex:
     """build_synthetic_index under root; or, with cache, the one kept there by an earlier run with the
-    same n, dims, seed, builder version and store code (other versions of it are deleted)."""
+    same n, dims, seed, builder version and store write path. Several worktrees share the cache: a
+    build holds `<dir>.lock` (another run waits for it), and other versions are left for their owners."""
     if cache is None:
         return build_synthetic_index(root / "data", root / "claude", n, dims, seed, corpus)
+    import fcntl
+
     stem = f"synthetic-n{n}-d{dims}-s{seed}"
     where = cache / f"{stem}-v{CACHE_VERSION}-{_store_code_key()}"
     done = where / "index.json"
-    if done.is_file():
-        info = json.loads(done.read_text())
-        log(f"  reusing the synthetic index in {where}")
-        return SyntheticIndex(where / "data", where / "claude", **info, reused=True)
-    for stale in cache.glob(f"{stem}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    built = build_synthetic_index(where / "data", where / "claude", n, dims, seed, corpus)
-    done.write_text(built.to_json())
-    return built
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{where.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"  another run is building {where.name}; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.is_file():
+            info = json.loads(done.read_text())
+            log(f"  reusing the synthetic index in {where}")
+            return SyntheticIndex(where / "data", where / "claude", **info, reused=True)
+        if others := [p.name for p in cache.glob(f"{stem}-*") if p.is_dir() and p != where]:
+            log(f"  other versions kept (delete them by hand when unused): {', '.join(others)}")
+        shutil.rmtree(where, ignore_errors=True)  # a build that died half-way; we hold its lock
+        built = build_synthetic_index(where / "data", where / "claude", n, dims, seed, corpus)
+        done.write_text(built.to_json())
+        return built
 
 
 def queries_from(samples: Sequence[tuple[str, str]], count: int, seed: int = 1) -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -172,6 +173,63 @@ def serve_rss(url: str, built_data: Path, built_claude: Path, queries: list[str]
     return found
 
 
+def trees_rss_mb(roots: list[int]) -> float:
+    """MB of RSS summed over the process trees of roots, each process counted once (a shared one too)."""
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                parents[int(entry)], rss[int(entry)] = int(fields[1]), int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, IndexError):
+                pass
+    tree, grew = set(roots), True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(rss.get(pid, 0) for pid in tree) / 2**20
+
+
+def servers_rss(url: str, built_data: Path, built_claude: Path, queries: list[str], dims: int | None, count: int) -> dict[str, float]:
+    """count servers over one index, each after the same 21 searches: their summed RSS, and the last
+    server's first search against its warm searches (the k-th window's cost)."""
+    env = child_env(env_for(url, built_claude, built_data, dims))
+    pipes = [McpPipe([str(SESSION_SEARCH), "serve"], env) for _ in range(count)]
+    found: dict[str, float] = {}
+    try:
+        for pipe in pipes:
+            pipe.handshake()
+        for pipe in pipes:
+            first, warm = 0.0, []
+            for i, q in enumerate(queries[:21]):
+                started = time.perf_counter()
+                answer = pipe.request("tools/call", {"name": "search", "arguments": {"query": q}}, timeout_s=300)
+                if "error" in answer or answer.get("result", {}).get("isError"):
+                    raise RuntimeError(f"search failed: {str(answer)[:300]}")
+                spent = (time.perf_counter() - started) * 1e3
+                first, warm = (spent, warm) if i == 0 else (first, [*warm, spent])
+            found["last server's first search ms"], found["warm search ms"] = first, sorted(warm)[len(warm) // 2]
+        time.sleep(0.5)
+        found["RSS MB"] = trees_rss_mb([pipe.proc.pid for pipe in pipes])
+    finally:
+        for pipe in pipes:
+            pipe.close()
+    return found
+
+
+def server_rows(url: str, built: object, queries: list[str], dims: int, counts: list[int]) -> list[list[str]]:
+    rows, alone = [], None
+    for count in counts:
+        log(f"{count} servers over one index")
+        found = servers_rss(url, built.data_dir, built.claude_dir, queries, dims, count)  # type: ignore[attr-defined]
+        alone = alone or found["RSS MB"] / count
+        first, warm = found["last server's first search ms"], found["warm search ms"]
+        rows.append([str(count), f"{found['RSS MB']:.0f}", f"{found['RSS MB'] / alone:.2f}", f"{first:.0f}", f"{warm:.0f}", f"{first / warm:.1f}"])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small corpus and index")
@@ -180,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dims", type=int, default=1024, help="dimensions of the idle server's index")
     parser.add_argument("--cache", type=Path, default=default_cache(), help="where the synthetic index is kept between runs (default %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="build the synthetic index in a temporary dir")
+    parser.add_argument("--servers", default="1,2,4", help="server counts over one index (default %(default)s)")
+    parser.add_argument("--servers-only", action="store_true", help="only the servers over one index (no reindex)")
     parser.add_argument("--child-store-only", nargs=3, metavar=("BATCHES", "DATA", "DIMS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_store_only:
@@ -189,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [big // 4, big]
     n_chunks = args.chunks or (2000 if args.quick else 100_000)
     print(machine_header("Memory: reindex peak RSS and idle server RSS", ["bench/memory.py", *(argv or sys.argv[1:])]))
+    if args.servers_only:
+        return _servers_only(args, n_chunks)
     reindex_rows, store_rows, serve_rows = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp, standin_process(0.0) as url:
         root = Path(tmp)
@@ -238,6 +300,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nReindex peak (process tree) beyond the store-only peak: **{beyond:.0f} MB** (target <= {TARGET_MB} MB: {verdict}).\n")
     print("`session-search serve` RSS (MB), SESSION_SEARCH_REFRESH_MINUTES=0:\n")
     print(table(["index", "after handshake", "after first search", "first search s", "after 20 more searches", "peak (VmHWM)"], serve_rows))
+    return 0
+
+
+SERVER_HEADERS = ["servers", "RSS MB, all their processes", "x one server", "last server's first search ms", "warm search ms (median)", "first / warm"]
+
+
+def _servers_only(args: argparse.Namespace, n_chunks: int) -> int:
+    counts = [int(c) for c in args.servers.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp, standin_process(0.0) as url:
+        cache = None if args.no_cache or args.quick else args.cache
+        built = synthetic_index(Path(tmp) / "synthetic", n_chunks, args.dims, cache=cache)
+        queries = [q for q, _ in queries_from(built.samples, 25)]
+        rows = server_rows(url, built, queries, args.dims, counts)
+    print(f"`session-search serve` x N over one index of {built.chunks:,} chunks x {args.dims} dims, each after the same 21 "
+          "searches (MCP round trips, query embedding through the stand-in); RSS summed over every process, a shared one once:\n")
+    print(table(SERVER_HEADERS, rows))
     return 0
 
 

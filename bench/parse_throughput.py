@@ -4,6 +4,7 @@
     .venv/bin/python bench/parse_throughput.py --save /tmp/parse_baseline.jsonl
     .venv/bin/python bench/parse_throughput.py --check /tmp/parse_baseline.jsonl
     .venv/bin/python bench/parse_throughput.py --profile             # cProfile of one parse+chunk pass
+    .venv/bin/python bench/parse_throughput.py --agent codex          # Codex (or gemini-cli) fixtures, read over and over
 
 --save/--check dump, for every fixture file, its ParseStats, title and the (id, content_hash,
 metadata) of every chunk, so an optimisation can be shown to change no output byte.
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from indexer.chunk import ChunkerSpec, chunk_transcript, encoding
 from indexer.parse import parse_file
+from indexer.agents import discover_sources
 from indexer.sources import discover
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +140,29 @@ def throughput(projects: Path) -> None:
             print(f"{label:<22}{wall:>8.2f}{mb / wall:>8.1f}{cpu:>8.2f}{mb / cpu:>10.1f}{peak_rss_mb():>13.0f}")
 
 
+AGENT_HOMES = {"codex": Path("codex-home"), "gemini-cli": Path("gemini-home") / "tmp"}
+
+
+def agent_throughput(agent: str, fixtures: Path) -> None:
+    """MB per CPU-second of another agent's parser and the chunker, its few fixture files parsed until 10 MB are read."""
+    pin_one_core()
+    encoding()
+    sources = list(discover_sources({agent: fixtures.parent.parent / AGENT_HOMES[agent]}))
+    size = sum(s.size for s in sources)
+    rounds = -(-10 * 10**6 // size)
+    cpus = []
+    for _ in range(RUNS):
+        cpu = time.process_time()
+        for _ in range(rounds):
+            for source in sources:
+                for _ in chunk_transcript(parse_file(source, SPEC.tool_output_chars), SPEC):
+                    pass
+        cpus.append(time.process_time() - cpu)
+    mb = size * rounds / 1e6
+    print(f"{agent}: {len(sources)} files, {size / 1e3:.0f} kB read {rounds} times ({mb:.1f} MB), median of {RUNS}")
+    print(f"discover+parse+chunk {mb / statistics.median(cpus):.1f} MB/CPU-s")
+
+
 def profile(projects: Path, top: int = 25) -> None:
     encoding()
     profiler = cProfile.Profile()
@@ -152,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--save", type=Path, metavar="PATH", help="write the output snapshot to PATH")
     group.add_argument("--check", type=Path, metavar="PATH", help="compare the output with the snapshot at PATH")
     group.add_argument("--profile", action="store_true", help="cProfile one parse+chunk pass over the fixtures")
+    group.add_argument("--agent", choices=sorted(AGENT_HOMES), help="measure this agent's parser on its fixtures beside the Claude home")
     args = parser.parse_args(argv)
     if args.save:
         args.save.write_text("".join(line + "\n" for line in snapshot_lines(args.fixtures)), encoding="utf-8")
@@ -160,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         return check(args.fixtures, args.check)
     elif args.profile:
         profile(args.fixtures)
+    elif args.agent:
+        agent_throughput(args.agent, args.fixtures)
     else:
         throughput(args.fixtures)
     return 0

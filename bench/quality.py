@@ -44,6 +44,8 @@ from indexer.models import SearchRequest  # noqa: E402
 from indexer.service import SessionSearch  # noqa: E402
 
 DEFAULT_QUERIES = ROOT / "bench" / "eval" / "queries.jsonl"
+NEARMISS_QUERIES = ROOT / "bench" / "eval" / "nearmiss.jsonl"  # written by bench/eval/make_nearmiss.py
+NEARMISS_FIXTURES = ROOT / "bench" / "eval" / "nearmiss"
 DEFAULT_FIXTURES = Path(os.environ.get("SESSION_SEARCH_FIXTURES", ROOT.parent / "shared" / "fixtures" / "claude-home"))
 MODES = ("hybrid", "vector", "keyword")
 DEFAULT_MODE = "default"  # the label when SearchRequest has no `mode` field yet
@@ -493,14 +495,19 @@ def describe_set(queries: Sequence[Query], report: SetReport) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Measure session-search retrieval quality on the shared transcripts.")
-    parser.add_argument("--queries", type=Path, default=DEFAULT_QUERIES, help="evaluation set (JSONL)")
-    parser.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES, help="a Claude home with projects/")
+    parser.add_argument("--set", choices=("fixtures", "nearmiss"), default="fixtures",
+                        help="fixtures: queries.jsonl over the shared transcripts; nearmiss: nearmiss.jsonl over bench/eval/nearmiss")
+    parser.add_argument("--queries", type=Path, help="evaluation set (JSONL); default: the --set's")
+    parser.add_argument("--fixtures", type=Path, help="a Claude home with projects/; default: the --set's")
     parser.add_argument("--hashing", action="store_true", help="hashing vectors instead of the real model (no torch)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     parser.add_argument("--check-set", action="store_true", help="only validate the evaluation set")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
+    nearmiss = args.set == "nearmiss"
+    args.queries = args.queries or (NEARMISS_QUERIES if nearmiss else DEFAULT_QUERIES)
+    args.fixtures = args.fixtures or (NEARMISS_FIXTURES if nearmiss else DEFAULT_FIXTURES)
     queries = load_queries(args.queries)
     projects = args.fixtures / "projects"
     report = check_set(queries, projects)

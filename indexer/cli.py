@@ -1,7 +1,8 @@
 """The `session-search` command: parse arguments, call SessionSearch, print.
 
 Errors become one line on stderr and a non-zero exit: 1 for a failure, 2 for bad
-arguments, 75 (EX_TEMPFAIL) when another reindex is running, 130 on Ctrl-C.
+arguments, 75 (EX_TEMPFAIL) when another reindex is running, 130 on Ctrl-C. A traceback
+only with -v.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -17,8 +21,9 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 from pydantic import BaseModel, ValidationError
 
-from indexer.config import Settings, load_settings
-from indexer.errors import IndexBusy, SessionSearchError
+from indexer.config import KNOWN_AGENTS, Settings, load_settings
+from indexer.datadir import PRIVATE_UMASK
+from indexer.errors import IndexBusy, SessionSearchError, first_error
 from indexer.models import ListSessionsRequest, ReindexOptions, SearchRequest
 from indexer.render import render_info, render_report, render_search, render_sessions
 
@@ -51,18 +56,23 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--session", dest="session_id", help="a session id")
     search.add_argument("--since", help="ISO date or datetime")
     search.add_argument("--until", help="ISO date or datetime")
+    search.add_argument("--mode", choices=("hybrid", "vector", "keyword"), default="hybrid", help="ranking (default: %(default)s)")
+    search.add_argument("--agent", choices=KNOWN_AGENTS, help="only sessions of this coding agent")
     search.add_argument("--json", action="store_true", help="print what the MCP search tool returns")
     sessions = commands.add_parser("sessions", help="list indexed sessions, latest first")
     sessions.add_argument("--since", help="ISO date or a span back from now (7d, 2w)")
     sessions.add_argument("--until", help="ISO date or a span back from now")
     sessions.add_argument("--project", help="a project path or part of one")
     sessions.add_argument("--branch", dest="git_branch", help="a git branch")
-    sessions.add_argument("--agent", help="claude-code, codex or gemini-cli")
+    sessions.add_argument("--agent", choices=KNOWN_AGENTS, help="only sessions of this coding agent")
     sessions.add_argument("--limit", type=int, default=20)
     sessions.add_argument("--offset", type=int, default=0)
     sessions.add_argument("--json", action="store_true", help="print what the MCP list_sessions tool returns")
     info = commands.add_parser("info", help="the model, templates and index state")
     info.add_argument("--json", action="store_true", help="print what the MCP model_info tool returns")
+    doctor = commands.add_parser("doctor", help="why search does not find something: folders, Ollama, index, data dir")
+    doctor.add_argument("--repair", action="store_true", help="bring a disagreeing index back to a clean build's state")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -107,7 +117,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     async def with_index(action: Callable[[SessionSearch], Awaitable[T]]) -> T:
         index = SessionSearch(settings)
         try:
-            return await action(index)
+            return await _until_interrupted(action(index))
         finally:
             await index.aclose()
 
@@ -122,7 +132,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     elif args.command == "search":
         request = SearchRequest(
             query=args.query, top_k=args.top_k, project=args.project, session_id=args.session_id,
-            since=args.since, until=args.until,
+            since=args.since, until=args.until, mode=args.mode, agent=args.agent,
         )
         response = anyio.run(with_index, lambda ix: ix.search(request))
         _print_json(response) if args.json else print(render_search(response))
@@ -136,16 +146,62 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     elif args.command == "info":
         info = anyio.run(with_index, lambda ix: ix.info())
         _print_json(info) if args.json else print(render_info(info))
+    elif args.command == "doctor":
+        from indexer.doctor import examine, render_doctor, repair
+
+        report = anyio.run(with_index, lambda ix: repair(ix) if args.repair else examine(ix))
+        _print_json(report) if args.json else print(render_doctor(report))
+        return 0 if report.healthy else EXIT_FAILURE
     return 0
 
 
+async def _until_interrupted(call: Awaitable[T]) -> T:
+    """Run call; a SIGINT cancels it (its cleanup runs) and then raises KeyboardInterrupt, however it ended."""
+    flag: list[bool] = []
+    result: list[T] = []
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_watch_sigint, group.cancel_scope, flag)
+            result.append(await call)
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as failure:
+        raise first_error(failure) from None
+    if flag or not result:
+        raise KeyboardInterrupt
+    return result[0]
+
+
+async def _watch_sigint(scope: anyio.CancelScope, flag: list[bool]) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            flag.append(True)
+            scope.cancel()
+            return
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # the index holds the user's conversations: nobody else may read what we write
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
+    except KeyboardInterrupt:
+        print("session-search: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `search ... | head -1`: the reader left, which is no error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "hook":
+    if args.command == "hook":  # a hook prints nothing: its log goes to hooks.log
+        logging.basicConfig(handlers=[logging.NullHandler()])
         from indexer.hooks import run_hook
 
         return run_hook(args.event)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         from mcp_server.server import serve
 
@@ -165,3 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("session-search: interrupted; what was indexed so far is kept, run again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise
+    except (OSError, sqlite3.Error, RuntimeError, ValueError) as exc:  # not ours: still one line, the detail with -v
+        if args.verbose:
+            raise
+        print(f"session-search: {type(exc).__name__}: {exc}. Run `session-search doctor`, or again with -v for the traceback.", file=sys.stderr)
+        return EXIT_FAILURE

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,6 +42,30 @@ class ModelFacts:
     native_dimensions: int
     context_length: int | None
     fingerprint: str = ""  # identifies the weights (Ollama's digest), so a re-pulled model is a new index
+
+
+def summarise_answer(text: str) -> str:
+    """A server's answer body in one short line: an HTML page by its title, never the page itself."""
+    body = text.strip()
+    if re.search(r"<(!doctype|html|head|body)\b", body[:2000], re.IGNORECASE):
+        title = re.search(r"<title[^>]*>(.*?)</title>", body, re.IGNORECASE | re.DOTALL)
+        return f"an HTML page titled {' '.join(title.group(1).split())[:80]!r}" if title else "an HTML page"
+    line = " ".join(body.split())
+    return repr(line[:160] + ("..." if len(line) > 160 else "")) if line else "an empty body"
+
+
+def _is_html(text: str) -> bool:
+    return summarise_answer(text).startswith("an HTML page")
+
+
+async def embed_query(embedder: Embedder, text: str, deadline_s: float) -> Vector:
+    """A query's vector within deadline_s: a search must not wait minutes for a stuck server."""
+    with anyio.move_on_after(deadline_s):
+        return await embedder.embed_one(text)
+    raise OllamaUnreachable(
+        f"{embedder._describe()} did not embed the query within {deadline_s:g} s (SESSION_SEARCH_QUERY_TIMEOUT_S): "  # noqa: SLF001
+        "it is stuck or overloaded. Restart it, or check OLLAMA_HOST."
+    )
 
 
 def _find(info: dict[str, Any], suffix: str) -> int | None:
@@ -163,6 +188,8 @@ class OllamaEmbedder(Embedder):
                 raise self._unreachable(f"no answer within {self.timeout_s:g} s, {RETRIES} tries") from None
             except httpx.HTTPError as exc:
                 raise self._unreachable(f"{type(exc).__name__}: {exc}") from None
+            except ValueError:  # a 200 answer that is not Ollama's JSON (pydantic and JSON errors are ValueErrors)
+                raise self._not_ollama("an answer that is not Ollama's JSON") from None
         raise AssertionError("unreachable")
 
     def _unreachable(self, why: str) -> OllamaUnreachable:
@@ -171,8 +198,16 @@ class OllamaEmbedder(Embedder):
             "or set OLLAMA_HOST to the host where it runs."
         )
 
+    def _not_ollama(self, what: str) -> EmbedderError:
+        return EmbedderError(
+            f"Something answers at {self.host}, but not Ollama: it sent {what}. "
+            "Set OLLAMA_HOST to Ollama's address (http://127.0.0.1:11434 by default)."
+        )
+
     def _translate(self, exc: Any) -> Exception:
         message = str(exc.error)
+        if _is_html(message) or (exc.status_code == 404 and "not found" not in message):
+            return self._not_ollama(f"HTTP {exc.status_code} with {summarise_answer(message)}")
         if exc.status_code == 404:
             return ModelNotPulled(
                 f"The embedding model {self.model!r} is not available on Ollama at {self.host}. "
@@ -180,7 +215,7 @@ class OllamaEmbedder(Embedder):
             )
         if exc.status_code == 400 and "nan" in message.lower():
             return NaNRejected(message)
-        return EmbedderError(f"Ollama at {self.host} answered HTTP {exc.status_code}: {message}")
+        return EmbedderError(f"Ollama at {self.host} answered HTTP {exc.status_code}: {summarise_answer(message)}")
 
     async def version(self) -> str:
         """Ollama's version string."""

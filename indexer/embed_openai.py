@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from indexer.embed import RETRIES, RETRY_DELAY_S, Embedder, ModelFacts, NaNRejected, Vector
+from indexer.embed import RETRIES, RETRY_DELAY_S, Embedder, ModelFacts, NaNRejected, Vector, summarise_answer
 from indexer.errors import EmbedderError, ModelNotPulled, OllamaUnreachable
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class OpenAIEmbedder(Embedder):
         raise AssertionError("unreachable")
 
     def _answer(self, response: Any) -> dict[str, Any]:
-        text = response.text[:300]
+        text = summarise_answer(response.text)
         if response.status_code in (401, 403):
             raise EmbedderError(f"{self._describe()} refused the API key (HTTP {response.status_code}); check SESSION_SEARCH_OPENAI_API_KEY.")
         if response.status_code == 404:

@@ -2,6 +2,8 @@
 
     SessionSearchError            anything a user can act on; str() is the message to show
     ├── ConfigError               a setting has a bad value
+    │   └── NoTranscripts         the Claude dir is wrong or holds no projects folder
+    ├── DataDirError              the data dir cannot be created, read or written
     ├── InvalidArgument           a bad search or tool argument
     ├── EmbedderError             the embedding service failed
     │   ├── OllamaUnreachable     nothing answers at the host (or it timed out)
@@ -22,6 +24,14 @@ class SessionSearchError(Exception):
 
 class ConfigError(SessionSearchError):
     """A configuration value is invalid."""
+
+
+class NoTranscripts(ConfigError):
+    """The Claude dir does not exist, is not a folder, or has no projects folder."""
+
+
+class DataDirError(SessionSearchError):
+    """The data dir cannot be created, read or written."""
 
 
 class InvalidArgument(SessionSearchError):

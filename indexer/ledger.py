@@ -268,6 +268,25 @@ class Ledger:
         keyword = self._db.execute("SELECT id FROM docs WHERE collection = ?", (collection,))
         return {row[0] for row in recorded}, {row[0] for row in keyword}
 
+    def drop_docs(self, collection: str, ids: Sequence[str]) -> None:
+        """Remove keyword rows that no chunk record owns (doctor --repair)."""
+        self._transaction()
+        self._replace_docs(collection, list(ids), [])
+        self._commit()
+
+    def rebuild_keywords(self) -> None:
+        """Rebuild the FTS5 index from the docs table (doctor --repair)."""
+        self._db.execute("INSERT INTO words(words) VALUES ('rebuild')")
+
+    def sources_of(self, collection: str, ids: Sequence[str]) -> set[str]:
+        """The transcripts (rel_path) whose chunk records hold these ids."""
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows = self._db.execute(f"SELECT rel_path FROM chunks WHERE collection = ? AND id IN ({','.join('?' * len(part))})", (collection, *part))
+            found.update(row[0] for row in rows)
+        return found
+
     def skip_session(self, session_id: str) -> bool:
         """Remember a session marked `session-search: skip`; True if it was not known yet."""
         return self._db.execute("INSERT OR IGNORE INTO skipped_sessions VALUES (?)", (session_id,)).rowcount > 0
@@ -330,10 +349,11 @@ class Ledger:
 
     def filter_values(self, collection: str) -> dict[str, set[str]]:
         """Every branch and tool of the collection's chunks: what a filter may name."""
-        values: dict[str, set[str]] = {"git_branch": set(), "tool": set()}
-        rows = self._db.execute("SELECT DISTINCT git_branch, tools FROM docs WHERE collection = ?", (collection,))
-        for branch, tools in rows:
+        values: dict[str, set[str]] = {"git_branch": set(), "tool": set(), "kind": set()}
+        rows = self._db.execute("SELECT DISTINCT git_branch, tools, kind FROM docs WHERE collection = ?", (collection,))
+        for branch, tools, kind in rows:
             values["git_branch"].add(branch)
+            values["kind"].add(kind)
             values["tool"].update(t for t in str(tools).split(",") if t)
         return values
 

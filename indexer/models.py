@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from indexer.config import KNOWN_AGENTS
+
 MAX_TOP_K = 50
 MAX_OFFSET = 500
 MAX_READ_MESSAGES = 100
@@ -20,6 +22,7 @@ RELATIVE = re.compile(r"^(\d{1,5})\s*([hdwmy])$")
 UNIT_SECONDS = {"h": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400, "y": 365 * 86400}
 Mode = Literal["hybrid", "vector", "keyword"]
 Kind = Literal["exchange", "compaction_summary", "prompt", "answer", "tool_output"]
+AgentName = Literal[KNOWN_AGENTS]  # claude-code, codex, gemini-cli
 
 
 def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> datetime:
@@ -59,6 +62,7 @@ class SearchRequest(BaseModel):
     kind: Kind | None = None
     tool: str | None = None
     include_subagents: bool = True
+    agent: AgentName | None = None
 
     @field_validator("query")
     @classmethod
@@ -91,7 +95,7 @@ class SearchRequest(BaseModel):
 class SearchHit(BaseModel):
     """One matching exchange of a past session."""
 
-    score: float = Field(description="Relevance, higher is better: cosine similarity in vector mode, fused rank score in hybrid.")
+    score: float = Field(description="Relevance, higher is better: cosine similarity in vector mode, the fused score (0-1) in hybrid, the reranker's score for reranked results.")
     match: Literal["vector", "keyword", "both"] = Field(description="Which ranking found it.")
     session_id: str
     project: str = Field(description="The working directory of the session.")
@@ -105,7 +109,9 @@ class SearchHit(BaseModel):
     line_end: int
     tools: list[str] = []
     chunk_id: str
-    resume_command: str = Field(description="Run this in a terminal to reopen the session in Claude Code.")
+    resume_command: str = Field(description="Run this in a terminal (in the project's folder) to reopen the session in its agent.")
+    agent: AgentName = Field("claude-code", description="The coding agent the session was held in.")
+    title: str | None = Field(None, description="The session's name, when its agent gave it one.")
 
 
 class SearchResponse(BaseModel):
@@ -154,6 +160,8 @@ class SessionPage(BaseModel):
     next_offset: int | None = Field(description="Pass as offset to read the messages after these.")
     resume_command: str
     note: str | None = None
+    agent: AgentName = Field("claude-code", description="The coding agent the session was held in.")
+    title: str | None = Field(None, description="The session's name, when its agent gave it one.")
 
 
 class ReindexOptions(BaseModel):
@@ -189,6 +197,8 @@ class ReindexReport(BaseModel):
     malformed_lines: int
     estimated_tokens: int | None = Field(None, description="Dry run: tiktoken estimate of what would be embedded.")
     migrated: bool = Field(False, description="A new index was built beside the old one and is now served.")
+    first_index: bool = Field(False, description="This was the first index of this data dir, now served (possibly partial).")
+    files_gone: int = Field(0, description="Indexed transcripts that no longer exist; `reindex --prune` drops their chunks.")
     seconds: float
 
 
@@ -216,7 +226,11 @@ class ModelInfo(BaseModel):
     index_dimensions: int | None = None
     migration: str | None = Field(None, description="A new index being built beside the served one, and how far it is.")
     changed_files: int | None = Field(None, description="Transcript files new or changed since the last index.")
+    agents: dict[str, str] = Field({}, description="The coding agents whose sessions are indexed, and the folder each is read from.")
     index_error: str | None = Field(None, description="Why the index cannot be searched, if it cannot.")
+    folders: list[str] = Field([], description="The transcript folders read, per agent, and how many transcripts each holds.")
+    data_dir: str | None = Field(None, description="Where the index lives, its size and mode.")
+    agreement: str | None = Field(None, description="Chunk counts in the vectors, the ledger and the keyword index.")
 
 
 MAX_SESSIONS = 100
@@ -231,7 +245,7 @@ class ListSessionsRequest(BaseModel):
     until: str | None = None
     project: str | None = Field(None, max_length=1000)
     git_branch: str | None = Field(None, max_length=300)
-    agent: str | None = Field(None, max_length=100)
+    agent: AgentName | None = None
     limit: int = Field(20, ge=1, le=MAX_SESSIONS)
     offset: int = Field(0, ge=0)
 

@@ -6,12 +6,16 @@ import textwrap
 
 from indexer.models import ListSessionsResponse, ModelInfo, ReindexReport, SearchHit, SearchResponse, SessionPage
 
+def _title(title: str | None) -> str:
+    return f" \"{title}\"" if title else ""
+
+
 def _hit(rank: int, hit: SearchHit) -> str:
     branch = f" ({hit.git_branch})" if hit.git_branch else ""
     agent = f" [subagent {hit.agent_id}]" if hit.agent_id else ""
     return (
         f"{rank}. score {hit.score:.3f} ({hit.match}) | {hit.timestamp[:16].replace('T', ' ')} | {hit.project or '?'}{branch}{agent}\n"
-        f"   session {hit.session_id} ({hit.resume_command}) | {hit.source_path}:{hit.line_start}-{hit.line_end}\n"
+        f"   {hit.agent} session {hit.session_id}{_title(hit.title)} ({hit.resume_command}) | {hit.source_path}:{hit.line_start}-{hit.line_end}\n"
         + textwrap.indent(hit.snippet, "   | ")
     )
 
@@ -36,10 +40,17 @@ def render_report(report: ReindexReport) -> str:
         f"{report.chunks_removed} removed, {report.chunks_skipped} skipped, {report.malformed_lines} malformed lines, "
         f"in {report.seconds:.1f} s."
     ]
-    if report.migrated:
+    if report.first_index:
+        lines.append("The first index of this data dir is built and now served.")
+    elif report.migrated:
         lines.append("A new index was built beside the old one and is now served.")
     if report.files_pruned:
         lines.append(f"{report.files_pruned} deleted transcripts were pruned from the index.")
+    if report.files_gone:
+        lines.append(
+            f"{report.files_gone} indexed transcripts no longer exist (Claude Code deletes old sessions); their chunks stay "
+            "searchable. `session-search reindex --prune` drops them."
+        )
     if report.skipped:
         lines.append("The model returned NaN for these chunks, left out: " + ", ".join(report.skipped))
     return "\n".join(lines)
@@ -51,7 +62,7 @@ def render_info(info: ModelInfo) -> str:
 
 def render_session(page: SessionPage) -> str:
     last = page.messages[-1].index if page.messages else 0
-    head = f"Session {page.session_id} | {page.project} ({page.git_branch}) | messages {page.messages[0].index if page.messages else 0}-{last} of {page.total_messages}"
+    head = f"{page.agent} session {page.session_id}{_title(page.title)} | {page.project} ({page.git_branch}) | messages {page.messages[0].index if page.messages else 0}-{last} of {page.total_messages}"
     parts = [head] + ([page.note] if page.note else [])
     parts += [f"[{m.index}] {m.role} {m.timestamp[:16].replace('T', ' ')}\n{m.text}" for m in page.messages]
     if page.next_offset is not None:

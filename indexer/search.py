@@ -1,10 +1,12 @@
-"""Ranking and shaping: filters as SQL over the ledger's docs, reciprocal rank fusion,
+"""Ranking and shaping: filters as SQL over the ledger's docs, fusion of normalised scores,
 one result per exchange, snippets centred on the match, and a token budget.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +17,16 @@ from indexer.errors import InvalidArgument
 from indexer.models import SearchHit, SearchRequest
 
 SHOWN_PROJECTS = 8
-RRF_K = 60  # the usual constant of reciprocal rank fusion (Cormack et al. 2009)
+# Fusion's weight on vectors, before each list's confidence moves it: measured on LoCoMo, the
+# fixture questions and the near-miss set together (README, "Retrieval quality").
+VECTOR_WEIGHT_WORDS = 0.4  # a question in words
+VECTOR_WEIGHT_EXACT = 0.25  # a query that looks like a string to find
+GAP_RANK = 5  # a list's confidence: its best score against its 5th
 SNIPPET_CHARS = 700
 MAX_QUERY_TERMS = 32
 _TERM = re.compile(r"\w+")
+_QUOTED = re.compile(r"[\"`'][^\"`']{3,}[\"`']")
+_CODE_WORD = re.compile(r"\d|_|\w[./:\\]\w|[a-z][A-Z]|^--?\w|\(\)")
 STOPWORDS = frozenset(
     "a about after again all also an and any are as at be been before but by can could did do does doing done "
     "for from had has have how i if in into is it its just me more my no not now of on once only or other our "
@@ -101,6 +109,9 @@ def docs_where(request: SearchRequest, projects: list[str] | None) -> tuple[str,
         params.append(f"%,{request.tool},%")
     if not request.include_subagents:
         sql.append("d.is_sidechain = 0")
+    if request.agent:
+        sql.append("d.agent = ?")
+        params.append(request.agent)
     if (since := request.since_epoch()) is not None:
         sql.append("d.ts_epoch >= ?")
         params.append(since)
@@ -121,15 +132,60 @@ def keyword_hits(ranked: Sequence[tuple[int, float]], docs: dict[int, tuple[str,
     return [StoredHit(docs[r][0], docs[r][1], json.loads(docs[r][2]), score) for r, score in ranked if r in docs]
 
 
-def fuse(vector: Sequence[StoredHit], keyword: Sequence[StoredHit]) -> list[Candidate]:
-    """Reciprocal rank fusion of two rankings."""
+def looks_exact(query: str) -> bool:
+    """Whether a query asks for a string rather than a meaning: an identifier, path, flag, error
+    text or hash (a word with digits, `_`, `.`, `/`, `::`, inner capitals, or quotes around it)."""
+    if _QUOTED.search(query):
+        return True
+    words = query.split()
+    code = sum(1 for w in words if _CODE_WORD.search(w.strip(".,;:?!()[]{}'\"")))
+    return code > 0 and (code * 3 >= len(words) or not query.rstrip().endswith("?"))
+
+
+def _normalised(scores: dict[str, float]) -> dict[str, float]:
+    """Scores mapped to [0, 1] between the list's worst and best (min-max)."""
+    if not scores:
+        return {}
+    lo, hi = min(scores.values()), max(scores.values())
+    return {id_: (s - lo) / (hi - lo) if hi > lo else 1.0 for id_, s in scores.items()}
+
+
+def _standout(scores: Sequence[float]) -> float:
+    """How far a list's best score stands above its GAP_RANK-th, relative to the best: 0 for a flat list."""
+    if len(scores) < 2 or scores[0] <= 0:
+        return 0.0
+    return max(0.0, (scores[0] - scores[min(GAP_RANK, len(scores)) - 1]) / scores[0])
+
+
+def vector_weight_for(query: str, cosines: Sequence[float], matches: Sequence[float]) -> float:
+    """The vectors' share of the fused score: set by the kind of query, then moved toward the
+    list whose best hits stand out more from the rest (a list that is sure of its top)."""
+    base = VECTOR_WEIGHT_EXACT if looks_exact(query) else VECTOR_WEIGHT_WORDS
+    sure_v, sure_k = 0.5 + _standout(cosines), 0.5 + _standout(matches)
+    return base * sure_v / (base * sure_v + (1 - base) * sure_k)
+
+
+def fuse(
+    vector: Sequence[StoredHit], keyword: Sequence[StoredHit], query: str = "", *, vector_weight: float | None = None,
+) -> list[Candidate]:
+    """A convex combination of the two rankings' min-max normalised scores (Bruch et al., TOIS
+    2023), weighted by the query and by how sure each list is of its top (`vector_weight_for`).
+
+    Unlike reciprocal ranks, scores keep how far ahead the first hits are: a lone strong keyword
+    match outweighs many vaguely similar vectors. A chunk one ranking did not return gets 0 from it.
+    """
+    cosines = {h.id: 1.0 - h.distance for h in vector}
+    matches = {h.id: -h.distance for h in keyword}  # bm25 is negative, lower is better
+    if vector_weight is None:
+        vector_weight = vector_weight_for(query, list(cosines.values()), list(matches.values()))
+    by_vector, by_keyword = _normalised(cosines), _normalised(matches)
     found: dict[str, Candidate] = {}
     for rank, hit in enumerate(vector, start=1):
-        found[hit.id] = Candidate(hit, 1 / (RRF_K + rank), vector_rank=rank)
+        found[hit.id] = Candidate(hit, vector_weight * by_vector[hit.id], vector_rank=rank)
     for rank, hit in enumerate(keyword, start=1):
         candidate = found.setdefault(hit.id, Candidate(hit))
         candidate.keyword_rank = rank
-        candidate.score += 1 / (RRF_K + rank)
+        candidate.score += (1 - vector_weight) * by_keyword[hit.id]
     return sorted(found.values(), key=lambda c: -c.score)
 
 
@@ -175,16 +231,51 @@ def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
     return kept
 
 
-def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
-    """About `width` characters of text, centred on the first query word found in it."""
+def _exact_at(text: str, query: str) -> int | None:
+    """Where the whole query occurs in text (case and runs of whitespace ignored), or None."""
+    words = query.split()
+    if len(" ".join(words)) < 4:
+        return None
+    found = re.search(r"\s+".join(map(re.escape, words)), text, re.IGNORECASE)
+    return found.start() if found else None
+
+
+def term_weights(terms: Sequence[str], texts: Sequence[str]) -> dict[str, float]:
+    """How telling each query word is: its inverse frequency among the texts a search found
+    (a local IDF, no index lookup); common words get nothing."""
+    telling = [t for t in terms if len(t) > 1 and t not in STOPWORDS] or [t for t in terms if len(t) > 2]
+    lowered = [t.lower() for t in texts]
+    n = len(lowered)
+    weights = {}
+    for term in telling:
+        df = sum(1 for text in lowered if term in text)
+        weights[term] = math.log(1 + (n + 1) / (df + 1))
+    return weights
+
+
+def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS, query: str = "", weights: dict[str, float] | None = None) -> str:
+    """About `width` characters of text showing why it matched: the exact query string when the text
+    holds it, else the window holding the most telling (rarest) query words."""
     if len(text) <= width:
         return text
-    lowered = text.lower()
-    positions = [p for p in (lowered.find(t) for t in terms if len(t) > 2) if p >= 0]
-    centre = min(positions) if positions else 0
-    start = max(0, min(centre - width // 3, len(text) - width))
+    centre = _exact_at(text, query) if query else None
+    if centre is None:
+        centre = _densest(text.lower(), weights or {t: 1.0 for t in terms if len(t) > 2}, width)
+    start = max(0, min(centre - width // 4, len(text) - width))
     body = text[start : start + width]
     return ("…" if start > 0 else "") + body + ("…" if start + width < len(text) else "")
+
+
+def _densest(lowered: str, weights: dict[str, float], width: int) -> int:
+    """The start of the word occurrence whose window holds the largest weight of distinct query words (0: none)."""
+    hits = sorted((p.start(), term) for term in weights for p in re.finditer(re.escape(term), lowered))
+    best, best_at = 0.0, 0
+    for i, (at, _) in enumerate(hits):
+        inside = set(itertools.takewhile(lambda pair: pair[0] < at + width * 3 // 4, hits[i:]))
+        value = sum(weights[t] for t in {term for _, term in inside})
+        if value > best:
+            best, best_at = value, at
+    return best_at
 
 
 def _str(meta: dict[str, Any], key: str) -> str:
@@ -197,7 +288,7 @@ def _int(meta: dict[str, Any], key: str) -> int:
     return value if isinstance(value, int) else 0
 
 
-def to_hit(candidate: Candidate, terms: Sequence[str]) -> SearchHit:
+def to_hit(candidate: Candidate, terms: Sequence[str], query: str = "", weights: dict[str, float] | None = None) -> SearchHit:
     stored = candidate.stored
     meta = stored.metadata
     tools = meta.get("tools")
@@ -211,7 +302,7 @@ def to_hit(candidate: Candidate, terms: Sequence[str]) -> SearchHit:
         timestamp=_str(meta, "timestamp"),
         kind=_str(meta, "kind"),
         agent_id=_str(meta, "agent_id"),
-        snippet=snippet(stored.text, terms),
+        snippet=snippet(stored.text, terms, query=query, weights=weights),
         source_path=_str(meta, "source_path"),
         line_start=candidate.lines[0] if candidate.lines else _int(meta, "line_start"),
         line_end=candidate.lines[1] if candidate.lines else _int(meta, "line_end"),

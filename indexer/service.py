@@ -23,9 +23,11 @@ import anyio
 
 from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript, count_tokens
 from indexer.config import Settings
-from indexer.embed import Embedder, ModelFacts, OllamaEmbedder
+from indexer.datadir import describe_data_dir, open_failure, prepare, sqlite_errors
+from indexer.embed import Embedder, ModelFacts, OllamaEmbedder, embed_query
 from indexer.embed_openai import OpenAIEmbedder
-from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, SessionSearchError, first_error
+from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, OllamaUnreachable, SessionSearchError, first_error
+from indexer.folders import check_claude_dir, transcript_folders
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
 from indexer.models import (
@@ -44,6 +46,7 @@ from indexer.parse import Transcript, parse_file
 from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
 from indexer.redact import Redactor
+from indexer.rerank import Reranker
 from indexer.retrieve import Retriever
 from indexer.search import (
     Candidate,
@@ -54,11 +57,13 @@ from indexer.search import (
     matching_projects,
     query_terms,
     single,
+    term_weights,
     to_hit,
     within_budget,
 )
-from indexer.sessions import agent_of, from_excerpts, from_transcript, page, session_page, start_index, transcript_path
-from indexer.sources import SourceFile, discover
+from indexer.agents import discover_sources, labelled
+from indexer.sessions import agent_of, from_excerpts, from_transcript, page, session_page, start_index, transcript_source
+from indexer.sources import CLAUDE_CODE, SourceFile
 from indexer.store import ChromaStore, IndexIdentity, VectorCollection, describe_store, forget_open_clients
 from indexer.writer_process import ChildWrites
 
@@ -69,6 +74,7 @@ WARM_FROM_FILES = 20  # a run this big loads the model first, and fails fast if 
 CHILD_WRITER_FROM_FILES = 20  # a run this big writes Chroma from a child process (about 1 s to start)
 SKIP_MARKER = "session-search: skip"
 MIN_CANDIDATES = 100  # each ranking's list, for fusion and collapsing
+SNIPPET_CONTEXT = 50  # results whose texts tell which query words are rare
 NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
 
 
@@ -110,6 +116,7 @@ class SessionSearch:
         self._served: _Served | None = None
         self._reindexing = anyio.Lock()
         self._changed: tuple[float, int] | None = None
+        self._reranker: Reranker | None = None
 
     # -- resources, opened on first use ------------------------------------------------------
 
@@ -138,7 +145,12 @@ class SessionSearch:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger(self.settings.data_dir / "ledger.sqlite")
+            path = self.settings.data_dir / "ledger.sqlite"
+            prepare(self.settings.data_dir)
+            try:
+                self._ledger = Ledger(path)
+            except sqlite_errors() as exc:
+                raise open_failure(path, exc) from None
         return self._ledger
 
     def _current_store(self) -> ChromaStore:
@@ -147,7 +159,7 @@ class SessionSearch:
         if self._store is None or generation != self._store_generation:
             if self._store is not None:
                 forget_open_clients()
-            self._store = ChromaStore.open(self.settings.data_dir, self.settings.chroma_url)
+            self._store = ChromaStore.open(self.settings.data_dir, self.settings.chroma_server)
             self._store_generation, self._served = generation, None
         return self._store
 
@@ -164,16 +176,18 @@ class SessionSearch:
     async def aclose(self) -> None:
         for embedder in self._embedders.values():
             await embedder.aclose()
+        if self._reranker is not None:
+            await self._reranker.aclose()
         if self._ledger is not None:
             self._ledger.close()
 
     # -- choosing files ----------------------------------------------------------------------
 
     def _sources(self, options: ReindexOptions) -> list[SourceFile]:
-        sources = list(discover(self.settings.projects_dir))
-        if options.project:
+        sources = list(discover_sources(self.settings.agent_folders))
+        if options.project:  # Claude Code's folders name their project; other agents' files say it only inside
             wanted = _encoded(options.project.rstrip("/"))
-            sources = [s for s in sources if wanted in s.rel_path.split("/", 1)[0]]
+            sources = [s for s in sources if s.agent == CLAUDE_CODE and wanted in s.rel_path.split("/", 1)[0]]
             if not sources:
                 raise InvalidArgument(f"No transcripts under {self.settings.projects_dir} belong to a project matching {options.project!r}.")
         if options.paths is not None:
@@ -195,9 +209,11 @@ class SessionSearch:
         """
         options = options or ReindexOptions()
         started = time.monotonic()
+        check_claude_dir(self.settings)
         sources = self._sources(options)
         if options.dry_run:
             return await self._dry_run(options, sources, started)
+        prepare(self.settings.data_dir)
         async with self._reindexing:
             with WriterLock(self.settings.data_dir) as lock:
                 return await self._reindex_locked(options, sources, started, progress, lock.fd)
@@ -212,7 +228,9 @@ class SessionSearch:
             return ReindexReport(
                 full=False, files_scanned=len(sources), files_indexed=0, chunks_added=0, chunks_removed=0,
                 chunks_skipped=0, malformed_lines=0, seconds=round(time.monotonic() - started, 3),
+                files_gone=self._gone(options, sources),
             )
+        nothing_served = self.ledger.get_meta("active") is None
         store = self._current_store()
         # On the event-loop thread, like every ledger write: the ledger's connection is not shared across threads.
         self._drop_orphans(store)
@@ -227,29 +245,38 @@ class SessionSearch:
             tool_output_chars=self.settings.tool_output_chars, concurrency=self.settings.embed_concurrency,
             clean=self.redactor.redact_text, skip=self._skipped, progress=progress,
         )
-        pruned = switched = 0
+        pruned = switched = pruned_chunks = 0
         carry_over = migrating and not (options.project or options.since or options.paths is not None)
+        serve_partial = migrating and nothing_served  # with nothing served yet, part of an index beats none
         try:
             try:
                 tally = await run.run(todo)
                 await self._purge_skipped(target)
                 if options.prune:
-                    pruned = await self._prune(target)
+                    pruned, pruned_chunks = await self._prune(target)
                 if carry_over:
                     await self._carry_over(store, target, run.tally)
             finally:
                 with anyio.CancelScope(shield=True):  # a child writer finishes its last write first
                     await anyio.to_thread.run_sync(target.close)
-            if carry_over:
+            if carry_over or serve_partial:
                 self._switch(store, target.name)
                 switched = 1
         finally:
             self._publish(written_here=not isinstance(target, ChildWrites))
         return ReindexReport(
             full=options.full, files_scanned=len(sources), files_indexed=tally.files_indexed, chunks_added=tally.added,
-            chunks_removed=tally.removed, chunks_skipped=tally.skipped_count, skipped=tally.skipped, files_pruned=pruned,
-            malformed_lines=tally.malformed, migrated=bool(switched), seconds=round(time.monotonic() - started, 3),
+            chunks_removed=tally.removed + pruned_chunks, chunks_skipped=tally.skipped_count, skipped=tally.skipped, files_pruned=pruned,
+            malformed_lines=tally.malformed, migrated=bool(switched), first_index=bool(switched) and nothing_served,
+            files_gone=self._gone(options, sources), seconds=round(time.monotonic() - started, 3),
         )
+
+    def _gone(self, options: ReindexOptions, sources: list[SourceFile]) -> int:
+        """Indexed transcripts Claude Code has deleted since: `--prune` would drop their chunks."""
+        served = self.ledger.get_meta("active")
+        if not served or options.prune or options.project or options.since or options.paths is not None:
+            return 0
+        return len(self.ledger.known_sources(served) - {s.rel_path for s in sources})
 
     def _nothing_to_do(self, options: ReindexOptions, sources: list[SourceFile], identity: IndexIdentity) -> bool:
         """The served index has this identity, no build is pending, and every file is current."""
@@ -258,6 +285,8 @@ class SessionSearch:
         active = self.ledger.collection(self.ledger.get_meta("active"))
         if active is None or IndexIdentity.from_json(active.identity) != identity:
             return False
+        if self._store_moved() or (self.settings.chroma_url and self._current_store().get(active.name) is None):
+            return False  # the served collection is not in the configured store: build it there
         return all(self.ledger.is_current(active.name, s) for s in sources)
 
     def _target(self, store: ChromaStore, identity: IndexIdentity, full: bool) -> tuple[VectorCollection, bool]:
@@ -315,24 +344,25 @@ class SessionSearch:
         if old and old != name:
             self._drop(store, old)
 
-    async def _prune(self, target: VectorCollection) -> int:
-        """Remove the chunks of transcripts that no longer exist on disk."""
-        on_disk = {s.rel_path for s in discover(self.settings.projects_dir)}
+    async def _prune(self, target: VectorCollection) -> tuple[int, int]:
+        """Remove the chunks of transcripts that no longer exist on disk: (files, chunks) removed."""
+        on_disk = {s.rel_path for s in discover_sources(self.settings.agent_folders)}
         gone = sorted(self.ledger.known_sources(target.name) - on_disk)
+        chunks = 0
         for rel_path in gone:
             ids = list(self.ledger.chunk_hashes(target.name, rel_path))
             removable = [i for i in ids if i not in self.ledger.owned_elsewhere(target.name, rel_path, ids)]
             await anyio.to_thread.run_sync(target.delete, removable)
             self.ledger.forget(target.name, rel_path, removable)
-        return len(gone)
+            chunks += len(removable)
+        return len(gone), chunks
 
     async def _carry_over(self, store: ChromaStore, target: VectorCollection, tally: Tally) -> None:
         """Re-embed into the new index the chunks of deleted transcripts, which exist only in the old one."""
         old = self.ledger.get_meta("active")
-        old_collection = store.get(old) if old else None
-        if old_collection is None:
+        if not old:  # its texts are in the ledger, even when its vectors are in another store or gone
             return
-        on_disk = {s.rel_path for s in discover(self.settings.projects_dir)}
+        on_disk = {s.rel_path for s in discover_sources(self.settings.agent_folders)}
         for rel_path in sorted(self.ledger.known_sources(old) - on_disk - self.ledger.known_sources(target.name)):
             docs = self.ledger.docs_for(old, list(self.ledger.chunk_hashes(old, rel_path)))
             chunks = [Chunk(id_, text, json.loads(meta)) for id_, (text, meta) in docs.items()]
@@ -350,13 +380,15 @@ class SessionSearch:
         generation = uuid.uuid4().hex
         self.ledger.set_meta("generation", generation)
         self.ledger.set_meta("last_indexed", datetime.now(UTC).isoformat(timespec="seconds"))
+        self.ledger.set_meta("store", describe_store(self.settings.data_dir, self.settings.chroma_server))
         if written_here:
             self._store_generation = generation  # its own client already sees the writes
         self._served, self._changed = None, None
 
     async def _dry_run(self, options: ReindexOptions, sources: list[SourceFile], started: float) -> ReindexReport:
         """What a reindex would embed, without asking Ollama or writing anything."""
-        served = self.ledger.get_meta("active") if not options.full else None
+        has_ledger = (self.settings.data_dir / "ledger.sqlite").exists()  # a dry run creates nothing
+        served = self.ledger.get_meta("active") if has_ledger and not options.full else None
         todo = [s for s in sources if not (served and self.ledger.is_current(served, s))]
         chunks = tokens = malformed = 0
         for source in todo:
@@ -396,6 +428,8 @@ class SessionSearch:
         record = self.ledger.collection(self.ledger.get_meta("active"))
         identity = IndexIdentity.from_json(record.identity) if record else None
         collection = store.get(record.name) if record else None
+        if record is not None and identity is not None and collection is None:
+            raise IndexEmpty(self._missing_message(record.name))
         if record is None or identity is None or collection is None:
             raise IndexEmpty(self._empty_message())
         self._served = _Served(generation, record, identity, collection)
@@ -407,6 +441,23 @@ class SessionSearch:
             done = self.ledger.source_count(building)
             return f"The first index is being built ({done} files so far); search again when `reindex` finishes."
         return NOT_INDEXED
+
+    def _store_moved(self) -> bool:
+        """The index was last written to another store than the one configured (SESSION_SEARCH_CHROMA_URL changed)."""
+        recorded = self.ledger.get_meta("store")
+        return recorded is not None and recorded != describe_store(self.settings.data_dir, self.settings.chroma_server)
+
+    def _missing_message(self, name: str) -> str:
+        where = describe_store(self.settings.data_dir, self.settings.chroma_server)
+        if self._store_moved():
+            return (
+                f"The index was built in {self.ledger.get_meta('store')}, but {where} is configured now "
+                "(SESSION_SEARCH_CHROMA_URL). Run `session-search reindex` to build it there, or set the old value back."
+            )
+        return (
+            f"The served index {name} is missing from {where}: its vectors were deleted or damaged. "
+            "Run `session-search doctor --repair` to rebuild them from the texts the ledger keeps."
+        )
 
     def _query_text(self, served: _Served, query: str) -> str:
         same_template = served.identity.model == self.settings.model and served.identity.document_template == self.template.document_hash
@@ -458,14 +509,24 @@ class SessionSearch:
             raise first_error(failure) from None
         vector_hits = await retriever.complete(vector, nearest, keyword, wanted) if vector is not None else []
         if mode == "hybrid":
-            ranked = fuse(vector_hits, keyword)
+            ranked = fuse(vector_hits, keyword, request.query)
         else:
             ranked = single(keyword if mode == "keyword" else vector_hits, keyword=mode == "keyword")
-        return self._page(served, request, mode, collapse(ranked), fallback)
+        ranked, not_reranked = await self._rerank(request.query, collapse(ranked))
+        return self._page(served, request, mode, ranked, " ".join(n for n in (fallback, not_reranked) if n) or None)
+
+    async def _rerank(self, query: str, ranked: list[Candidate]) -> tuple[list[Candidate], str | None]:
+        """The optional reranking stage (SESSION_SEARCH_RERANK_URL); a note when it could not run."""
+        s = self.settings
+        if not s.rerank_url:
+            return ranked, None
+        if self._reranker is None:
+            self._reranker = Reranker(s.rerank_url, s.rerank_model, budget_s=s.rerank_timeout_s, depth=s.rerank_depth)
+        return await self._reranker.rerank(query, ranked)
 
     async def _query_vector(self, served: _Served, query: str) -> list[float]:
         embedder = self._embedder_for(served.identity.backend, served.identity.model, served.identity.dimensions)
-        return await embedder.embed_one(self._query_text(served, query))
+        return await embed_query(embedder, self._query_text(served, query), self.settings.query_timeout_s)
 
     def _check_filters(self, served: _Served, request: SearchRequest) -> None:
         """An unknown filter value is an error, not an empty answer."""
@@ -478,11 +539,23 @@ class SessionSearch:
                 served.filter_values = self.ledger.filter_values(served.record.name)
             if value not in served.filter_values[column]:
                 raise InvalidArgument(f"No indexed exchange has the {what} {value!r}.")
+        if request.kind:
+            if served.filter_values is None:
+                served.filter_values = self.ledger.filter_values(served.record.name)
+            kinds = served.filter_values["kind"]
+            if request.kind not in kinds:
+                raise InvalidArgument(
+                    f"This index has no {request.kind!r} chunks: its chunker ({served.identity.chunker}) made only "
+                    f"{', '.join(sorted(kinds)) or 'none'}. Use one of those, or leave kind out."
+                )
 
     def _page(self, served: _Served, request: SearchRequest, mode: str, ranked: list[Candidate], fallback: str | None) -> SearchResponse:
         terms = query_terms(request.query)
         page = ranked[request.offset : request.offset + request.top_k]
-        hits = within_budget([to_hit(c, terms) for c in page], self.settings.result_tokens)
+        weights = term_weights(terms, [c.stored.text for c in ranked[:SNIPPET_CONTEXT]])
+        titles = self.ledger.titles(str(c.stored.metadata.get("session_id", "")) for c in page)
+        hits = [labelled(to_hit(c, terms, request.query, weights), c.stored.metadata, titles) for c in page]
+        hits = within_budget(hits, self.settings.result_tokens)
         more = request.offset + len(hits) < len(ranked)
         notes = [n for n in (fallback, self._note(bool(hits))) if n]
         if len(hits) < len(page):
@@ -511,21 +584,21 @@ class SessionSearch:
             raise InvalidArgument(f"Session {request.session_id} has no subagent transcript {request.agent_id!r}.")
         rows = self.ledger.session_chunks(name, request.session_id)
         meta = json.loads(rows[0][1]) if rows else {}
-        path = transcript_path(self.settings.projects_dir, rel_paths, request.agent_id)
+        source = transcript_source(self.settings.agent_folders, rel_paths, request.agent_id)
         note = None
-        if path is not None:
+        if source is not None:
             messages = await anyio.to_thread.run_sync(
-                from_transcript, path, request.agent_id, self.settings.tool_output_chars, self.redactor.redact_text
+                from_transcript, source, request.agent_id, self.settings.tool_output_chars, self.redactor.redact_text
             )
-            meta["source_path"] = str(path)
+            meta["source_path"] = str(source.path)
         else:
             messages = from_excerpts(rows, request.agent_id)
-            note = "Claude Code has deleted this transcript; these are the excerpts the index kept."
+            note = "The agent has deleted this transcript (or it is no longer indexed); these are the excerpts the index kept."
         around = self.ledger.chunk_meta(name, request.around) if request.around else None
         around_uuid = json.loads(around)["first_uuid"] if around else request.around
         start = start_index(messages, request, around_uuid)
         shown = page(messages, start, request.limit, self.settings.result_tokens)
-        return session_page(request, messages, start, shown, meta, note)
+        return session_page(request, messages, start, shown, meta, note, self.ledger.titles([request.session_id]).get(request.session_id))
 
     def _note(self, found: bool) -> str | None:
         notes = [] if found else ["No indexed chunk matches these filters."]
@@ -540,7 +613,7 @@ class SessionSearch:
         if self._changed is not None and now - self._changed[0] < max_age_s:
             return self._changed[1]
         served = self.ledger.get_meta("active")
-        count = sum(1 for s in discover(self.settings.projects_dir) if not (served and self.ledger.is_current(served, s)))
+        count = sum(1 for s in discover_sources(self.settings.agent_folders) if not (served and self.ledger.is_current(served, s)))
         self._changed = (now, count)
         return count
 
@@ -556,8 +629,11 @@ class SessionSearch:
         """The model, templates and index state; service failures are reported, not raised."""
         facts = version = ollama_error = None
         try:
-            version = await self.embedder.version()
-            facts = await self.embedder.facts()
+            with anyio.fail_after(self.settings.query_timeout_s):  # info answers within seconds, whatever Ollama does
+                version = await self.embedder.version()
+                facts = await self.embedder.facts()
+        except TimeoutError:
+            ollama_error = str(OllamaUnreachable(f"{self.embedder._describe()} did not answer within {self.settings.query_timeout_s:g} s (SESSION_SEARCH_QUERY_TIMEOUT_S): it is stuck or overloaded. Restart it, or check OLLAMA_HOST."))  # noqa: SLF001
         except EmbedderError as exc:
             ollama_error = str(exc)
         s, t = self.settings, self.template
@@ -570,8 +646,11 @@ class SessionSearch:
             model_pulled=True if facts else (False if ollama_error and "ollama pull" in ollama_error else None),
             ollama_host=s.ollama_host, ollama_version=version, ollama_error=ollama_error,
             template_family=t.family, template_source=t.source, query_template=t.format_query("{query}"),
-            document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_url),
-            last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(), **state,
+            document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_server),
+            last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(),
+            folders=[f"{f.agent}: {f.folder} ({f.problem or f'{f.transcripts} transcripts'})" for f in transcript_folders(s)],
+            data_dir=describe_data_dir(s.data_dir),
+            agents={name: str(folder) for name, folder in s.agent_folders.items()}, **state,
         )
 
     async def _index_state(self, facts: ModelFacts | None) -> dict[str, object]:
@@ -580,7 +659,7 @@ class SessionSearch:
         building = self.ledger.collection(self.ledger.get_meta("building"))
         if building:
             target = IndexIdentity.from_json(building.identity)
-            total = sum(1 for _ in discover(self.settings.projects_dir))
+            total = sum(1 for _ in discover_sources(self.settings.agent_folders))
             what = f"{target.model} at {target.dimensions} dimensions" if target else building.name
             state["migration"] = f"building a new index ({what}): {self.ledger.source_count(building.name)} of {total} files"
         try:
@@ -590,6 +669,9 @@ class SessionSearch:
             state["index_error"] = str(exc)
             return state
         state["sessions"] = self.ledger.session_count(served.record.name)
+        recorded, keyword = self.ledger.ids(served.record.name)
+        agree = "agree" if state["chunks"] == len(recorded) == len(keyword) else "DISAGREE: run `session-search doctor`"
+        state["agreement"] = f"vectors {state['chunks']}, ledger {len(recorded)}, keyword index {len(keyword)}: {agree}"
         state["index_model"], state["index_dimensions"] = served.identity.model, served.identity.dimensions
         if facts is not None and served.identity != self._identity(facts) and not building:
             differences = ", ".join(self._identity(facts).differences(served.identity))

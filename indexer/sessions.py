@@ -1,23 +1,25 @@
 """read_session: the conversation around a hit, in order, paged and bounded. Read-only.
 
-Only transcripts the ledger knows are read, and only inside the projects dir: no
-argument names a path. A transcript Claude Code has deleted is shown from the excerpts
+Only transcripts the ledger knows are read, and only inside their agent's folder: no
+argument names a path. A transcript its agent has deleted is shown from the excerpts
 the index kept.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from indexer.agents import agent_named, agent_of_key, resume_command
 from indexer.chunk import count_tokens
 from indexer.errors import InvalidArgument
 from indexer.models import ReadSessionRequest, SessionMessage, SessionPage
-from indexer.parse import Cleaner, Message, parse_file
-from indexer.sources import SourceFile
+from indexer.parse import Cleaner, Message
+from indexer.sources import CLAUDE_CODE, SourceFile
 
 MESSAGE_CHARS = 2000
+FOLDER_NAMES = {"claude-code": "Claude Code projects directory", "codex": "Codex home", "gemini-cli": "Gemini CLI tmp directory"}
 CONTEXT_BEFORE = 4  # messages shown before the one asked for
 
 
@@ -26,16 +28,19 @@ def agent_of(rel_path: str) -> str:
     return name.removeprefix("agent-") if name.startswith("agent-") else ""
 
 
-def transcript_path(projects_dir: Path, rel_paths: Sequence[str], agent_id: str | None) -> Path | None:
-    """The session's main transcript, or its subagent's, if it is still on disk."""
-    root = projects_dir.resolve()
+def transcript_source(folders: Mapping[str, Path], rel_paths: Sequence[str], agent_id: str | None) -> SourceFile | None:
+    """The session's main transcript, or its subagent's, if it is still on disk (and its agent is still indexed)."""
     for rel_path in rel_paths:
         if agent_of(rel_path) != (agent_id or ""):
             continue
-        path = (projects_dir / rel_path).resolve()
+        agent, relative = agent_of_key(rel_path)
+        if agent not in folders:
+            return None
+        root = folders[agent].resolve()
+        path = (folders[agent] / relative).resolve()
         if not path.is_relative_to(root):
-            raise InvalidArgument("That transcript lies outside the Claude Code projects directory; it is not read.")
-        return path if path.is_file() else None
+            raise InvalidArgument(f"That transcript lies outside the {FOLDER_NAMES[agent]}; it is not read.")
+        return agent_named(agent).describe(path, root) if path.is_file() else None
     return None
 
 
@@ -43,10 +48,9 @@ def _capped(text: str) -> str:
     return text if len(text) <= MESSAGE_CHARS else f"{text[:MESSAGE_CHARS]} …[{len(text) - MESSAGE_CHARS} more chars]"
 
 
-def from_transcript(path: Path, agent_id: str | None, tool_output_chars: int, clean: Cleaner) -> list[SessionMessage]:
+def from_transcript(source: SourceFile, agent_id: str | None, tool_output_chars: int, clean: Cleaner) -> list[SessionMessage]:
     """The conversation of one stream (main, or one subagent) of a transcript file, redacted like the index."""
-    source = SourceFile(path, path.name, path.stem, agent_id, None, 0, 0)
-    parsed = parse_file(source, tool_output_chars, clean).messages
+    parsed = agent_named(source.agent).parse(source, tool_output_chars, clean).messages
     messages: list[Message] = [m for m in parsed if bool(agent_id) == m.is_sidechain]
     return [
         SessionMessage(index=i, uuid=m.uuid, role=m.role, timestamp=m.timestamp, text=_capped(m.text), line=m.line_start)
@@ -90,11 +94,16 @@ def page(messages: Sequence[SessionMessage], start: int, limit: int, budget_toke
     return kept
 
 
-def session_page(request: ReadSessionRequest, messages: list[SessionMessage], start: int, shown: list[SessionMessage], meta: dict[str, object], note: str | None) -> SessionPage:
+def session_page(
+    request: ReadSessionRequest, messages: list[SessionMessage], start: int, shown: list[SessionMessage], meta: dict[str, object],
+    note: str | None, title: str | None = None,
+) -> SessionPage:
     end = start + len(shown)
+    agent = str(meta.get("agent") or CLAUDE_CODE)
     return SessionPage(
         session_id=request.session_id, project=str(meta.get("project", "")), git_branch=str(meta.get("git_branch", "")),
         agent_id=request.agent_id or "", source_path=str(meta.get("source_path", "")), total_messages=len(messages),
         messages=shown, previous_offset=max(start - request.limit, 0) if start > 0 else None,
-        next_offset=end if end < len(messages) else None, resume_command=f"claude --resume {request.session_id}", note=note,
+        next_offset=end if end < len(messages) else None, resume_command=resume_command(agent, request.session_id), note=note,
+        agent=agent, title=title,
     )

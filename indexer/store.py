@@ -26,6 +26,8 @@ from indexer.errors import StoreError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
+
+    from indexer.config import ChromaServer
     from chromadb.api.models.Collection import Collection
 
 log = logging.getLogger(__name__)
@@ -67,9 +69,9 @@ class IndexIdentity:
         return f"ss-{digest}-{secrets.token_hex(3)}"
 
 
-def describe_store(data_dir: Path, chroma_url: str | None) -> str:
+def describe_store(data_dir: Path, server: ChromaServer | None) -> str:
     """Where the vectors live, in words for messages."""
-    return f"the Chroma server at {chroma_url}" if chroma_url else f"the index in {data_dir / 'chroma'}"
+    return server.describe() if server else f"the index in {data_dir / 'chroma'}"
 
 
 def _chroma_errors() -> tuple[type[BaseException], ...]:
@@ -167,25 +169,24 @@ class ChromaStore:
         self._errors = _Errors(where)
 
     @classmethod
-    def open(cls, data_dir: Path, chroma_url: str | None) -> ChromaStore:
-        """Connect to the embedded store in data_dir, or to the server at chroma_url."""
+    def open(cls, data_dir: Path, server: ChromaServer | None) -> ChromaStore:
+        """Connect to the embedded store in data_dir, or to the server."""
         import chromadb
         from chromadb.config import Settings
 
         # _env_file=None: chromadb's Settings would otherwise read a .env in the cwd.
         settings = Settings(anonymized_telemetry=False, _env_file=None)  # type: ignore[call-arg]
-        where = describe_store(data_dir, chroma_url)
-        if chroma_url:
-            parts = urlsplit(chroma_url)
-            port = parts.port or (443 if parts.scheme == "https" else 8000)
-            try:
-                client = chromadb.HttpClient(host=parts.hostname or "127.0.0.1", port=port, ssl=parts.scheme == "https", settings=settings)
-            except Exception as exc:  # chromadb raises bare ValueError/Exception on a failed handshake
-                raise StoreError(f"Cannot reach {where}: {exc}. Start it with `chroma run --path DIR`, or unset SESSION_SEARCH_CHROMA_URL.") from None
-            return cls(client, where)
-        path = data_dir / "chroma"
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(chromadb.PersistentClient(path=str(path), settings=settings), where, path)
+        if server:
+            return cls(_http_client(server, settings), server.describe())
+        path, where = data_dir / "chroma", describe_store(data_dir, None)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return cls(chromadb.PersistentClient(path=str(path), settings=settings), where, path)
+        except Exception as exc:  # chromadb raises bare errors for an unreadable or read-only store
+            raise StoreError(
+                f"Cannot open {where}: {exc}. Set SESSION_SEARCH_DATA_DIR to a folder you can write, "
+                "or run `session-search doctor`."
+            ) from None
 
     def _names(self) -> set[str]:
         with self._errors("list collections"):
@@ -209,6 +210,40 @@ class ChromaStore:
         if name in self._names():
             with self._errors("delete a collection"):
                 self._client.delete_collection(name)
+
+
+def _http_client(server: ChromaServer, settings: Any) -> ClientAPI:
+    """A client of the server (TLS for an https URL), checked with one request: refused
+    credentials and an unreachable server are told apart, and no header value is ever shown."""
+    import chromadb
+    from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
+
+    parts = urlsplit(server.url)
+    where = server.describe()
+    try:
+        return chromadb.HttpClient(
+            host=parts.hostname or "127.0.0.1", port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https", headers=dict(server.headers), settings=settings,
+            tenant=server.tenant or DEFAULT_TENANT, database=server.database or DEFAULT_DATABASE,
+        )
+    except Exception as exc:  # chromadb raises bare ValueError/Exception on a failed handshake
+        raise StoreError(_refusal(where, server, exc)) from None
+
+
+def _refusal(where: str, server: ChromaServer, exc: Exception) -> str:
+    """One line for a failed first request to the server; secrets in chromadb's text are masked."""
+    text = str(exc)
+    for value in server.headers.values():
+        text = text.replace(value, "***") if value else text
+    lowered = text.lower()
+    if any(word in lowered for word in ("401", "403", "unauthorized", "forbidden", "authenticat", "permission")):
+        sent = ", ".join(sorted(server.headers)) or "no headers"
+        return (f"{where} refused the credentials ({sent} sent): {text}. "
+                "Check the key in SESSION_SEARCH_CHROMA_HEADERS.")
+    if server.tenant or server.database:
+        if "tenant" in lowered or "database" in lowered:
+            return f"{where}: {text}. Check SESSION_SEARCH_CHROMA_TENANT and SESSION_SEARCH_CHROMA_DATABASE."
+    return f"Cannot reach {where}: {text}. Start it with `chroma run --path DIR`, or unset SESSION_SEARCH_CHROMA_URL."
 
 
 def forget_open_clients() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from indexer.agents import AGENTS
 from indexer.chunk import count_tokens
 from indexer.ledger import Ledger
 from indexer.models import ListSessionsRequest, ListSessionsResponse, SessionSummary
 
 FIRST_PROMPT_CHARS = 160
-RESUME = {"codex": "codex resume {id}", "gemini-cli": "gemini --resume {id}"}  # claude-code and unknown: claude --resume
 
 
 def _iso(epoch: object) -> str | None:
@@ -53,7 +53,7 @@ def list_sessions(ledger: Ledger, collection: str, request: ListSessionsRequest,
             session_id=str(session_id), agent=str(agent), project=str(project or ""), git_branch=str(branch or ""),
             title=titles.get(str(session_id)), started=_iso(first), ended=_iso(last), exchanges=int(exchanges or 0),
             first_prompt=_snippet(ledger.first_prompt(collection, str(session_id))), subagents=int(subagents or 0),
-            resume_command=RESUME.get(str(agent), "claude --resume {id}").format(id=session_id),
+            resume_command=AGENTS[str(agent)].resume_command(str(session_id)) if agent in AGENTS else f"claude --resume {session_id}",
         )
         used += count_tokens(summary.model_dump_json())
         if sessions and used > budget_tokens:

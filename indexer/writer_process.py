@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -92,6 +93,8 @@ class ChildWrites(VectorCollection):
 def _serve(conn: Connection, chroma_dir: str, name: str) -> None:
     """The child: apply writes to one collection until told to close or the parent goes away."""
     os.dup2(2, 1)  # stdout may be an MCP stdio stream: nothing may be written to it
+    # Ctrl-C reaches the whole process group: the parent handles it and closes this child after its last write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     lock_fd = recv_handle(conn)  # held until this process exits
     try:
         collection = _open(chroma_dir, name)

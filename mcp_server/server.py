@@ -7,18 +7,22 @@ the CLI calls. Only protocol goes to stdout: logs go to stderr.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any, TypeVar
 
 import anyio
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StrictBool, ValidationError
 
 from indexer.config import Settings, load_settings
 from indexer.errors import SessionSearchError
@@ -27,6 +31,7 @@ from indexer.models import (
     MAX_READ_MESSAGES,
     MAX_TOP_K,
     MAX_SESSIONS,
+    AgentName,
     Kind,
     ListSessionsRequest,
     ListSessionsResponse,
@@ -48,16 +53,16 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 INSTRUCTIONS = """\
-session-search finds what the user and you did in past Claude Code sessions: prompts, \
+session-search finds what the user and you did in past Claude Code, Codex and Gemini CLI sessions: prompts, \
 answers, commands, tool output and compaction summaries, with session id, project, branch and date.
 Use `search` when the user refers to earlier work ("what did we decide about…", "how did I fix…", \
 "have I seen this error before", "find the session where…") or when an error, file or decision \
 may have come up before. Quote exact strings (error messages, file names, flags) in the query.
 Filters: `project` (a path or part of one; the current working directory is a good default), \
-`session_id`, `git_branch`, `since`/`until` (ISO dates or 7d, 2w), `kind`, `tool`, `include_subagents`. \
+`session_id`, `git_branch`, `since`/`until` (ISO dates or 7d, 2w), `kind`, `tool`, `include_subagents`, `agent`. \
 Results are snippets: call `read_session` with the session_id and the hit's chunk_id as `around` to read \
-the conversation around it, and page with offset. Each result gives `claude --resume <session_id>` to \
-reopen the session. Use `list_sessions`, not `search`, for questions about time rather than a \
+the conversation around it, and page with offset. Each result gives its agent's resume command \
+(`claude --resume <session_id>` for Claude Code) to reopen the session. Use `list_sessions`, not `search`, for questions about time rather than a \
 topic ("what did we work on yesterday", "my sessions on this repo this month"): it lists sessions newest \
 first with title, dates and first prompt, filtered by since/until, project, git_branch. `model_info` tells whether the index is built and current; `reindex` updates it."""
 
@@ -67,10 +72,45 @@ class AppContext:
     index: SessionSearch
 
 
+WAITING = (
+    "session-search: MCP server waiting for an MCP client on stdin/stdout. Claude Code starts it by itself; "
+    "Ctrl-C or Ctrl-D ends it."
+)
+STOP_GRACE_S = 1.0  # after a signal: time for a clean shutdown before the process exits regardless
+
+
+def _version() -> str:
+    try:
+        return version("session-search")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}" if where else first["msg"]
+    got = first.get("input")
+    shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) and len(repr(got)) <= 60 else ""
+    message = "is required" if first["type"] == "missing" else first["msg"]
+    return f"{where}: {message}{shown}" if where else f"{message}{shown}"
+
+
+class _Server(MCPServer):
+    """MCPServer whose argument errors are one line, and whose crashes still say what to do."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            cause = exc.__cause__
+            raise UnexpectedToolError(
+                f"{name} failed unexpectedly ({type(cause).__name__}: {str(cause)[:200]}). "
+                "Run `session-search doctor` in a terminal to see what is wrong; the server's stderr log has the details."
+            ) from cause
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(f"Invalid argument to {name}: {_one_line(exc.__cause__)}. Fix it and call again.") from exc.__cause__
+            raise
 
 
 def _validated(model: type[M], **fields: object) -> M:
@@ -112,7 +152,7 @@ def build_server(settings: Settings) -> MCPServer:
         finally:
             await index.aclose()
 
-    server = MCPServer("session-search", instructions=INSTRUCTIONS, lifespan=lifespan)
+    server = _Server("session-search", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan)
 
     @server.tool(
         title="Search past Claude Code sessions",
@@ -131,7 +171,8 @@ def build_server(settings: Settings) -> MCPServer:
         until: Annotated[str | None, Field(description="Up to this ISO date or span back from now.")] = None,
         kind: Annotated[Kind | None, Field(description="Only this kind of chunk.")] = None,
         tool: Annotated[str | None, Field(description="Only exchanges that used this tool, e.g. Bash or Edit.")] = None,
-        include_subagents: Annotated[bool, Field(description="Include what subagents did.")] = True,
+        include_subagents: Annotated[StrictBool, Field(description="Include what subagents did.")] = True,
+        agent: Annotated[AgentName | None, Field(description="Only sessions of this coding agent.")] = None,
     ) -> Annotated[CallToolResult, SearchResponse]:
         """Search everything done in past Claude Code sessions, best match first.
 
@@ -148,10 +189,12 @@ def build_server(settings: Settings) -> MCPServer:
             kind: exchange, compaction_summary, prompt, answer or tool_output.
             tool: A tool name such as Bash, Edit, Read.
             include_subagents: False to leave out subagent transcripts.
+            agent: claude-code, codex or gemini-cli.
         """
         request = _validated(
             SearchRequest, query=query, top_k=top_k, offset=offset, mode=mode, project=project, session_id=session_id,
             git_branch=git_branch, since=since, until=until, kind=kind, tool=tool, include_subagents=include_subagents,
+            agent=agent,
         )
         response = await _tool_call(_index(ctx).search(request))
         return _result(response, render_search(response))
@@ -191,7 +234,7 @@ def build_server(settings: Settings) -> MCPServer:
         until: Annotated[str | None, Field(description="Sessions active up to this ISO date or span back from now.")] = None,
         project: Annotated[str | None, Field(description="Only sessions whose project path contains this.")] = None,
         git_branch: Annotated[str | None, Field(description="Only sessions with work on this git branch.")] = None,
-        agent: Annotated[str | None, Field(description="Only sessions of this assistant: claude-code, codex or gemini-cli.")] = None,
+        agent: Annotated[AgentName | None, Field(description="Only sessions of this assistant: claude-code, codex or gemini-cli.")] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_SESSIONS, description="How many sessions at most.")] = 20,
         offset: Annotated[int, Field(ge=0, description="Skip this many sessions (paging: use next_offset).")] = 0,
     ) -> Annotated[CallToolResult, ListSessionsResponse]:
@@ -221,7 +264,7 @@ def build_server(settings: Settings) -> MCPServer:
     )
     async def reindex(
         ctx: Context,
-        full: Annotated[bool, Field(description="Rebuild from nothing instead of indexing only new and changed sessions.")] = False,
+        full: Annotated[StrictBool, Field(description="Rebuild from nothing instead of indexing only new and changed sessions.")] = False,
     ) -> Annotated[CallToolResult, ReindexReport]:
         """Index new and changed Claude Code sessions, so that search finds recent work.
 
@@ -252,8 +295,40 @@ def serve() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
+        server = build_server(settings)
     except SessionSearchError as exc:
         print(f"session-search: {exc}", file=sys.stderr)
         return 1
-    build_server(settings).run("stdio")
-    return 0
+    except KeyboardInterrupt:
+        return 130
+    print(WAITING, file=sys.stderr, flush=True)
+    stopped_by = anyio.run(_serve_until_signal, server)
+    if stopped_by is None:
+        return 0  # the client closed stdin (or Ctrl-D)
+    # The stdin reader thread may still block in read(): leave without waiting for it.
+    sys.stderr.flush()
+    os._exit(128 + stopped_by)
+
+
+async def _serve_until_signal(server: MCPServer) -> int | None:
+    """Serve until stdin closes (None) or SIGINT/SIGTERM arrives (its number): one Ctrl-C ends it."""
+    stopped_by: int | None = None
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            nonlocal stopped_by
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    stopped_by = signum
+                    log.info("stopping (%s)", signal.Signals(signum).name)
+                    # A background reindex is crash-safe; a stuck stdin read must not keep the process alive.
+                    timer = threading.Timer(STOP_GRACE_S, os._exit, (128 + signum,))
+                    timer.daemon = True
+                    timer.start()
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch)
+        await server.run_stdio_async()
+        group.cancel_scope.cancel()
+    return stopped_by

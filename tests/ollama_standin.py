@@ -25,6 +25,7 @@ import math
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -192,6 +193,17 @@ def _digest(name: str) -> str:
     return hashlib.sha256(canonical(name).encode()).hexdigest()
 
 
+NGINX_404 = """<html>
+<head><title>404 Not Found</title></head>
+<body>
+<center><h1>404 Not Found</h1></center>
+<hr><center>nginx/1.24.0</center>
+</body>
+</html>
+<!-- a padding comment, as nginx adds for some browsers -->
+"""
+
+
 def not_found(name: str) -> str:
     """Ollama's message for a model that is not pulled."""
     return f'model "{name}" not found, try pulling it first'
@@ -215,13 +227,33 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, addr: tuple[str, int], standin: "OllamaStandIn") -> None:
         self.standin = standin
+        self.connections: set[socket.socket] = set()  # kept alive; down() closes them
         super().__init__(addr, _Handler)
+
+    def close_connections(self) -> None:
+        for conn in list(self.connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "OllamaStandIn"
     sys_version = ""
+    # As Ollama (Go's net/http): connections kept alive, Nagle off. With Nagle on, the headers and
+    # body written apart wait for the client's delayed ACK: about 40 ms per kept-alive request.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.server.connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Silent unless the stand-in was asked to log (CLI mode)."""
@@ -242,15 +274,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        self._body: bytes | None = None
         try:
             status, body = self.server.standin.handle(method, path, self._read_body)
         except ApiError as exc:
             status, body = exc.status, {"error": exc.message}
+        self._read_body()  # an unread body would be taken for the next request on the connection
         self._send(status, body, head=method == "HEAD")
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        if self._body is None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._body = self.rfile.read(length) if length > 0 else b""
+        return self._body
 
     def _send(self, status: int, body: dict[str, Any] | str, head: bool = False) -> None:
         if isinstance(body, str):
@@ -300,7 +336,9 @@ class OllamaStandIn:
 
     Fault switches (set them directly; the handler reads them per request):
     ``pulled``, ``delay_s``, ``fail_next``, ``nan_marker``, ``wrong_dims``;
-    ``down()``/``up()`` stop and resume listening. Observations:
+    ``down()``/``up()`` stop and resume listening; ``hang()`` accepts connections but
+    answers nothing until ``reset()``; ``not_ollama`` answers everything with a web
+    server's HTML 404 page. Observations:
     ``embed_calls``, ``embedded_inputs``.
 
     ``real_models`` maps a model name (a key of ``models``) to a real embedder, e.g.
@@ -327,7 +365,11 @@ class OllamaStandIn:
         self.fail_next: int = 0
         self.nan_marker: str | None = None
         self.wrong_dims: int | None = None
+        self.not_ollama: bool = False
+        self._answering = threading.Event()
+        self._answering.set()
         self.embed_calls: int = 0
+        self.rerank_calls: int = 0
         self.embedded_inputs: list[str] = []
         self.log_requests: bool = False
         self._server: _Server | None = None
@@ -368,6 +410,7 @@ class OllamaStandIn:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.close_connections()
         if thread is not None:
             thread.join(timeout=5)
 
@@ -396,10 +439,21 @@ class OllamaStandIn:
             self.fail_next = 0
             self.nan_marker = None
             self.wrong_dims = None
+            self.not_ollama = False
+            self._answering.set()
             self.embed_calls = 0
+            self.rerank_calls = 0
             self.embedded_inputs.clear()
         if self._started:
             self.up()
+
+    def hang(self) -> None:
+        """Accept every connection and read every request, but answer none (a wedged server) until reset()."""
+        self._answering.clear()
+
+    def wait_until_answering(self) -> None:
+        while not self._answering.wait(0.05) and not self._stopping.is_set():
+            pass
 
     def __enter__(self) -> "OllamaStandIn":
         return self.start()
@@ -443,6 +497,9 @@ class OllamaStandIn:
         self, method: str, path: str, read_body: Callable[[], bytes]
     ) -> tuple[int, dict[str, Any] | str]:
         """Answer one request: ``(status, json-dict or text)``."""
+        self.wait_until_answering()
+        if self.not_ollama:
+            return 404, NGINX_404
         if method in ("GET", "HEAD") and path == "/":
             return 200, "Ollama is running"
         if method == "GET" and path == "/api/version":
@@ -457,7 +514,32 @@ class OllamaStandIn:
             return self._embed_request(read_body())
         if method == "POST" and path == "/v1/embeddings":
             return self._openai_embeddings(read_body())
+        if method == "POST" and path in ("/rerank", "/v1/rerank"):
+            return self._rerank(_parse_json(read_body()))
         return 404, {"error": "404 page not found"}
+
+    def _rerank(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """The /rerank API of TEI, llama.cpp and vLLM: a query and texts in, a score per text out.
+
+        The score is the share of the query's words in the text (a cross-encoder stand-in).
+        ``delay_s`` and ``fail_next`` apply; ``rerank_calls`` counts requests.
+        """
+        with self.lock:
+            self.rerank_calls += 1
+            delay = self.delay_s
+        if delay > 0:
+            self._stopping.wait(delay)
+        if self._take_failure():
+            raise ApiError(500, RUNNER_CRASH)
+        texts = body.get("texts", body.get("documents"))
+        if not isinstance(body.get("query"), str) or not isinstance(texts, list):
+            raise ApiError(400, "query and texts are required")
+        words = set(tokenize(body["query"]))
+        scores = [len(words & set(tokenize(str(t)))) / max(1, len(words)) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: -scores[i])
+        if "documents" in body and "texts" not in body:  # llama.cpp / vLLM shape
+            return 200, {"results": [{"index": i, "relevance_score": scores[i]} for i in order]}
+        return 200, [{"index": i, "score": scores[i]} for i in order]  # TEI shape
 
     def _openai_embeddings(self, raw: bytes) -> tuple[int, dict[str, Any]]:
         """The OpenAI-compatible endpoint (Ollama's /v1, TEI, vLLM), with the same faults."""

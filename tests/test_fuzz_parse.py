@@ -22,8 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexer import chunk, parse
+from indexer.agents import claude_code
 from indexer.chunk import ChunkerSpec, chunk_transcript
-from indexer.parse import parse_file, parse_lines, read_lines
+from indexer.agents.claude_code import parse_lines
+from indexer.parse import parse_file, read_lines
 from indexer.sources import SourceFile, discover
 
 FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -175,14 +177,16 @@ NOISE = st.sampled_from([raw for raw in LINES if json.loads(raw).get("type") not
 @settings(FUZZ, max_examples=500)
 @given(raw=st.one_of(NOISE, _cut_short(NOISE), st.builds(_insert, NOISE, st.integers(0, 2**16), JUNK), REAL, MUTATED))
 def test_a_line_skipped_undecoded_as_noise_is_noise_when_decoded(raw: bytes) -> None:
-    if parse._noise_type(raw):
-        record = parse._decode(raw)
-        assert not isinstance(record, dict) or record.get("type") not in ("user", "assistant", *parse.TITLE_TYPES)
+    if claude_code._noise_type(raw):
+        record = parse.decode(raw)
+        assert not isinstance(record, dict) or record.get("type") not in ("user", "assistant", "queue-operation", *claude_code.TITLE_FIELDS)
+        queued = isinstance(record, dict) and isinstance(record.get("attachment"), dict) and record["attachment"].get("type") == "queued_command"
+        assert not (queued and record.get("type") == "attachment")
 
 
 def test_nested_noise_types_do_not_hide_a_message() -> None:
     """Only the top-level "type" counts, wherever a nested one appears; lines are padded past the skim size."""
-    pad = "x" * parse._SKIM_MIN_BYTES
+    pad = "x" * claude_code._SKIM_MIN_BYTES
     lines = [
         {"message": {"type": "progress", "content": "first " + pad}, "type": "user", "uuid": "u1"},
         {"type": "user", "uuid": "u2", "message": {"content": [{"type": "text", "text": '"type":"progress" ' + pad}]}},

@@ -161,10 +161,13 @@ async def wait_for_building(data_dir: Path, files: int, timeout_s: float = 60) -
     """Until the ledger shows a new index being built with at least `files` files in it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with sqlite3.connect(data_dir / "ledger.sqlite") as db:
-            row = db.execute(
-                "SELECT COUNT(*) FROM sources WHERE collection = (SELECT value FROM meta WHERE key = 'building')"
-            ).fetchone()
+        try:
+            with sqlite3.connect(f"file:{data_dir / 'ledger.sqlite'}?mode=ro", uri=True) as db:
+                row = db.execute(
+                    "SELECT COUNT(*) FROM sources WHERE collection = (SELECT value FROM meta WHERE key = 'building')"
+                ).fetchone()
+        except sqlite3.OperationalError:  # not created yet
+            row = (0,)
         if row[0] >= files:
             return
         await anyio.sleep(0.05)
@@ -219,7 +222,7 @@ def gone_within(pid: int, seconds: float) -> bool:
     return False
 
 
-def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
+async def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
     home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
 ) -> None:
     ollama.delay_s = 0.08
@@ -229,7 +232,7 @@ def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
     while not (writers := children_of(proc.pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert writers, "a big first run writes Chroma from a child process"
-    time.sleep(1.0)
+    await wait_for_building(tmp_path / "data", files=2)  # mid-run, observably: not a guess at timing
     for pid in writers:
         os.kill(pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
@@ -240,14 +243,15 @@ def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
     assert stored_ids(tmp_path / "data") == stored_ids(fixture_index.data_dir)
 
 
-def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings) -> None:
+async def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings) -> None:
+    """Ctrl-C on a terminal reaches the whole process group, the chroma-writer child included."""
     ollama.delay_s = 0.08
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
-    proc = cli(env)
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
+    proc = cli(env, start_new_session=True)
+    await wait_for_building(tmp_path / "data", files=2)  # mid-run, the child writer started: observable, not timed
+    os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     ollama.delay_s = 0
     assert cli(env).wait(timeout=300) == 0

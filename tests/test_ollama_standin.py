@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import math
 import sys
 from collections.abc import Iterator
@@ -133,6 +135,21 @@ def test_down_refuses_then_up_restores(client: ollama.Client, standin: OllamaSta
         standin.up()
         assert standin.port == port
         assert len(client.embed(model=MODEL, input="x").embeddings) == 1
+
+
+def test_connections_are_kept_alive_like_ollamas(standin: OllamaStandIn) -> None:
+    """Go's server keeps connections open; a body the stand-in never reads must not spill into the next request."""
+    conn = http.client.HTTPConnection(standin.host, standin.port, timeout=5)
+    conn.request("POST", "/api/embeddings", body=json.dumps({"model": MODEL, "prompt": "x" * 5000}))
+    first = conn.getresponse()
+    first.read()
+    sock = conn.sock
+    assert first.status == 404 and not first.will_close
+    conn.request("POST", "/api/embed", body=json.dumps({"model": MODEL, "input": "y"}))
+    second = conn.getresponse()
+    assert second.status == 200 and len(json.loads(second.read())["embeddings"]) == 1
+    assert conn.sock is sock
+    conn.close()
 
 
 def test_show_reports_embedding_length(client: ollama.Client) -> None:

@@ -1,0 +1,240 @@
+"""Fusion experiments without re-embedding: capture each query's two ranked lists once, then
+score fusion functions offline on LoCoMo and on the evaluation sets side by side.
+
+    PYTHONPATH=$PWD .venv-bench/bin/python bench/fusion_lab.py capture --keep /tmp/locomo   # needs bench/locomo.py --keep first
+    .venv/bin/python bench/fusion_lab.py compare --keep /tmp/locomo
+
+`capture` runs a hybrid search per question through SessionSearch with the product's fusion
+wrapped, so what is kept is exactly the vector list (with the exact rescoring of keyword hits) and
+the keyword list the product fused. `compare` applies every fusion variant, collapses with the
+product's `collapse`, and prints the metrics of each set. Never imported by the product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pickle
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+import locomo  # noqa: E402
+import quality  # noqa: E402
+
+from indexer import search as ranking  # noqa: E402
+from indexer import service  # noqa: E402
+from indexer.models import SearchRequest  # noqa: E402
+from indexer.search import Candidate, StoredHit, collapse  # noqa: E402
+
+Captured = tuple[str, list[StoredHit], list[StoredHit]]  # query, vector hits, keyword hits
+NEARMISS_QUERIES = ROOT / "bench" / "eval" / "nearmiss.jsonl"
+NEARMISS_HOME = ROOT / "bench" / "eval" / "nearmiss"
+
+
+async def _capture(settings: Any, queries: Sequence[str]) -> list[Captured]:
+    kept: list[Captured] = []
+    real_fuse = service.fuse
+
+    def spy(vector: Sequence[StoredHit], keyword: Sequence[StoredHit], *args: Any, **kw: Any) -> list[Candidate]:
+        kept.append(("", list(vector), list(keyword)))
+        return real_fuse(vector, keyword, *args, **kw)
+
+    service.fuse = spy
+    index = service.SessionSearch(settings)
+    try:
+        await index.reindex()
+        out = []
+        for q in queries:
+            kept.clear()
+            await index.search(SearchRequest(query=q, mode="hybrid", top_k=50))
+            _, v, k = kept[0]
+            out.append((q, v, k))
+        return out
+    finally:
+        service.fuse = real_fuse
+        await index.aclose()
+
+
+def capture(keep: Path, standin_url: str) -> None:
+    for conversation in locomo.load():
+        where = keep / "minilm" / conversation.sample_id
+        converted = locomo.prepare(conversation, where)
+        settings = locomo.settings_for(standin_url, converted.claude_home, where / "data")
+        got = asyncio.run(_capture(settings, [q.question for q in conversation.questions]))
+        (where / "captured.pkl").write_bytes(pickle.dumps((got, converted, conversation)))
+        print(f"captured {conversation.sample_id}", file=sys.stderr)
+    for name, queries_path, home in (("eval", quality.DEFAULT_QUERIES, quality.DEFAULT_FIXTURES), ("nearmiss", NEARMISS_QUERIES, NEARMISS_HOME)):
+        if not queries_path.exists():
+            continue
+        queries = quality.load_queries(queries_path)
+        where = keep / "minilm" / name
+        settings = locomo.settings_for(standin_url, home, where / "data")
+        got = asyncio.run(_capture(settings, [q.query for q in queries]))
+        (where / "captured.pkl").write_bytes(pickle.dumps((got, queries)))
+        print(f"captured {name}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- offline scoring
+
+Fusion = Callable[[str, Sequence[StoredHit], Sequence[StoredHit]], list[Candidate]]
+
+
+def score_locomo(keep: Path, fusion: Fusion) -> dict[str, float]:
+    scores = locomo.Scores()
+    for path in sorted((keep / "minilm").glob("conv-*/captured.pkl")):
+        got, converted, conversation = pickle.loads(path.read_bytes())
+        for (query, vector, keyword), question in zip(got, conversation.questions, strict=True):
+            ranked = collapse(fusion(query, vector, keyword))
+            hits = [
+                locomo.Hit(converted.session_numbers.get(str(c.stored.metadata.get("session_id")), -1),
+                           Path(str(c.stored.metadata.get("source_path"))).name, *(c.lines or (0, 0)))
+                for c in ranked
+            ]
+            scores.add(question, hits, converted.turn_lines)
+    return scores.mean()
+
+
+def score_eval(keep: Path, name: str, fusion: Fusion) -> dict[str, dict[str, float]]:
+    path = keep / "minilm" / name / "captured.pkl"
+    if not path.exists():
+        return {}
+    got, queries = pickle.loads(path.read_bytes())
+    outcomes = []
+    for (query, vector, keyword), q in zip(got, queries, strict=True):
+        ranked = collapse(fusion(query, vector, keyword))[: quality.TOP_K]
+        spans = [quality.Span(str(c.stored.metadata.get("source_path")), *(c.lines or (0, 0))) for c in ranked]
+        outcomes.append(quality.score(q, spans))
+    return quality.subsets(outcomes)
+
+
+def variants() -> dict[str, Fusion]:
+    """name -> fusion(query, vector, keyword)."""
+    out: dict[str, Fusion] = {
+        "keyword": lambda q, v, k: ranking.single(k, keyword=True),
+        "vector": lambda q, v, k: ranking.single(v, keyword=False),
+        "rrf (old hybrid)": lambda q, v, k: rrf(v, k),
+    }
+    for a in (0.3, 0.4, 0.5, 0.6):
+        out[f"convex mm a={a}"] = lambda q, v, k, a=a: convex(v, k, a, "mm")
+        out[f"convex tm a={a}"] = lambda q, v, k, a=a: convex(v, k, a, "tm")
+    out["rrf wk=2"] = lambda q, v, k: rrf(v, k, wk=2.0)
+    for a in (0.3, 0.4, 0.5, 0.6):
+        out[f"product, fixed a={a}"] = lambda q, v, k, a=a: ranking.fuse(v, k, q, vector_weight=a)
+    for a in (0.4, 0.5):
+        out[f"product a={a} + gap confidence"] = lambda q, v, k, a=a: gap_weighted(q, v, k, a)
+    for aw, ae in ((0.4, 0.2), (0.4, 0.25), (0.45, 0.25), (0.4, 0.3), (0.35, 0.2)):
+        out[f"mm adaptive {aw}/{ae}"] = lambda q, v, k, aw=aw, ae=ae: convex(v, k, ae if ranking.looks_exact(q) else aw, "mm")
+        out[f"mm adaptive {aw}/{ae} + gap"] = lambda q, v, k, aw=aw, ae=ae: convex(v, k, gap_alpha(ae if ranking.looks_exact(q) else aw, v, k), "mm")
+    if hasattr(ranking, "fuse"):
+        out["product fuse"] = lambda q, v, k: ranking.fuse(v, k, q) if _takes_query() else ranking.fuse(v, k)
+    return out
+
+
+def _gap(scores: list[float], at: int = 5) -> float:
+    """How far the best score stands above the at-th, relative to the best (0: a flat list)."""
+    if len(scores) < 2 or scores[0] <= 0:
+        return 0.0
+    return (scores[0] - scores[min(at, len(scores)) - 1]) / scores[0]
+
+
+def gap_alpha(base: float, v: Sequence[StoredHit], k: Sequence[StoredHit]) -> float:
+    gv = 0.5 + _gap([1 - h.distance for h in v])
+    gk = 0.5 + _gap([-h.distance for h in k])
+    return base * gv / (base * gv + (1 - base) * gk)
+
+
+def gap_weighted(q: str, v: Sequence[StoredHit], k: Sequence[StoredHit], a: float) -> list[Candidate]:
+    """The query's weight, moved toward the list whose top stands out more."""
+    base = a if not ranking.looks_exact(q) else ranking.VECTOR_WEIGHT_EXACT
+    gv = 0.5 + _gap([1 - h.distance for h in v])
+    gk = 0.5 + _gap([-h.distance for h in k])
+    weight = base * gv / (base * gv + (1 - base) * gk)
+    return ranking.fuse(v, k, q, vector_weight=weight)
+
+
+def _takes_query() -> bool:
+    import inspect
+
+    return len(inspect.signature(ranking.fuse).parameters) >= 3
+
+
+def _minmax(scores: dict[str, float], floor: float | None = None) -> dict[str, float]:
+    """Min-max normalised; with a floor, theoretical-min normalised (Bruch et al. TM2C2)."""
+    if not scores:
+        return {}
+    lo = min(scores.values()) if floor is None else floor
+    hi = max(scores.values())
+    return {i: (s - lo) / (hi - lo) if hi > lo else 1.0 for i, s in scores.items()}
+
+
+def convex(vector: Sequence[StoredHit], keyword: Sequence[StoredHit], alpha: float, norm: str) -> list[Candidate]:
+    """alpha * vector + (1 - alpha) * keyword, each normalised; a list missing a chunk gives it 0."""
+    cos = {h.id: 1.0 - h.distance for h in vector}
+    bm = {h.id: -h.distance for h in keyword}
+    nv = _minmax(cos, None if norm == "mm" else -1.0)
+    nk = _minmax(bm, None if norm == "mm" else 0.0)
+    found: dict[str, Candidate] = {}
+    for rank, h in enumerate(vector, start=1):
+        found[h.id] = Candidate(h, alpha * nv[h.id], vector_rank=rank)
+    for rank, h in enumerate(keyword, start=1):
+        c = found.setdefault(h.id, Candidate(h))
+        c.keyword_rank = rank
+        c.score += (1 - alpha) * nk[h.id]
+    return sorted(found.values(), key=lambda c: -c.score)
+
+
+def rrf(vector: Sequence[StoredHit], keyword: Sequence[StoredHit], k: int = 60, wv: float = 1.0, wk: float = 1.0) -> list[Candidate]:
+    found: dict[str, Candidate] = {}
+    for rank, hit in enumerate(vector, start=1):
+        found[hit.id] = Candidate(hit, wv / (k + rank), vector_rank=rank)
+    for rank, hit in enumerate(keyword, start=1):
+        c = found.setdefault(hit.id, Candidate(hit))
+        c.keyword_rank = rank
+        c.score += wk / (k + rank)
+    return sorted(found.values(), key=lambda c: -c.score)
+
+
+def compare(keep: Path, only: str | None) -> None:
+    rows = []
+    for name, fusion in variants().items():
+        if only and only not in name and name not in ("keyword", "vector", "rrf (old hybrid)"):
+            continue
+        lo = score_locomo(keep, fusion)
+        ev = score_eval(keep, "eval", fusion)
+        nm = score_eval(keep, "nearmiss", fusion)
+        cells = [f"{lo.get(k, 0):.3f}" for k in ("R@1", "R@5", "R@10", "nDCG@10")]
+        for table in (ev, nm):
+            for style in ("paraphrase", "exact"):
+                m = table.get(style, {})
+                cells += [f"{m.get('recall@5', 0):.3f}", f"{m.get('nDCG@10', 0):.3f}"]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(rows[-1], flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("action", choices=("capture", "compare"))
+    parser.add_argument("--keep", type=Path, required=True)
+    parser.add_argument("--only")
+    args = parser.parse_args()
+    if args.action == "capture":
+        from ollama_standin import MINILM, OllamaStandIn, minilm_backend
+
+        with OllamaStandIn(real_models={MINILM: minilm_backend()}) as standin:
+            capture(args.keep, standin.url)
+    else:
+        print("| variant | LoCoMo R@1 | R@5 | R@10 | nDCG@10 | eval para R@5 | nDCG | eval exact R@5 | nDCG | near para R@5 | nDCG | near exact R@5 | nDCG |")
+        print("|---|" + "---:|" * 12)
+        compare(args.keep, args.only)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Fusion, collapsing, snippets and the optional reranking stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURE_HOME, env_for
+from ollama_standin import OllamaStandIn
+
+from indexer.config import Settings
+from indexer.models import SearchRequest, SearchResponse
+from indexer.search import StoredHit, collapse, fuse, looks_exact, snippet, term_weights, vector_weight_for
+from indexer.service import SessionSearch
+
+CLI = [sys.executable, "-c", "import sys; from indexer.cli import main; sys.exit(main(sys.argv[1:]))"]
+GQC_ERROR = "The current branch spotter-gqc has no upstream branch"
+
+
+def hit(id_: str, distance: float, path: str = "a.jsonl", lines: tuple[int, int] = (1, 2), **meta: object) -> StoredHit:
+    return StoredHit(id_, f"text of {id_}", {"source_path": path, "line_start": lines[0], "line_end": lines[1], **meta}, distance)
+
+
+async def run_search(settings: Settings, **fields: object) -> SearchResponse:
+    index = SessionSearch(settings)
+    try:
+        return await index.search(SearchRequest(**fields))
+    finally:
+        await index.aclose()
+
+
+# -- fusion --------------------------------------------------------------------------------------
+
+
+def test_a_clear_keyword_winner_beats_a_crowd_of_similar_vectors() -> None:
+    # Rank fusion would put "v1" (first in vectors, absent from keywords) level with "k1";
+    # the keyword list says k1 matches far better than anything else, and the vectors barely differ.
+    vector = [hit("v1", 0.50, lines=(1, 1)), hit("v2", 0.51, lines=(3, 3)), hit("k1", 0.52, lines=(5, 5))]
+    keyword = [hit("k1", -12.0, lines=(5, 5)), hit("v2", -1.0, lines=(3, 3))]
+    fused = fuse(vector, keyword, "why does it fail")
+    assert [c.stored.id for c in fused][:1] == ["k1"]
+    assert fused[0].match == "both" and fused[0].vector_rank == 3 and fused[0].keyword_rank == 1
+    assert [c.score for c in fused] == sorted((c.score for c in fused), reverse=True)
+
+
+def test_the_weight_follows_the_query() -> None:
+    # "near" is the nearer vector, "word" the better keyword match; the vectors are the surer list.
+    vector = [hit("near", 0.1, lines=(1, 1)), hit("word", 0.5, lines=(3, 3)), hit("mid", 0.9, lines=(5, 5))]
+    keyword = [hit("word", -9.0, lines=(3, 3)), hit("near", -8.0, lines=(1, 1)), hit("mid", -7.0, lines=(5, 5))]
+    assert fuse(vector, keyword, "how did we speed up the container build?")[0].stored.id == "near"
+    assert fuse(vector, keyword, "ensure_index_ready()")[0].stored.id == "word"
+
+
+def test_the_list_surer_of_its_top_weighs_more() -> None:
+    flat = [0.5, 0.49, 0.48, 0.47, 0.46]
+    standing_out = [0.9, 0.4, 0.39, 0.38, 0.37]
+    question = "what did we decide about the cache?"
+    assert vector_weight_for(question, standing_out, flat) > vector_weight_for(question, flat, flat) > vector_weight_for(question, flat, standing_out)
+    assert vector_weight_for(question, flat, flat) > vector_weight_for("test_checkout_total", flat, flat)
+
+
+@pytest.mark.parametrize(
+    ("query", "exact"),
+    [
+        ("test_checkout_total", True), ("mix phx.server", True), ("error TS2339: Property 'user'", True),
+        ('"database is locked"', True), ("src/indexer/search.py", True), ("--allow-unrelated-histories", True),
+        ("when did we get the phoenix server to start?", False), ("When did Caroline go to the LGBTQ support group?", False),
+        ("what did we decide about the 2 caches?", False),
+    ],
+)
+def test_looks_exact(query: str, exact: bool) -> None:
+    assert looks_exact(query) is exact
+
+
+def test_a_chunk_only_one_ranking_found_is_kept() -> None:
+    fused = fuse([hit("v", 0.3, lines=(1, 1))], [hit("k", -2.0, lines=(4, 4))], "anything")
+    assert {c.stored.id: c.match for c in fused} == {"v": "vector", "k": "keyword"}
+
+
+# -- collapsing ----------------------------------------------------------------------------------
+
+
+def test_collapse_keeps_one_result_per_exchange_spanning_its_windows() -> None:
+    ranked = fuse(
+        [hit("w2", 0.1, lines=(10, 14)), hit("other", 0.2, lines=(30, 31)), hit("w1", 0.3, lines=(8, 11))],
+        [], "q", vector_weight=1.0,
+    )
+    kept = collapse(ranked)
+    assert [c.stored.id for c in kept] == ["w2", "other"]
+    assert kept[0].lines == (8, 14)
+
+
+def test_collapse_drops_copies_of_the_same_text() -> None:
+    ranked = fuse([hit("a", 0.1, "x.jsonl", content_hash="h"), hit("b", 0.2, "y.jsonl", content_hash="h")], [], "q", vector_weight=1.0)
+    assert [c.stored.id for c in collapse(ranked)] == ["a"]
+
+
+# -- snippets ------------------------------------------------------------------------------------
+
+
+def test_snippet_centres_on_the_exact_string_asked_for() -> None:
+    text = "commit message about the branch " * 40 + "Bash output: " + GQC_ERROR + "." + " tail words" * 60
+    shown = snippet(text, ["current", "branch", "spotter", "gqc", "upstream"], query=GQC_ERROR)
+    assert GQC_ERROR in shown and len(shown) <= 702
+
+
+def test_snippet_centres_on_the_rarest_matching_words() -> None:
+    # "server" is everywhere; "xterm" is rare: the window with "xterm" wins over an early "server".
+    text = "the server started " * 30 + "filler " * 100 + "xterm scroll events are captured by the page" + " filler" * 100
+    others = ["the server is up", "server logs", "server restart", "a server"]
+    weights = term_weights(["server", "xterm"], [text, *others])
+    assert weights["xterm"] > weights["server"]
+    assert "xterm scroll events" in snippet(text, ["server", "xterm"], weights=weights)
+
+
+async def test_the_upstream_error_shows_in_the_snippet(fixture_index: Settings) -> None:
+    """The issue's example: the right exchange's snippet shows the error, not the commit message."""
+    response = await run_search(fixture_index, query=GQC_ERROR, top_k=5)
+    shown = [h for h in response.results if GQC_ERROR in h.snippet]
+    assert shown, [h.snippet[:120] for h in response.results]
+    assert response.results.index(shown[0]) == 0
+
+
+# -- reranking -----------------------------------------------------------------------------------
+
+
+def _rerank_settings(base: Settings, url: str, **extra: object) -> Settings:
+    return base.model_copy(update={"rerank_url": url, "rerank_model": "qwen3-reranker", **extra})
+
+
+async def test_the_reranker_reorders_the_top_results(fixture_index: Settings, standin_server: OllamaStandIn) -> None:
+    query = "phoenix server start background"
+    fixture_index = fixture_index.model_copy(update={"result_tokens": 20000})  # all 20 fit
+    plain = await run_search(fixture_index, query=query, top_k=20)
+    assert len(plain.results) == 20
+    standin_server.reset()
+    reranked = await run_search(_rerank_settings(fixture_index, standin_server.url), query=query, top_k=10)
+    assert standin_server.rerank_calls == 1
+    assert not (reranked.note or "").startswith("Not reranked")
+    plain_ids = [h.chunk_id for h in plain.results]
+    new_ids = [h.chunk_id for h in reranked.results]
+    # The first 20 (SESSION_SEARCH_RERANK_DEPTH) in another order: nothing new comes in.
+    assert set(new_ids) <= set(plain_ids) and new_ids != plain_ids[:10]
+    scores = [h.score for h in reranked.results]
+    assert scores == sorted(scores, reverse=True)  # the stand-in's scores: the share of the query's words in the text
+
+
+async def test_a_reranker_that_is_down_leaves_the_ranking_and_says_so(fixture_index: Settings, standin_server: OllamaStandIn) -> None:
+    plain = await run_search(fixture_index, query="phoenix server start background", top_k=10)
+    down = await run_search(_rerank_settings(fixture_index, "http://127.0.0.1:9"), query="phoenix server start background", top_k=10)
+    assert [h.chunk_id for h in down.results] == [h.chunk_id for h in plain.results]
+    assert down.note and "Not reranked" in down.note and "127.0.0.1:9" in down.note
+
+
+async def test_a_slow_reranker_is_cut_off_by_its_budget(fixture_index: Settings, standin_server: OllamaStandIn) -> None:
+    standin_server.reset()
+    plain = await run_search(fixture_index, query="phoenix server start background", top_k=10)
+    standin_server.delay_s = 3.0
+    try:
+        slow = await run_search(_rerank_settings(fixture_index, standin_server.url, rerank_timeout_s=0.5),
+                                query="phoenix server start background", top_k=10)
+    finally:
+        standin_server.reset()
+    assert [h.chunk_id for h in slow.results] == [h.chunk_id for h in plain.results]
+    assert slow.note and "did not answer within 0.5 s" in slow.note
+
+
+def test_rerank_settings_are_checked(tmp_path: Path) -> None:
+    from indexer.config import load_settings
+    from indexer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="SESSION_SEARCH_RERANK_URL"):
+        load_settings(environ={"SESSION_SEARCH_RERANK_URL": "gpu-box:8080", "SESSION_SEARCH_DATA_DIR": str(tmp_path)})
+    assert load_settings(environ={"SESSION_SEARCH_DATA_DIR": str(tmp_path)}).rerank_url is None  # off by default
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_cli_search_takes_a_mode(fixture_index: Settings, standin_server: OllamaStandIn) -> None:
+    env = {**os.environ, **env_for(standin_server.url, FIXTURE_HOME, fixture_index.data_dir)}
+    answers = {}
+    for mode in ("keyword", "vector"):
+        proc = subprocess.run([*CLI, "search", "REFUSED JOIN terminal", "--mode", mode, "--json"],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 0, proc.stderr
+        answers[mode] = json.loads(proc.stdout)
+        assert answers[mode]["mode"] == mode
+    assert [h["chunk_id"] for h in answers["keyword"]["results"]] != [h["chunk_id"] for h in answers["vector"]["results"]]
+    bad = subprocess.run([*CLI, "search", "x", "--mode", "fuzzy"], capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2 and "--mode" in bad.stderr
