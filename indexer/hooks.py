@@ -125,7 +125,8 @@ def recall_context(settings: Settings, event: dict[str, Any]) -> str | None:
     found: list[str | None] = []
 
     async def search() -> None:
-        index = SessionSearch(settings)
+        # No reranker: its scores would replace the cosine the threshold is set on (and cost time).
+        index = SessionSearch(settings.model_copy(update={"rerank_url": None}))
         try:
             response = await index.search(request)
             hits = relevant(response.results, str(event.get("session_id") or ""), settings.recall_min_similarity)
