@@ -24,8 +24,8 @@ from pydantic import BaseModel, ValidationError
 from indexer.config import KNOWN_AGENTS, Settings, load_settings
 from indexer.datadir import PRIVATE_UMASK
 from indexer.errors import IndexBusy, SessionSearchError, first_error
-from indexer.models import ReindexOptions, SearchRequest
-from indexer.render import render_info, render_report, render_search
+from indexer.models import ListSessionsRequest, ReindexOptions, SearchRequest
+from indexer.render import render_info, render_report, render_search, render_sessions
 
 if TYPE_CHECKING:
     from indexer.pipeline import ReindexProgress
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     reindex.add_argument("--quiet", action="store_true", help="no progress output")
     reindex.add_argument("--json", action="store_true", help="print the report as JSON")
     hook = commands.add_parser("hook", help="run as a Claude Code hook (reads the hook's JSON on stdin)")
-    hook.add_argument("event", help="SessionStart or Stop")
+    hook.add_argument("event", help="SessionStart, Stop or UserPromptSubmit")
     search = commands.add_parser("search", help="search indexed sessions")
     search.add_argument("query")
     search.add_argument("-k", "--top-k", type=int, default=10)
@@ -59,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=("hybrid", "vector", "keyword"), default="hybrid", help="ranking (default: %(default)s)")
     search.add_argument("--agent", choices=KNOWN_AGENTS, help="only sessions of this coding agent")
     search.add_argument("--json", action="store_true", help="print what the MCP search tool returns")
+    sessions = commands.add_parser("sessions", help="list indexed sessions, latest first")
+    sessions.add_argument("--since", help="ISO date or a span back from now (7d, 2w)")
+    sessions.add_argument("--until", help="ISO date or a span back from now")
+    sessions.add_argument("--project", help="a project path or part of one")
+    sessions.add_argument("--branch", dest="git_branch", help="a git branch")
+    sessions.add_argument("--agent", choices=KNOWN_AGENTS, help="only sessions of this coding agent")
+    sessions.add_argument("--limit", type=int, default=20)
+    sessions.add_argument("--offset", type=int, default=0)
+    sessions.add_argument("--json", action="store_true", help="print what the MCP list_sessions tool returns")
     info = commands.add_parser("info", help="the model, templates and index state")
     info.add_argument("--json", action="store_true", help="print what the MCP model_info tool returns")
     doctor = commands.add_parser("doctor", help="why search does not find something: folders, Ollama, index, data dir")
@@ -127,6 +136,13 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         )
         response = anyio.run(with_index, lambda ix: ix.search(request))
         _print_json(response) if args.json else print(render_search(response))
+    elif args.command == "sessions":
+        listing = ListSessionsRequest(
+            since=args.since, until=args.until, project=args.project, git_branch=args.git_branch, agent=args.agent,
+            limit=args.limit, offset=args.offset,
+        )
+        found = anyio.run(with_index, lambda ix: ix.list_sessions(listing))
+        _print_json(found) if args.json else print(render_sessions(found))
     elif args.command == "info":
         info = anyio.run(with_index, lambda ix: ix.info())
         _print_json(info) if args.json else print(render_info(info))

@@ -66,6 +66,9 @@ ENV_VARS: dict[str, str] = {
     "codex_dir": "SESSION_SEARCH_CODEX_DIR",
     "gemini_dir": "SESSION_SEARCH_GEMINI_DIR",
     "agents": "SESSION_SEARCH_AGENTS",
+    "recall": "SESSION_SEARCH_RECALL",
+    "recall_min_similarity": "SESSION_SEARCH_RECALL_MIN_SIMILARITY",
+    "recall_deadline_s": "SESSION_SEARCH_RECALL_DEADLINE",
 }
 KNOWN_AGENTS = ("claude-code", "codex", "gemini-cli")  # the names of indexer.agents.AGENTS, without importing the parsers
 
@@ -138,6 +141,9 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = Field(None, description="Its API key; never logged or shown.")
     redact_patterns: dict[str, str] = Field({}, description="More secrets to redact: kind -> regular expression.")
     exclude: list[str] = Field([], description="Globs of projects (cwd), session ids or transcript paths never to index.")
+    recall: bool = Field(False, description="The UserPromptSubmit hook quotes relevant past exchanges to Claude.")
+    recall_min_similarity: float = Field(0.5, ge=0, le=1, description="Cosine similarity a past exchange needs to be quoted by recall.")
+    recall_deadline_s: float = Field(1.2, gt=0, le=30, description="Seconds recall may search; past it, nothing is quoted.")
     codex_dir: Path = Field(default_factory=default_codex_dir, description="Codex CLI home; rollouts are under <dir>/sessions.")
     gemini_dir: Path = Field(default_factory=default_gemini_dir, description="Gemini CLI home; chats are under <dir>/tmp.")
     agents: list[str] | None = Field(None, description="Which agents' sessions to index; default: every agent whose folder exists.")

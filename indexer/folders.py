@@ -6,12 +6,14 @@ that is read (see `Settings.agent_folders`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.config import Settings
 from indexer.errors import NoTranscripts
 
+log = logging.getLogger(__name__)
 AGENT_SETTING = {"codex": "SESSION_SEARCH_CODEX_DIR", "gemini-cli": "SESSION_SEARCH_GEMINI_DIR"}
 FIX = "Set SESSION_SEARCH_CLAUDE_DIR (or CLAUDE_CONFIG_DIR) to Claude Code's home, the folder that holds projects/ (~/.claude by default)."
 
@@ -45,21 +47,24 @@ def claude_dir_problem(settings: Settings) -> str | None:
 def _problem(settings: Settings, agent: str, folder: Path) -> str | None:
     if agent == "claude-code":
         return claude_dir_problem(settings)
-    if folder.is_dir() or settings.agents is None:  # a default agent's home exists; its sessions may come later
+    home = settings.codex_dir if agent == "codex" else settings.gemini_dir
+    if home.is_dir() or settings.agents is None:  # a default agent's home exists; its sessions may come later
         return None
-    return f"The {agent} folder {folder} does not exist. Set {AGENT_SETTING.get(agent, 'its folder setting')}, or leave {agent} out of SESSION_SEARCH_AGENTS."
+    return f"The {agent} folder {home} does not exist. Set {AGENT_SETTING.get(agent, 'its folder setting')}, or leave {agent} out of SESSION_SEARCH_AGENTS."
 
 
 def check_claude_dir(settings: Settings) -> None:
-    """Raise NoTranscripts when a folder to read cannot hold transcripts, or no agent's folder exists.
+    """Raise NoTranscripts when Claude Code's folder is read and unusable, or no agent's folder exists.
 
     With no agent's home found at all, Claude Code's problem is the one named: it is the default agent.
     """
     folders = settings.agent_folders
-    problems = [_problem(settings, agent, folder) for agent, folder in folders.items()] or [claude_dir_problem(settings)]
-    problem = next((p for p in problems if p), None)
-    if problem:
-        raise NoTranscripts(problem)
+    if "claude-code" in folders or not folders:
+        if problem := claude_dir_problem(settings):
+            raise NoTranscripts(problem)
+    for agent, folder in folders.items():  # another named agent not installed yet: said, not fatal
+        if agent != "claude-code" and (problem := _problem(settings, agent, folder)):
+            log.warning("%s", problem)
 
 
 def transcript_folders(settings: Settings) -> list[TranscriptFolder]:

@@ -2,6 +2,7 @@
 
     SessionStart  starts a detached catch-up reindex and returns at once
     Stop          indexes the new lines of the session that just answered
+    UserPromptSubmit  with recall on, quotes past exchanges like the prompt (indexer/recall.py)
 
 Both print nothing (on Stop, output or exit code 2 would make Claude continue; on
 SessionStart, stdout would be read as context), always exit 0, and write what went wrong
@@ -18,6 +19,8 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from indexer.errors import IndexBusy, SessionSearchError
 
 GUARD = "SESSION_SEARCH_HOOK_CHILD"  # set in what a hook starts, so nothing it starts runs a hook again
 LOG_NAME = "hooks.log"
+PLUGIN_RECALL_OPTION = "CLAUDE_PLUGIN_OPTION_RECALL"
 log = logging.getLogger("session_search.hooks")
 
 
@@ -98,6 +102,66 @@ def index_session(settings: Settings, event: dict[str, Any]) -> None:
     anyio.run(run)
 
 
+def recall_on(settings: Settings) -> bool:
+    return settings.recall or os.environ.get(PLUGIN_RECALL_OPTION, "").lower() in ("1", "true", "yes", "on")
+
+
+def recall_context(settings: Settings, event: dict[str, Any]) -> str | None:
+    """Past exchanges like the prompt, as the additionalContext block; None for none.
+
+    The search runs in a daemon thread with its own deadline, so a slow Ollama (or a slow
+    first Chroma open) costs at most settings.recall_deadline_s (1.2 s by default: with the interpreter's start,
+    about 0.25 s, the hook stays within 1.5 s), after which nothing is quoted.
+    """
+    import anyio
+
+    from indexer.recall import context, recall_request, relevant
+    from indexer.service import SessionSearch
+
+    prompt = event.get("prompt")
+    request = recall_request(prompt) if isinstance(prompt, str) else None
+    if request is None:
+        return None
+    found: list[str | None] = []
+
+    async def search() -> None:
+        # No reranker: its scores would replace the cosine the threshold is set on (and cost time).
+        index = SessionSearch(settings.model_copy(update={"rerank_url": None}))
+        try:
+            response = await index.search(request)
+            hits = relevant(response.results, str(event.get("session_id") or ""), settings.recall_min_similarity)
+            found.append(context(hits))
+            log.info("UserPromptSubmit: %d past exchanges quoted (best similarity %.3f)", len(hits), response.results[0].score if response.results else 0)
+        finally:
+            await index.aclose()
+
+    def work() -> None:
+        try:
+            anyio.run(search)
+        except SessionSearchError as exc:
+            log.info("UserPromptSubmit: nothing recalled: %s", exc)
+        except Exception:
+            log.exception("UserPromptSubmit: recall failed")
+
+    started = time.monotonic()
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(settings.recall_deadline_s)
+    if thread.is_alive():
+        log.info("UserPromptSubmit: no recall, the search passed its %.1f s deadline", time.monotonic() - started)
+        logging.shutdown()
+        # Leave now: letting the interpreter finalize under a thread still inside Chroma's
+        # native code crashed it (SIGSEGV) in the bench; exit 0 prints nothing, as meant.
+        os._exit(0)
+    return found[0] if found else None
+
+
+def _print_context(block: str) -> None:
+    answer = {"hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": block}}
+    sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
 def run_hook(event_name: str, stdin: Any = sys.stdin) -> int:
     """Entry point of `session-search hook EVENT`. Always 0; failures go to hooks.log."""
     if os.environ.get(GUARD):
@@ -106,6 +170,8 @@ def run_hook(event_name: str, stdin: Any = sys.stdin) -> int:
         settings = load_settings()
     except SessionSearchError:
         return 0  # no data dir to log to; `session-search info` shows the setting error
+    if event_name == "UserPromptSubmit" and not recall_on(settings):
+        return 0  # off (the default): at once, nothing read, nothing printed
     _log_to_file(settings.data_dir)
     event = _read_event(stdin)
     try:
@@ -113,6 +179,9 @@ def run_hook(event_name: str, stdin: Any = sys.stdin) -> int:
             start_catch_up(settings)
         elif event_name == "Stop":
             index_session(settings, event)
+        elif event_name == "UserPromptSubmit":
+            if block := recall_context(settings, event):
+                _print_context(block)
         else:
             log.warning("unknown hook event %r; nothing done", event_name)
     except IndexBusy as exc:

@@ -308,6 +308,30 @@ class Ledger:
             found.update(dict(rows))
         return found
 
+    def sessions(
+        self, collection: str, having_sql: str, params: Sequence[object], agent: str | None, limit: int, offset: int
+    ) -> list[tuple[object, ...]]:
+        """One row per session, latest activity first: (session_id, agent, project, git_branch, first
+        epoch, last epoch, exchanges, subagents); having_sql filters the groups (`AND ...`)."""
+        where, args = ("", [collection]) if agent is None else (" AND d.agent = ?", [collection, agent])
+        sql = f"""SELECT d.session_id, min(d.agent),
+                coalesce(max(CASE WHEN d.is_sidechain = 0 THEN d.project END), max(d.project)),
+                coalesce(max(CASE WHEN d.is_sidechain = 0 THEN d.git_branch END), max(d.git_branch)),
+                min(d.ts_epoch), max(d.ts_epoch),
+                sum(d.is_sidechain = 0 AND d.kind IN ('exchange', 'prompt') AND coalesce(json_extract(d.meta, '$.window'), 0) = 0),
+                count(DISTINCT CASE WHEN d.agent_id != '' THEN d.agent_id END)
+            FROM docs d WHERE d.collection = ?{where} GROUP BY d.session_id HAVING 1{having_sql}
+            ORDER BY max(d.ts_epoch) DESC, d.session_id LIMIT ? OFFSET ?"""
+        return [tuple(row) for row in self._reading().execute(sql, (*args, *params, limit, offset))]
+
+    def first_prompt(self, collection: str, session_id: str) -> str:
+        """The text of the session's first main-conversation exchange or prompt; "" if none."""
+        row = self._reading().execute(
+            "SELECT text FROM docs WHERE collection = ? AND session_id = ? AND is_sidechain = 0 AND kind IN ('exchange', 'prompt')"
+            " ORDER BY ts_epoch, rowid LIMIT 1", (collection, session_id),
+        ).fetchone()
+        return str(row[0]) if row else ""
+
     def session_sources(self, collection: str, session_id: str) -> list[str]:
         rows = self._db.execute(
             "SELECT rel_path FROM sources WHERE collection = ? AND session_id = ? ORDER BY rel_path", (collection, session_id)

@@ -231,3 +231,59 @@ class ModelInfo(BaseModel):
     folders: list[str] = Field([], description="The transcript folders read, per agent, and how many transcripts each holds.")
     data_dir: str | None = Field(None, description="Where the index lives, its size and mode.")
     agreement: str | None = Field(None, description="Chunk counts in the vectors, the ledger and the keyword index.")
+
+
+MAX_SESSIONS = 100
+
+
+class ListSessionsRequest(BaseModel):
+    """Which sessions to list, newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: str | None = None
+    until: str | None = None
+    project: str | None = Field(None, max_length=1000)
+    git_branch: str | None = Field(None, max_length=300)
+    agent: AgentName | None = None
+    limit: int = Field(20, ge=1, le=MAX_SESSIONS)
+    offset: int = Field(0, ge=0)
+
+    _when = field_validator("since", "until")(SearchRequest._when.__func__)  # type: ignore[attr-defined]
+
+    @model_validator(mode="after")
+    def _since_before_until(self) -> ListSessionsRequest:
+        since, until = self.since_epoch(), self.until_epoch()
+        if since is not None and until is not None and since > until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
+
+    def since_epoch(self) -> int | None:
+        return int(parse_when(self.since, end_of_day=False).timestamp()) if self.since else None
+
+    def until_epoch(self) -> int | None:
+        return int(parse_when(self.until, end_of_day=True).timestamp()) if self.until else None
+
+
+class SessionSummary(BaseModel):
+    """One past session."""
+
+    session_id: str
+    agent: str = Field(description="Which assistant wrote it: claude-code, codex or gemini-cli.")
+    project: str = Field(description="The working directory of the session.")
+    git_branch: str
+    title: str | None = Field(description="The session's title, where the transcript has one.")
+    started: str | None = Field(description="Its first indexed exchange (ISO 8601, UTC).")
+    ended: str | None = Field(description="Its last indexed exchange (ISO 8601, UTC).")
+    exchanges: int = Field(description="Prompts of the main conversation.")
+    first_prompt: str = Field(description="The start of the first prompt.")
+    subagents: int = Field(description="Subagent conversations the session started.")
+    resume_command: str = Field(description="Run this in a terminal to reopen the session.")
+
+
+class ListSessionsResponse(BaseModel):
+    """Sessions, latest activity first."""
+
+    sessions: list[SessionSummary]
+    next_offset: int | None = Field(None, description="Pass this as offset to get the next page; None when there is no more.")
+    note: str | None = None

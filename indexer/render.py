@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from indexer.models import ModelInfo, ReindexReport, SearchHit, SearchResponse, SessionPage
+from indexer.models import ListSessionsResponse, ModelInfo, ReindexReport, SearchHit, SearchResponse, SessionPage
 
 def _title(title: str | None) -> str:
     return f" \"{title}\"" if title else ""
@@ -67,4 +67,20 @@ def render_session(page: SessionPage) -> str:
     parts += [f"[{m.index}] {m.role} {m.timestamp[:16].replace('T', ' ')}\n{m.text}" for m in page.messages]
     if page.next_offset is not None:
         parts.append(f"More: offset={page.next_offset}.")
+    return "\n\n".join(parts)
+
+
+def render_sessions(response: ListSessionsResponse) -> str:
+    head = f"{len(response.sessions)} sessions, latest first"
+    if response.next_offset is not None:
+        head += f"; more with offset={response.next_offset}"
+    parts = [head] + ([response.note] if response.note else [])
+    for s in response.sessions:
+        when = f"{(s.started or '?')[:16].replace('T', ' ')} - {(s.ended or '?')[:16].replace('T', ' ')}"
+        branch = f" ({s.git_branch})" if s.git_branch else ""
+        subagents = f", {s.subagents} subagents" if s.subagents else ""
+        parts.append(
+            f"{when} | {s.project or '?'}{branch} | {s.agent}, {s.exchanges} exchanges{subagents}\n"
+            f"   {s.title or s.first_prompt or '(no prompt)'}\n   session {s.session_id} ({s.resume_command})"
+        )
     return "\n\n".join(parts)

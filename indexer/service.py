@@ -31,6 +31,8 @@ from indexer.folders import check_claude_dir, transcript_folders
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
 from indexer.models import (
+    ListSessionsRequest,
+    ListSessionsResponse,
     ModelInfo,
     ReadSessionRequest,
     ReindexOptions,
@@ -562,6 +564,15 @@ class SessionSearch:
             query=request.query, mode=mode, results=hits, total_chunks=served.count(),
             next_offset=request.offset + len(hits) if more else None, note=" ".join(notes) or None,
         )
+
+    async def list_sessions(self, request: ListSessionsRequest) -> ListSessionsResponse:
+        """Indexed sessions, latest activity first; from the ledger alone, so it answers without Ollama."""
+        from indexer.timeline import list_sessions
+
+        active = self.ledger.get_meta("active")
+        if active is None:
+            raise IndexEmpty(self._empty_message())
+        return list_sessions(self.ledger, active, request, self.settings.result_tokens)
 
     async def read_session(self, request: ReadSessionRequest) -> SessionPage:
         """Messages of one session around a message or hit, in order; from the index if the transcript is gone."""

@@ -30,8 +30,11 @@ from indexer.models import (
     MAX_OFFSET,
     MAX_READ_MESSAGES,
     MAX_TOP_K,
+    MAX_SESSIONS,
     AgentName,
     Kind,
+    ListSessionsRequest,
+    ListSessionsResponse,
     Mode,
     ModelInfo,
     ReadSessionRequest,
@@ -43,7 +46,7 @@ from indexer.models import (
 )
 from indexer.pipeline import ReindexProgress
 from indexer.service import SessionSearch
-from indexer.render import render_info, render_report, render_search, render_session
+from indexer.render import render_info, render_report, render_search, render_session, render_sessions
 
 log = logging.getLogger("session_search.server")
 T = TypeVar("T")
@@ -59,7 +62,9 @@ Filters: `project` (a path or part of one; the current working directory is a go
 `session_id`, `git_branch`, `since`/`until` (ISO dates or 7d, 2w), `kind`, `tool`, `include_subagents`, `agent`. \
 Results are snippets: call `read_session` with the session_id and the hit's chunk_id as `around` to read \
 the conversation around it, and page with offset. Each result gives its agent's resume command \
-(`claude --resume <session_id>` for Claude Code) to reopen the session. `model_info` tells whether the index is built and current; `reindex` updates it."""
+(`claude --resume <session_id>` for Claude Code) to reopen the session. Use `list_sessions`, not `search`, for questions about time rather than a \
+topic ("what did we work on yesterday", "my sessions on this repo this month"): it lists sessions newest \
+first with title, dates and first prompt, filtered by since/until, project, git_branch. `model_info` tells whether the index is built and current; `reindex` updates it."""
 
 
 @dataclass(slots=True)
@@ -218,6 +223,40 @@ def build_server(settings: Settings) -> MCPServer:
         request = _validated(ReadSessionRequest, session_id=session_id, around=around, offset=offset, limit=limit, agent_id=agent_id)
         session = await _tool_call(_index(ctx).read_session(request))
         return _result(session, render_session(session))
+
+    @server.tool(
+        title="List past sessions, newest first",
+        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+    )
+    async def list_sessions(
+        ctx: Context,
+        since: Annotated[str | None, Field(description="Sessions active from this ISO date (2026-03-01) or span back from now (7d, 2w).")] = None,
+        until: Annotated[str | None, Field(description="Sessions active up to this ISO date or span back from now.")] = None,
+        project: Annotated[str | None, Field(description="Only sessions whose project path contains this.")] = None,
+        git_branch: Annotated[str | None, Field(description="Only sessions with work on this git branch.")] = None,
+        agent: Annotated[AgentName | None, Field(description="Only sessions of this assistant: claude-code, codex or gemini-cli.")] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_SESSIONS, description="How many sessions at most.")] = 20,
+        offset: Annotated[int, Field(ge=0, description="Skip this many sessions (paging: use next_offset).")] = 0,
+    ) -> Annotated[CallToolResult, ListSessionsResponse]:
+        """A timeline of past sessions, latest activity first: when, where, title and first prompt.
+
+        Use it for questions about time ("what did we do yesterday", "sessions on this repo this
+        month"); use search for questions about a topic.
+
+        Args:
+            since: ISO date or datetime, or 7d / 2w back from now.
+            until: ISO date or datetime, or a span back from now.
+            project: Part of a project path; the current working directory narrows to this project.
+            git_branch: A branch name.
+            agent: claude-code, codex or gemini-cli.
+            limit: Sessions per page, 1 to 100.
+            offset: Sessions to skip, for the next page.
+        """
+        request = _validated(
+            ListSessionsRequest, since=since, until=until, project=project, git_branch=git_branch, agent=agent, limit=limit, offset=offset
+        )
+        response = await _tool_call(_index(ctx).list_sessions(request))
+        return _result(response, render_sessions(response))
 
     @server.tool(
         title="Update the session index",

@@ -386,7 +386,8 @@ def to_format_3(ledger: Path) -> None:
 async def test_an_index_from_before_agents_is_upgraded_in_place(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     settings = settings_for(ollama.url, home, tmp_path / "data")
     await reindex(settings)
-    queries = [("flux capacitor", {}), ("phoenix liveview", {"project": "spotter"}), ("error", {"mode": "keyword"})]
+    # top_k 5: a format-3 ledger has no titles, so more results would fit the size budget.
+    queries = [("flux capacitor", {"top_k": 5}), ("phoenix liveview", {"project": "spotter", "top_k": 5}), ("error", {"mode": "keyword", "top_k": 5})]
     before = [await search(settings, q, **f) for q, f in queries]
     assert any(before)
     to_format_3(settings.data_dir / "ledger.sqlite")

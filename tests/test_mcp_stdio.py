@@ -29,7 +29,7 @@ async def test_tools_are_listed_with_schemas_and_annotations(fixture_index: Sett
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert client.instructions and "read_session" in client.instructions
         assert len(client.instructions.encode()) < 2048
-    assert set(tools) == {"search", "read_session", "reindex", "model_info"}
+    assert set(tools) == {"search", "read_session", "reindex", "model_info", "list_sessions"}
     assert all(t.output_schema for t in tools.values())
     assert tools["search"].annotations.read_only_hint is True
     assert tools["model_info"].annotations.read_only_hint is True
@@ -112,7 +112,7 @@ def test_typescript_sdk_client_lists_tools_and_searches(fixture_index: Settings)
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
-    assert {t["name"] for t in out["tools"]} == {"search", "read_session", "reindex", "model_info"}
+    assert {t["name"] for t in out["tools"]} == {"search", "read_session", "reindex", "model_info", "list_sessions"}
     assert all(t["hasOutputSchema"] for t in out["tools"])
     (result,) = out["results"]
     assert result["isError"] is False

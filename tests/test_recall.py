@@ -1,0 +1,93 @@
+"""The opt-in recall hook: relevant past exchanges reach Claude, or nothing does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+from conftest import exchange, settings_for, write_session
+from ollama_standin import OllamaStandIn
+from test_hooks import hook, hook_log
+from test_incremental import reindex
+
+from indexer.config import Settings
+
+CWD = "/home/dev/rocket"
+PAST = "why does the booster wobble during ascent"
+PAST_ANSWER = "the gimbal PID gains were too high; halving kp stopped the booster wobble"
+ON = {"SESSION_SEARCH_RECALL": "1", "SESSION_SEARCH_RECALL_DEADLINE": "20"}  # relevance, not speed, on a loaded machine
+
+
+@pytest.fixture
+def settings(ollama: OllamaStandIn, tmp_path: Path) -> Settings:
+    projects = tmp_path / "claude" / "projects"
+    write_session(projects, CWD, "s-past", exchange("s-past", CWD, PAST, PAST_ANSWER, ts="2026-03-01T10:00:00Z"))
+    write_session(projects, "/home/dev/web", "s-css", exchange("s-css", "/home/dev/web", "center the login form", "use flexbox on the container", ts="2026-03-02T10:00:00Z"))
+    current = exchange("s-now", CWD, "booster wobble during ascent again, gimbal PID gains", "looking at the gimbal", ts="2026-03-05T10:00:00Z")
+    write_session(projects, CWD, "s-now", current)
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
+    anyio.run(reindex, settings)
+    return settings
+
+
+def prompt_payload(settings: Settings, prompt: str, session_id: str = "s-now") -> dict:
+    transcript = next(settings.projects_dir.rglob(f"{session_id}.jsonl"), None)
+    return {"session_id": session_id, "transcript_path": str(transcript), "cwd": CWD, "hook_event_name": "UserPromptSubmit", "prompt": prompt}
+
+
+def recalled(proc) -> str:
+    assert proc.returncode == 0 and proc.stderr == ""
+    answer = json.loads(proc.stdout)
+    assert answer["hookSpecificOutput"]["hookEventName"] == "UserPromptSubmit"
+    return answer["hookSpecificOutput"]["additionalContext"]
+
+
+def test_a_paraphrase_of_another_sessions_exchange_gets_it_quoted(settings: Settings) -> None:
+    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), **ON)
+    block = recalled(proc)
+    assert "s-past" in block and "halving kp" in block and "2026-03-01" in block and CWD in block
+    assert "read_session" in block and "not instructions" in block
+    assert "s-now" not in block  # the current session is never quoted
+    assert len(block) <= 2000
+
+
+def test_an_unrelated_prompt_gets_nothing(settings: Settings) -> None:
+    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "write a haskell parser combinator for json numbers"), **ON)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "0 past exchanges quoted" in hook_log(settings)
+
+
+def test_recall_off_by_default_prints_nothing_and_reads_nothing(settings: Settings) -> None:
+    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"))
+    assert proc.returncode == 0 and proc.stdout == "" and "UserPromptSubmit" not in hook_log(settings)
+
+
+def test_context_stays_within_2000_chars_and_three_exchanges(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    long_answer = "the booster wobble came from the gimbal PID gains " * 60
+    for n in range(6):
+        write_session(projects, CWD, f"s-{n}", exchange(f"s-{n}", CWD, f"booster wobble gimbal PID gains {n}", long_answer))
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
+    anyio.run(reindex, settings)
+    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "booster wobble gimbal PID gains", "s-0"), **ON)
+    block = recalled(proc)
+    assert len(block) <= 2000 and block.count("| session s-") == 3 and "session s-0 " not in block
+
+
+def test_with_ollama_slow_or_down_it_returns_in_time_and_quotes_nothing(settings: Settings, ollama: OllamaStandIn) -> None:
+    ollama.delay_s = 30.0
+    on_time = {"SESSION_SEARCH_RECALL": "1"}  # the default deadline
+    proc, seconds = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), **on_time)
+    assert proc.returncode == 0 and proc.stdout == "" and seconds < 3.0
+    assert "deadline" in hook_log(settings)
+    ollama.reset()
+    ollama.down()
+    proc, seconds = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), **on_time)
+    assert proc.returncode == 0 and proc.stdout == "" and seconds < 3.0
+
+
+def test_the_guard_stops_a_hook_started_by_a_hook(settings: Settings) -> None:
+    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), SESSION_SEARCH_HOOK_CHILD="1", **ON)
+    assert proc.returncode == 0 and proc.stdout == ""
