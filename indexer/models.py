@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -45,7 +45,35 @@ def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> 
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class SearchRequest(BaseModel):
+class _Period(BaseModel):
+    """`since` / `until` checked once for every request that takes them (subclasses declare the fields)."""
+
+    if TYPE_CHECKING:  # declared by each subclass, where they sit in its field order
+        since: str | None
+        until: str | None
+
+    @field_validator("since", "until", check_fields=False)
+    @classmethod
+    def _when(cls, value: str | None) -> str | None:
+        if value:
+            parse_when(value, end_of_day=False)
+        return value or None
+
+    @model_validator(mode="after")
+    def _since_before_until(self) -> Self:
+        since, until = self.since_epoch(), self.until_epoch()
+        if since is not None and until is not None and since > until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
+
+    def since_epoch(self) -> int | None:
+        return int(parse_when(self.since, end_of_day=False).timestamp()) if self.since else None
+
+    def until_epoch(self) -> int | None:
+        return int(parse_when(self.until, end_of_day=True).timestamp()) if self.until else None
+
+
+class SearchRequest(_Period):
     """A search over indexed sessions."""
 
     model_config = ConfigDict(extra="forbid")
@@ -71,25 +99,6 @@ class SearchRequest(BaseModel):
             raise ValueError("the query is empty")
         return value.strip()
 
-    @field_validator("since", "until")
-    @classmethod
-    def _when(cls, value: str | None) -> str | None:
-        if value:
-            parse_when(value, end_of_day=False)
-        return value or None
-
-    @model_validator(mode="after")
-    def _since_before_until(self) -> SearchRequest:
-        since, until = self.since_epoch(), self.until_epoch()
-        if since is not None and until is not None and since > until:
-            raise ValueError(f"since ({self.since}) is after until ({self.until})")
-        return self
-
-    def since_epoch(self) -> int | None:
-        return int(parse_when(self.since, end_of_day=False).timestamp()) if self.since else None
-
-    def until_epoch(self) -> int | None:
-        return int(parse_when(self.until, end_of_day=True).timestamp()) if self.until else None
 
 
 class SearchHit(BaseModel):
@@ -236,7 +245,7 @@ class ModelInfo(BaseModel):
 MAX_SESSIONS = 100
 
 
-class ListSessionsRequest(BaseModel):
+class ListSessionsRequest(_Period):
     """Which sessions to list, newest first."""
 
     model_config = ConfigDict(extra="forbid")
@@ -249,20 +258,6 @@ class ListSessionsRequest(BaseModel):
     limit: int = Field(20, ge=1, le=MAX_SESSIONS)
     offset: int = Field(0, ge=0)
 
-    _when = field_validator("since", "until")(SearchRequest._when.__func__)  # type: ignore[attr-defined]
-
-    @model_validator(mode="after")
-    def _since_before_until(self) -> ListSessionsRequest:
-        since, until = self.since_epoch(), self.until_epoch()
-        if since is not None and until is not None and since > until:
-            raise ValueError(f"since ({self.since}) is after until ({self.until})")
-        return self
-
-    def since_epoch(self) -> int | None:
-        return int(parse_when(self.since, end_of_day=False).timestamp()) if self.since else None
-
-    def until_epoch(self) -> int | None:
-        return int(parse_when(self.until, end_of_day=True).timestamp()) if self.until else None
 
 
 class SessionSummary(BaseModel):
