@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import FIXTURE_HOME, ROOT, settings_for, write_session
+from conftest import FIXTURE_HOME, settings_for, write_session
 from ollama_standin import OllamaStandIn
 from test_incremental import append, cli, reindex, stored_ids
 
@@ -22,7 +22,7 @@ from indexer.config import load_settings
 from indexer.models import ReadSessionRequest, SearchRequest, SearchResponse, SessionPage
 from indexer.service import SessionSearch
 
-AGENT_FIXTURES = ROOT.parent / "shared" / "fixtures"
+AGENT_FIXTURES = FIXTURE_HOME.parent  # beside claude-home, wherever SESSION_SEARCH_FIXTURES puts it
 CODEX_SESSION = "01996135-afde-7911-97f0-d863511eca56"  # Codex 0.39, a real session
 CODEX_REDACTED = "019e9625-802f-7e91-840a-cfe88d14117a"  # Codex 0.135, texts redacted upstream
 GEMINI_JSON = "f0a689a6-b0ac-407f-afcc-4fafa9e14e8a"  # Gemini CLI chat document

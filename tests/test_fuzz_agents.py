@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from conftest import ROOT
+from conftest import FIXTURE_HOME
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fuzz_parse import DEEP, JUNK, SPECS, WRONG_VALUES, _cut_short, _insert, _paths, _replace
@@ -22,7 +22,7 @@ from indexer.parse import Transcript
 from indexer.sources import SourceFile
 
 FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
-AGENT_FIXTURES = ROOT.parent / "shared" / "fixtures"
+AGENT_FIXTURES = FIXTURE_HOME.parent  # beside claude-home, wherever SESSION_SEARCH_FIXTURES puts it
 CODEX_LINES = [
     line.rstrip(b"\n") for path in sorted((AGENT_FIXTURES / "codex-home").rglob("*.jsonl")) for line in path.open("rb") if line.strip()
 ]
