@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 from conftest import FIXTURE_HOME, settings_for, write_session
+from test_search import run_search, read
 from ollama_standin import OllamaStandIn
 from test_incremental import append, cli, reindex, stored_ids
 
@@ -19,7 +20,7 @@ from indexer.agents import claude_code
 from indexer.config import Settings
 from indexer.errors import ConfigError
 from indexer.config import load_settings
-from indexer.models import ReadSessionRequest, SearchRequest, SearchResponse, SessionPage
+from indexer.models import SearchRequest
 from indexer.service import SessionSearch
 
 AGENT_FIXTURES = FIXTURE_HOME.parent  # beside claude-home, wherever SESSION_SEARCH_FIXTURES puts it
@@ -32,20 +33,6 @@ TITLED = "3680252d-d4e3-4416-bddd-8f5b5b4fdb7f"  # a Claude Code session with su
 QUEUED_FIXTURE = "258c7280-ae70-4798-800f-63464d01a85d"  # Claude Code 2.1.39 with queued prompts
 
 
-async def run_search(settings: Settings, **fields: object) -> SearchResponse:
-    index = SessionSearch(settings)
-    try:
-        return await index.search(SearchRequest(**fields))
-    finally:
-        await index.aclose()
-
-
-async def read(settings: Settings, **fields: object) -> SessionPage:
-    index = SessionSearch(settings)
-    try:
-        return await index.read_session(ReadSessionRequest(**fields))
-    finally:
-        await index.aclose()
 
 
 def all_agents(url: str, data_dir: Path, claude: Path = FIXTURE_HOME, codex: Path | None = None, gemini: Path | None = None, **extra: str) -> Settings:

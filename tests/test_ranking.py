@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURE_HOME, env_for
+from test_search import run_search
 from ollama_standin import OllamaStandIn
 
 from indexer.config import Settings
-from indexer.models import SearchRequest, SearchResponse
 from indexer.search import StoredHit, collapse, fuse, looks_exact, snippet, term_weights, vector_weight_for
-from indexer.service import SessionSearch
 
 CLI = [sys.executable, "-c", "import sys; from indexer.cli import main; sys.exit(main(sys.argv[1:]))"]
 GQC_ERROR = "The current branch spotter-gqc has no upstream branch"
@@ -24,13 +23,6 @@ GQC_ERROR = "The current branch spotter-gqc has no upstream branch"
 def hit(id_: str, distance: float, path: str = "a.jsonl", lines: tuple[int, int] = (1, 2), **meta: object) -> StoredHit:
     return StoredHit(id_, f"text of {id_}", {"source_path": path, "line_start": lines[0], "line_end": lines[1], **meta}, distance)
 
-
-async def run_search(settings: Settings, **fields: object) -> SearchResponse:
-    index = SessionSearch(settings)
-    try:
-        return await index.search(SearchRequest(**fields))
-    finally:
-        await index.aclose()
 
 
 # -- fusion --------------------------------------------------------------------------------------
