@@ -1,17 +1,32 @@
-"""The recall hook's relevance and speed, per similarity threshold.
+"""The recall hook's relevance, cost and speed, per similarity threshold, on two data sets.
 
-Indexes the shared transcripts with all-MiniLM-L6-v2 (served by the stand-in, as in
-bench/quality.py), then asks recall's own search (indexer.recall) for every evaluation
-question and for UNRELATED, coding prompts that have nothing to do with the transcripts:
+    PYTHONPATH=$PWD /work/main/.venv-bench/bin/python bench/recall.py quality [--keep /tmp/recall-locomo] [--json]
+    PYTHONPATH=$PWD /work/main/.venv-bench/bin/python bench/recall.py latency [--runs 30]
 
-- precision: of the prompts given context, the share whose quoted exchanges include one
-  that answers it (unrelated prompts given context count as wrong);
-- recall: of the evaluation questions, the share given an exchange that answers it;
-- quiet: of the unrelated prompts, the share given nothing.
+`quality` asks recall's own search (indexer.recall: the prompt as a vector query, the
+current session left out, at most three hits at or above the threshold, the block the hook
+prints) for related and unrelated prompts on each data set, with all-MiniLM-L6-v2 served by
+the stand-in (or its hashing vectors with --hashing):
 
-Then times `session-search hook UserPromptSubmit` as a subprocess (p50, p95).
+- fixtures: the shared transcripts (../shared/fixtures/claude-home). Related: the 59
+  evaluation questions (bench/eval/queries.jsonl); right = a quoted exchange spans a judged
+  line. Unrelated: UNRELATED (20 coding prompts written for this bench) and every 5th LoCoMo
+  question (chit-chat about people's lives, asked of a coding history).
+- locomo: each LoCoMo conversation converted and indexed as bench/locomo.py does. The
+  current session is the conversation's last one (excluded, as the hook excludes the session
+  the prompt is typed in). Related: its questions with evidence outside the current session;
+  right = a quoted exchange comes from an evidence session (and, stricter, spans an evidence
+  turn). Unrelated: the next conversation's questions (other people, other lives) and UNRELATED.
 
-    PYTHONPATH=$PWD /work/main/.venv-bench/bin/python bench/recall.py [--hashing] [--timed 30]
+Per threshold: the share of related prompts given the right exchange (recall), the share of
+unrelated prompts given anything, precision (of all prompts given context, the share given
+a right one), and what is injected when something is: characters and cl100k tokens,
+median and p95.
+
+`latency` times `session-search hook UserPromptSubmit` as a subprocess (interpreter start
+included) over the fixture index (the stand-in's hashing vectors, so the stand-in answers at
+once) with Ollama healthy, slow (30 s per request, past any deadline) and down: p50, p95,
+and the machine's load average.
 """
 
 from __future__ import annotations
@@ -25,19 +40,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import locomo  # noqa: E402
 from ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
 from quality import DEFAULT_FIXTURES, DEFAULT_QUERIES, Span, build_settings, covers, load_queries  # noqa: E402
 
-from indexer.recall import MAX_EXCHANGES, recall_request  # noqa: E402
+from indexer.chunk import count_tokens  # noqa: E402
+from indexer.config import Settings  # noqa: E402
+from indexer.models import SearchHit  # noqa: E402
+from indexer.recall import context, recall_request, relevant  # noqa: E402
 from indexer.service import SessionSearch  # noqa: E402
 
-THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+LOCOMO_AS_UNRELATED_EVERY = 5
 UNRELATED = [
     "write a python function that merges two sorted lists",
     "add a dark mode toggle to the settings page using css variables",
@@ -62,72 +84,221 @@ UNRELATED = [
 ]
 
 
-async def rankings(index: SessionSearch, prompts: list[str]) -> list[list[tuple[float, Span]]]:
-    """Recall's candidate hits per prompt: (cosine, span), best first."""
-    found = []
-    for prompt in prompts:
-        request = recall_request(prompt)
-        hits = (await index.search(request)).results if request else []
-        found.append([(h.score, Span(h.source_path, h.line_start, h.line_end)) for h in hits])
-    return found
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """One prompt's candidates as recall's search returned them, and which of them answer it."""
+
+    group: str  # "related", or the name of an unrelated group
+    current_session: str
+    hits: tuple[SearchHit, ...]
+    right: frozenset[str]  # chunk ids of hits that answer the prompt (empty for unrelated prompts)
+    exact: frozenset[str]  # stricter: chunk ids of hits that hold the answer's own line
 
 
-def quality(questions, answered, unrelated) -> list[dict[str, float]]:
-    rows = []
+async def candidates(index: SessionSearch, prompt: str) -> list[SearchHit]:
+    request = recall_request(prompt)
+    return (await index.search(request)).results if request else []
+
+
+# --------------------------------------------------------------------------- the data sets
+
+
+async def ask_fixtures(settings: Settings, conversations: Sequence[locomo.Conversation]) -> list[Asked]:
+    questions = load_queries(DEFAULT_QUERIES)
+    chit_chat = [q.question for c in conversations for q in c.questions][::LOCOMO_AS_UNRELATED_EVERY]
+    index = SessionSearch(settings)
+    try:
+        await index.reindex()
+        asked = []
+        for query in questions:
+            hits = await candidates(index, query.query)
+            right = frozenset(h.chunk_id for h in hits if any(covers(Span(h.source_path, h.line_start, h.line_end), t) for t in query.relevant))
+            asked.append(Asked("related", "none", tuple(hits), right, right))
+        for group, prompts in (("coding", UNRELATED), ("locomo questions", chit_chat)):
+            for prompt in prompts:
+                asked.append(Asked(group, "none", tuple(await candidates(index, prompt)), frozenset(), frozenset()))
+        return asked
+    finally:
+        await index.aclose()
+
+
+async def ask_conversation(conversation: locomo.Conversation, other: locomo.Conversation, settings: Settings,
+                           converted: locomo.Converted) -> list[Asked]:
+    """The conversation's own questions (related) and another's plus UNRELATED (unrelated), from its index."""
+    number_of = converted.session_numbers
+    last = max(number_of.values())
+    current = next(sid for sid, n in number_of.items() if n == last)
+    index = SessionSearch(settings)
+    try:
+        await index.reindex()
+        asked = []
+        for question in conversation.questions:
+            evidence = question.sessions - {last}
+            if not evidence:
+                continue  # nothing to recall: no evidence, or all of it in the current session
+            hits = await candidates(index, question.question)
+            right = frozenset(h.chunk_id for h in hits if number_of.get(h.session_id) in evidence)
+            lines = [converted.turn_lines[d] for d in question.evidence if d in converted.turn_lines]
+            exact = frozenset(h.chunk_id for h in hits if any(Path(h.source_path).name == f and h.line_start <= n <= h.line_end for f, n in lines))
+            asked.append(Asked("related", current, tuple(hits), right, exact))
+        for group, prompts in (("other conversation", [q.question for q in other.questions]), ("coding", UNRELATED)):
+            for prompt in prompts:
+                asked.append(Asked(group, current, tuple(await candidates(index, prompt)), frozenset(), frozenset()))
+        return asked
+    finally:
+        await index.aclose()
+
+
+def ask_locomo(conversations: Sequence[locomo.Conversation], keep: Path, standin_url: str) -> list[Asked]:
+    asked: list[Asked] = []
+    for i, conversation in enumerate(conversations):
+        where = keep / conversation.sample_id
+        converted = locomo.prepare(conversation, where)
+        settings = locomo.settings_for(standin_url, converted.claude_home, where / "data", MINILM)
+        other = conversations[(i + 1) % len(conversations)]
+        started = time.perf_counter()
+        asked += asyncio.run(ask_conversation(conversation, other, settings, converted))
+        print(f"{conversation.sample_id}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return asked
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def percentile(values: Sequence[int] | Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0
+
+
+def score(asked: Sequence[Asked], threshold: float) -> dict[str, object]:
+    """One row: what recall would inject at this threshold, and how right it is."""
+    shown = [relevant(a.hits, a.current_session, threshold) for a in asked]
+    related = [(a, s) for a, s in zip(asked, shown, strict=True) if a.group == "related"]
+    unrelated = [(a, s) for a, s in zip(asked, shown, strict=True) if a.group != "related"]
+
+    def share(pairs: list[tuple[Asked, list[SearchHit]]], test: Callable[[Asked, list[SearchHit]], bool]) -> float:
+        return round(sum(test(a, s) for a, s in pairs) / len(pairs), 3) if pairs else 0.0
+
+    right = sum(any(h.chunk_id in a.right for h in s) for a, s in related)
+    given = sum(bool(s) for s in shown)
+    blocks = [b for s in shown if (b := context(s))]
+    chars = [len(b) for b in blocks]
+    tokens = [count_tokens(b) for b in blocks]
+    row: dict[str, object] = {
+        "threshold": threshold,
+        "related_right": share(related, lambda a, s: any(h.chunk_id in a.right for h in s)),
+        "related_right_exchange": share(related, lambda a, s: any(h.chunk_id in a.exact for h in s)),
+        "related_given": share(related, lambda a, s: bool(s)),
+        "unrelated_given": share(unrelated, lambda a, s: bool(s)),
+        "precision": round(right / given, 3) if given else 1.0,
+        "injected_share": round(given / len(asked), 3),
+        "chars_p50": int(statistics.median(chars)) if chars else 0,
+        "chars_p95": percentile(chars, 0.95),
+        "tokens_p50": int(statistics.median(tokens)) if tokens else 0,
+        "tokens_p95": percentile(tokens, 0.95),
+    }
+    for group in sorted({a.group for a, _ in unrelated}):
+        row[f"unrelated_given[{group}]"] = share([(a, s) for a, s in unrelated if a.group == group], lambda a, s: bool(s))
+    return row
+
+
+def table(name: str, asked: Sequence[Asked]) -> str:
+    groups = {a.group: sum(1 for b in asked if b.group == a.group) for a in asked}
+    lines = [f"### {name}: " + ", ".join(f"{n} {g}" for g, n in groups.items()), "",
+             "| threshold | related given the right session | … the right exchange | unrelated given anything | precision | chars p50/p95 | tokens p50/p95 | prompts injected |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for threshold in THRESHOLDS:
-        given = right = quiet = 0
-        for query, hits in zip(questions, answered, strict=True):
-            shown = [span for score, span in hits if score >= threshold][:MAX_EXCHANGES]
-            given += bool(shown)
-            right += any(covers(span, t) for span in shown for t in query.relevant)
-        for hits in unrelated:
-            shown = [span for score, span in hits if score >= threshold][:MAX_EXCHANGES]
-            given += bool(shown)
-            quiet += not shown
-        rows.append({"threshold": threshold, "precision": round(right / given, 3) if given else 1.0, "recall": round(right / len(questions), 3),
-                     "quiet": round(quiet / len(unrelated), 3), "given": given})
-    return rows
+        r = score(asked, threshold)
+        lines.append(f"| {threshold:.2f} | {r['related_right']:.3f} | {r['related_right_exchange']:.3f} | {r['unrelated_given']:.3f} | "
+                     f"{r['precision']:.3f} | {r['chars_p50']}/{r['chars_p95']} | {r['tokens_p50']}/{r['tokens_p95']} | {r['injected_share']:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
-def timed(settings, prompts: list[str], runs: int) -> tuple[float, float]:
-    env = {**os.environ, "OLLAMA_HOST": settings.ollama_host, "SESSION_SEARCH_CLAUDE_DIR": str(settings.claude_dir),
-           "SESSION_SEARCH_DATA_DIR": str(settings.data_dir), "SESSION_SEARCH_MODEL": MINILM, "SESSION_SEARCH_RECALL": "1",
-           "PYTHONPATH": str(ROOT)}
+def run_quality(args: argparse.Namespace) -> int:
+    conversations = locomo.load()[: args.conversations]
+    real = {} if args.hashing else {MINILM: minilm_backend()}
+    with OllamaStandIn(real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-recall-") as tmp:
+        keep = (args.keep / ("hashing" if args.hashing else "minilm")) if args.keep else Path(tmp)
+        sets = {
+            "fixtures": asyncio.run(ask_fixtures(build_settings(standin.url, DEFAULT_FIXTURES, Path(tmp) / "fixtures"), conversations)),
+            "locomo": ask_locomo(conversations, keep, standin.url),
+        }
+    if args.json:
+        for name, asked in sets.items():
+            for threshold in THRESHOLDS:
+                print(json.dumps({"set": name} | score(asked, threshold)))
+    else:
+        backend = "the stand-in's hashing vectors" if args.hashing else "all-MiniLM-L6-v2 via the stand-in"
+        print(f"## Recall per threshold ({backend})\n")
+        for name, asked in sets.items():
+            print(table(name, asked))
+    return 0
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def hook_seconds(env: dict[str, str], prompts: Sequence[str], runs: int) -> list[float]:
     command = [sys.executable, "-c", "import sys; from indexer.cli import main; sys.exit(main())", "hook", "UserPromptSubmit"]
     seconds = []
     for i in range(runs):
         payload = json.dumps({"session_id": "none", "prompt": prompts[i % len(prompts)], "hook_event_name": "UserPromptSubmit"})
         started = time.monotonic()
-        subprocess.run(command, input=payload, capture_output=True, text=True, env=env, timeout=60, check=True)
+        proc = subprocess.run(command, input=payload, capture_output=True, text=True, env=env, timeout=60, check=False)
         seconds.append(time.monotonic() - started)
-    seconds.sort()
-    return statistics.median(seconds), seconds[min(len(seconds) - 1, int(0.95 * len(seconds)))]
+        if proc.returncode != 0 or proc.stderr:
+            raise SystemExit(f"the hook failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+        if proc.stdout:
+            answer = json.loads(proc.stdout)
+            assert len(answer["hookSpecificOutput"]["additionalContext"]) <= 2000
+    return seconds
+
+
+def run_latency(args: argparse.Namespace) -> int:
+    prompts = [q.query for q in load_queries(DEFAULT_QUERIES)] + UNRELATED
+    with OllamaStandIn() as standin, tempfile.TemporaryDirectory(prefix="ss-recall-") as tmp:
+        settings = build_settings(standin.url, DEFAULT_FIXTURES, Path(tmp))
+
+        async def build() -> None:
+            index = SessionSearch(settings)
+            try:
+                await index.reindex()
+            finally:
+                await index.aclose()
+
+        asyncio.run(build())
+        env = {**os.environ, "OLLAMA_HOST": settings.ollama_host, "SESSION_SEARCH_CLAUDE_DIR": str(settings.claude_dir),
+               "SESSION_SEARCH_DATA_DIR": str(settings.data_dir), "SESSION_SEARCH_MODEL": MINILM, "SESSION_SEARCH_RECALL": "1",
+               "SESSION_SEARCH_RECALL_MIN_SIMILARITY": "0", "PYTHONPATH": str(ROOT)}  # 0: every healthy run prints a block
+        hook_seconds(env, prompts, 2)  # warm the page cache
+        rows = {}
+        for case in args.cases.split(","):
+            standin.reset()
+            if case == "slow":
+                standin.delay_s = 30.0
+            elif case == "down":
+                standin.down()
+            load_before = os.getloadavg()[0]
+            seconds = sorted(hook_seconds(env, prompts, args.runs))
+            rows[case] = {"runs": args.runs, "p50_s": round(statistics.median(seconds), 3), "p95_s": round(percentile(seconds, 0.95), 3),
+                          "max_s": round(seconds[-1], 3), "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+            print(json.dumps({"case": case} | rows[case]), flush=True)
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hashing", action="store_true", help="the stand-in's lexical vectors instead of MiniLM")
-    parser.add_argument("--timed", type=int, default=30, help="hook runs to time")
+    commands = parser.add_subparsers(dest="command", required=True)
+    quality = commands.add_parser("quality", help="relevance and cost per threshold, fixtures and LoCoMo")
+    quality.add_argument("--hashing", action="store_true", help="the stand-in's lexical vectors instead of MiniLM")
+    quality.add_argument("--keep", type=Path, help="keep LoCoMo's indexed conversations here (reused next time)")
+    quality.add_argument("--conversations", type=int, help="only the first N LoCoMo conversations")
+    quality.add_argument("--json", action="store_true", help="one JSON row per set and threshold")
+    latency = commands.add_parser("latency", help="the hook's time as a subprocess, Ollama healthy, slow and down")
+    latency.add_argument("--runs", type=int, default=30)
+    latency.add_argument("--cases", default="healthy,slow,down")
     args = parser.parse_args()
-    questions = load_queries(DEFAULT_QUERIES)
-    real = {} if args.hashing else {MINILM: minilm_backend()}
-    with OllamaStandIn(real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-recall-") as tmp:
-        settings = build_settings(standin.url, DEFAULT_FIXTURES, Path(tmp))
-
-        async def run():
-            index = SessionSearch(settings)
-            try:
-                await index.reindex()
-                return await rankings(index, [q.query for q in questions]), await rankings(index, UNRELATED)
-            finally:
-                await index.aclose()
-
-        answered, unrelated = asyncio.run(run())
-        for row in quality(questions, answered, unrelated):
-            print(json.dumps(row))
-        p50, p95 = timed(settings, [q.query for q in questions] + UNRELATED, args.timed)
-        print(json.dumps({"hook_p50_s": round(p50, 3), "hook_p95_s": round(p95, 3), "runs": args.timed}))
-    return 0
+    return run_quality(args) if args.command == "quality" else run_latency(args)
 
 
 if __name__ == "__main__":
