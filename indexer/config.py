@@ -143,7 +143,7 @@ class Settings(BaseModel):
     exclude: list[str] = Field([], description="Globs of projects (cwd), session ids or transcript paths never to index.")
     recall: bool = Field(False, description="The UserPromptSubmit hook quotes relevant past exchanges to Claude.")
     recall_min_similarity: float = Field(0.5, ge=0, le=1, description="Cosine similarity a past exchange needs to be quoted by recall.")
-    recall_deadline_s: float = Field(1.2, gt=0, le=30, description="Seconds recall may search; past it, nothing is quoted.")
+    recall_deadline_s: float = Field(1.3, gt=0, le=30, description="Seconds from the hook process's start by which recall must have its answer; past it, nothing is quoted.")
     codex_dir: Path = Field(default_factory=default_codex_dir, description="Codex CLI home; rollouts are under <dir>/sessions.")
     gemini_dir: Path = Field(default_factory=default_gemini_dir, description="Gemini CLI home; chats are under <dir>/tmp.")
     agents: list[str] | None = Field(None, description="Which agents' sessions to index; default: every agent whose folder exists.")

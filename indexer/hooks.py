@@ -102,21 +102,39 @@ def index_session(settings: Settings, event: dict[str, Any]) -> None:
     anyio.run(run)
 
 
+def recall_switch(settings: Settings) -> str | None:
+    """The setting that turned recall on, for hooks.log; None when it is off."""
+    if os.environ.get(PLUGIN_RECALL_OPTION, "").lower() in ("1", "true", "yes", "on"):
+        return f"the plugin's recall option ({PLUGIN_RECALL_OPTION})"
+    return "SESSION_SEARCH_RECALL or the config file" if settings.recall else None
+
+
 def recall_on(settings: Settings) -> bool:
-    return settings.recall or os.environ.get(PLUGIN_RECALL_OPTION, "").lower() in ("1", "true", "yes", "on")
+    return recall_switch(settings) is not None
 
 
-def recall_context(settings: Settings, event: dict[str, Any]) -> str | None:
+def process_age_s() -> float:
+    """Seconds since this process started, as the kernel counts them (Linux); 0 where it does not say.
+
+    Recall's deadline counts from here, so the interpreter's start and the imports before
+    run_hook (slow on a loaded machine) are inside the 1.5 s, not on top of it.
+    """
+    try:
+        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started_s = int(after_name[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in ticks since boot
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started_s)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
+def recall_context(settings: Settings, event: dict[str, Any], deadline: float) -> str | None:
     """Past exchanges like the prompt, as the additionalContext block; None for none.
 
-    The search runs in a daemon thread with its own deadline, so a slow Ollama (or a slow
-    first Chroma open) costs at most settings.recall_deadline_s (1.2 s by default: with the interpreter's start,
-    about 0.25 s, the hook stays within 1.5 s), after which nothing is quoted.
+    The search (and every import it needs: chromadb alone is most of the time) runs in a
+    daemon thread; at `deadline` (time.monotonic) the hook leaves with nothing quoted,
+    whatever Ollama or Chroma are doing.
     """
-    import anyio
-
-    from indexer.recall import context, recall_request, relevant
-    from indexer.service import SessionSearch
+    from indexer.recall import recall_request
 
     prompt = event.get("prompt")
     request = recall_request(prompt) if isinstance(prompt, str) else None
@@ -124,31 +142,36 @@ def recall_context(settings: Settings, event: dict[str, Any]) -> str | None:
         return None
     found: list[str | None] = []
 
-    async def search() -> None:
-        # No reranker: its scores would replace the cosine the threshold is set on (and cost time).
-        index = SessionSearch(settings.model_copy(update={"rerank_url": None}))
-        try:
-            response = await index.search(request)
-            hits = relevant(response.results, str(event.get("session_id") or ""), settings.recall_min_similarity)
-            found.append(context(hits))
-            log.info("UserPromptSubmit: %d past exchanges quoted (best similarity %.3f)", len(hits), response.results[0].score if response.results else 0)
-        finally:
-            await index.aclose()
-
     def work() -> None:
         try:
+            import anyio
+
+            from indexer.recall import context, relevant
+            from indexer.service import SessionSearch
+
+            async def search() -> None:
+                # No reranker: its scores would replace the cosine the threshold is set on (and cost time).
+                index = SessionSearch(settings.model_copy(update={"rerank_url": None}))
+                try:
+                    response = await index.search(request)
+                    hits = relevant(response.results, str(event.get("session_id") or ""), settings.recall_min_similarity)
+                    found.append(context(hits))
+                    best = response.results[0].score if response.results else 0
+                    log.info("UserPromptSubmit: %d past exchanges quoted (best similarity %.3f)", len(hits), best)
+                finally:
+                    await index.aclose()
+
             anyio.run(search)
         except SessionSearchError as exc:
             log.info("UserPromptSubmit: nothing recalled: %s", exc)
         except Exception:
             log.exception("UserPromptSubmit: recall failed")
 
-    started = time.monotonic()
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
-    thread.join(settings.recall_deadline_s)
+    thread.join(max(0.0, deadline - time.monotonic()))
     if thread.is_alive():
-        log.info("UserPromptSubmit: no recall, the search passed its %.1f s deadline", time.monotonic() - started)
+        log.info("UserPromptSubmit: no recall, the search passed its deadline (%.2f s after the hook started)", process_age_s())
         logging.shutdown()
         # Leave now: letting the interpreter finalize under a thread still inside Chroma's
         # native code crashed it (SIGSEGV) in the bench; exit 0 prints nothing, as meant.
@@ -172,6 +195,7 @@ def run_hook(event_name: str, stdin: Any = sys.stdin) -> int:
         return 0  # no data dir to log to; `session-search info` shows the setting error
     if event_name == "UserPromptSubmit" and not recall_on(settings):
         return 0  # off (the default): at once, nothing read, nothing printed
+    deadline = time.monotonic() + settings.recall_deadline_s - process_age_s()
     _log_to_file(settings.data_dir)
     event = _read_event(stdin)
     try:
@@ -180,7 +204,8 @@ def run_hook(event_name: str, stdin: Any = sys.stdin) -> int:
         elif event_name == "Stop":
             index_session(settings, event)
         elif event_name == "UserPromptSubmit":
-            if block := recall_context(settings, event):
+            log.info("UserPromptSubmit: recall is on (%s)", recall_switch(settings))
+            if block := recall_context(settings, event, deadline):
                 _print_context(block)
         else:
             log.warning("unknown hook event %r; nothing done", event_name)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anyio
 import pytest
-from conftest import exchange, settings_for, write_session
+from conftest import ROOT, env_for, exchange, settings_for, write_session
 from ollama_standin import OllamaStandIn
 from test_hooks import hook, hook_log
+from test_mcp_stdio import COMMAND
 from test_incremental import reindex
 
 from indexer.config import Settings
@@ -91,3 +97,68 @@ def test_with_ollama_slow_or_down_it_returns_in_time_and_quotes_nothing(settings
 def test_the_guard_stops_a_hook_started_by_a_hook(settings: Settings) -> None:
     proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), SESSION_SEARCH_HOOK_CHILD="1", **ON)
     assert proc.returncode == 0 and proc.stdout == ""
+
+
+CLAUDE = ROOT / "tests" / "claude" / "node_modules" / ".bin" / "claude"
+PARAPHRASE = "the booster wobble in ascent, was it the gimbal PID gains?"
+
+
+class _MessagesAPI(BaseHTTPRequestHandler):
+    """Anthropic's API as far as this test needs: keep each request's body, refuse it (400)."""
+
+    bodies: list[str]
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+        answer = json.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": "test"}}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def messages_api() -> Iterator[tuple[str, list[str]]]:
+    bodies: list[str] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("API", (_MessagesAPI,), {"bodies": bodies}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", bodies
+    server.shutdown()
+    server.server_close()
+
+
+def claude_code_asks(settings: Settings, home: Path, api_url: str, *config: str) -> list[dict]:
+    """Install the plugin (`--config KEY=VALUE` options) into a fresh Claude Code home, send one prompt; the session's records."""
+    env = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "HOME": str(home),
+           "PATH": f"{Path(COMMAND).parent}:{os.environ['PATH']}", "SESSION_SEARCH_RECALL_DEADLINE": "20",
+           "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+           "ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": api_url}
+    for args in (["plugin", "marketplace", "add", str(ROOT)], ["plugin", "install", "session-search@session-search", *config]):
+        proc = subprocess.run([str(CLAUDE), *args], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    subprocess.run([str(CLAUDE), "-p", PARAPHRASE], capture_output=True, text=True, env=env, cwd=home, timeout=120)
+    transcript = next((home / ".claude" / "projects").rglob("*.jsonl"))
+    return [json.loads(line) for line in transcript.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.skipif(not CLAUDE.exists(), reason="run `npm ci --prefix tests/claude` first (.ci/run does)")
+def test_the_plugins_recall_option_turns_recall_on_in_claude_code(
+    settings: Settings, tmp_path: Path, messages_api: tuple[str, list[str]]
+) -> None:
+    """Claude Code exports the plugin option to the hook (CLAUDE_PLUGIN_OPTION_RECALL); the quote reaches the model's request."""
+    api_url, bodies = messages_api
+    claude_code_asks(settings, tmp_path / "off", api_url)  # the option left at its default: off
+    assert "UserPromptSubmit" not in hook_log(settings)
+    assert [b for b in bodies if "gimbal PID gains?" in b] and not any("halving kp" in b for b in bodies)
+    bodies.clear()
+    records = claude_code_asks(settings, tmp_path / "on", api_url, "--config", "recall=true")
+    assert "UserPromptSubmit: recall is on (the plugin's recall option (CLAUDE_PLUGIN_OPTION_RECALL))" in hook_log(settings)
+    hook_runs = [r["attachment"] for r in records if r.get("type") == "attachment" and r["attachment"].get("hookEvent") == "UserPromptSubmit"]
+    if any(run.get("timedOut") for run in hook_runs):
+        pytest.skip("the hook ran with recall on, but passed Claude Code's 5 s hook timeout on this loaded machine: the request was not checked")
+    asked = [b for b in bodies if "gimbal PID gains?" in b]
+    assert asked and all("halving kp" in b and "s-past" in b for b in asked)
