@@ -11,10 +11,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import FIXTURE_HOME, settings_for, write_session
-from test_search import run_search, read
-from ollama_standin import OllamaStandIn
-from test_incremental import append, cli, reindex, stored_ids
+from support.calls import read, reindex, run_search, stored_ids
+from support.env import settings_for
+from support.home import append, write_session
+from support.ollama_standin import OllamaStandIn
+from support.paths import FIXTURE_HOME
+from support.processes import cli
 
 from indexer.agents import claude_code
 from indexer.config import Settings
@@ -22,6 +24,8 @@ from indexer.errors import ConfigError
 from indexer.config import load_settings
 from indexer.models import SearchRequest
 from indexer.service import SessionSearch
+
+pytestmark = pytest.mark.usefixtures("transcripts")  # they read the shared transcripts
 
 AGENT_FIXTURES = FIXTURE_HOME.parent  # beside claude-home, wherever SESSION_SEARCH_FIXTURES puts it
 CODEX_SESSION = "01996135-afde-7911-97f0-d863511eca56"  # Codex 0.39, a real session

@@ -5,21 +5,20 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from conftest import env_for, exchange, settings_for, write_session
 from mcp import Client
-from ollama_standin import OllamaStandIn
+from support.chroma import free_port, wait_for_chroma
+from support.env import env_for, settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
 
 from indexer.config import load_settings
 from indexer.errors import ConfigError
@@ -30,23 +29,6 @@ SESSION_SEARCH = str(Path(sys.executable).parent / "session-search")
 
 def child_env(env: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("SESSION_SEARCH_") and k != "OLLAMA_HOST"}, **env}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_chroma(url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    pytest.fail(f"chroma run did not start within {timeout_s:g} s")
 
 
 @pytest.fixture(scope="module")

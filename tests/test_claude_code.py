@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from test_mcp_stdio import COMMAND
+from support.paths import ROOT
+from support.processes import COMMAND
 
 CLAUDE = ROOT / "tests" / "claude" / "node_modules" / ".bin" / "claude"
 

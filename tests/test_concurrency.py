@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 import anyio
-from conftest import env_for, exchange, settings_for, write_session
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_incremental import reindex
-from test_mcp_stdio import COMMAND, server_params
+from support.calls import reindex
+from support.env import env_for, settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import COMMAND, server_params
 
 PHRASE = "quasar telemetry pipeline backpressure"
 

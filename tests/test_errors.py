@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import env_for, exchange, settings_for, write_session
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_mcp_stdio import server_params
+from support.env import env_for, settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import server_params
 
 from indexer.config import Settings
 from indexer.lock import WriterLock
@@ -170,7 +171,7 @@ async def test_search_before_any_index_says_to_reindex(settings: Settings) -> No
 def test_cli_reports_ollama_down_in_one_line(settings: Settings, ollama: OllamaStandIn) -> None:
     import subprocess
 
-    from test_mcp_stdio import COMMAND
+    from support.processes import COMMAND
 
     ollama.down()
     env = {**env_for(ollama.url, settings.claude_dir, settings.data_dir), "PATH": "/usr/bin:/bin"}

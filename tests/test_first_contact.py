@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_HOME, env_for, exchange, settings_for, write_session
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_faults import chroma_server  # noqa: F401 - a fixture (ruff: F811 below)
-from test_mcp_stdio import COMMAND, server_params
+from support.env import env_for, settings_for
+from support.home import claude_home, exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import COMMAND, server_params
 
 from indexer.config import Settings
 from indexer.models import ReindexOptions, SearchRequest
@@ -329,7 +329,7 @@ async def _search(settings: Settings, query: str) -> list[str]:
 
 
 async def test_switching_the_chroma_url_and_back_rebuilds_instead_of_looping(
-    settings: Settings, home: Path, tmp_path: Path, chroma_server  # noqa: F811
+    settings: Settings, home: Path, tmp_path: Path, chroma_server
 ) -> None:  # noqa: ANN001
     await reindex(settings)
     chroma_server()
@@ -347,7 +347,7 @@ async def test_switching_the_chroma_url_and_back_rebuilds_instead_of_looping(
 
 
 def test_an_unreachable_chroma_url_fails_reindex_in_one_line(settings: Settings) -> None:
-    from test_chroma_server import free_port
+    from support.chroma import free_port
 
     env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
     assert run_cli(env, "reindex").returncode == 0
@@ -371,8 +371,7 @@ def _chroma_ids(data: Path) -> tuple[object, set[str]]:
 
 
 def test_doctor_reports_every_fact_and_repair_restores_a_broken_store(ollama: OllamaStandIn, tmp_path: Path) -> None:
-    home = tmp_path / "claude"
-    shutil.copytree(FIXTURE_HOME / "projects" / "-path-to-Demo", home / "projects" / "-path-to-Demo")
+    home = claude_home(tmp_path / "claude", "-path-to-Demo")
     env = env_for(ollama.url, home, tmp_path / "data")
     assert run_cli(env, "reindex").returncode == 0
     _, clean = _chroma_ids(tmp_path / "data")

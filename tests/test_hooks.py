@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import env_for, exchange, settings_for, write_session
-from ollama_standin import OllamaStandIn
-from test_incremental import reindex, search
-from test_mcp_stdio import COMMAND
+from support.calls import reindex, search
+from support.env import env_for, settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import COMMAND, hook, hook_log
 
 from indexer.config import Settings
 from indexer.lock import WriterLock
@@ -31,18 +32,6 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(ollama: OllamaStandIn, home: Path, tmp_path: Path) -> Settings:
     return settings_for(ollama.url, home, tmp_path / "data")
-
-
-def hook(settings: Settings, event: str, payload: dict, **env: str) -> tuple[subprocess.CompletedProcess, float]:
-    environ = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "PATH": os.environ["PATH"], **env}
-    started = time.monotonic()
-    proc = subprocess.run([COMMAND, "hook", event], input=json.dumps(payload), capture_output=True, text=True, env=environ, timeout=60)
-    return proc, time.monotonic() - started
-
-
-def hook_log(settings: Settings) -> str:
-    path = settings.data_dir / "hooks.log"
-    return path.read_text() if path.exists() else ""
 
 
 def alive(pid: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -12,15 +11,15 @@ import time
 from pathlib import Path
 
 import anyio
-import chromadb
 import pytest
-from chromadb.config import Settings as ChromaSettings
-from conftest import FIXTURE_HOME, env_for, exchange, settings_for, write_session
-from ollama_standin import OllamaStandIn
-from test_mcp_stdio import COMMAND
+from support.calls import reindex, search, stored_ids
+from support.env import env_for, settings_for
+from support.home import append, claude_home, exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import COMMAND, cli
 
 from indexer.config import Settings
-from indexer.models import ReindexOptions, ReindexReport, SearchRequest
+from indexer.models import ReindexOptions, SearchRequest
 from indexer.service import SessionSearch
 
 SPOTTER = "projects/-home-marco-projects-spotter/55604662-cf2a-4331-851a-ec234028f8ca.jsonl"
@@ -29,42 +28,7 @@ SPOTTER = "projects/-home-marco-projects-spotter/55604662-cf2a-4331-851a-ec23402
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A writable copy of the real transcripts."""
-    copy = tmp_path / "claude"
-    shutil.copytree(FIXTURE_HOME / "projects", copy / "projects")
-    return copy
-
-
-async def reindex(settings: Settings, **options: object) -> ReindexReport:
-    index = SessionSearch(settings)
-    try:
-        return await index.reindex(ReindexOptions(**options))
-    finally:
-        await index.aclose()
-
-
-async def search(settings: Settings, query: str, **filters: object) -> list[str]:
-    index = SessionSearch(settings)
-    try:
-        response = await index.search(SearchRequest(query=query, **filters))
-    finally:
-        await index.aclose()
-    return [hit.session_id for hit in response.results]
-
-
-def stored_ids(data_dir: Path) -> set[str]:
-    """Every chunk id in the served collection, read straight from Chroma."""
-    with sqlite3.connect(data_dir / "ledger.sqlite") as db:
-        (active,) = db.execute("SELECT value FROM meta WHERE key = 'active'").fetchone()
-    client = chromadb.PersistentClient(str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    try:
-        return set(client.get_collection(active).get(include=[])["ids"])
-    finally:
-        chromadb.api.shared_system_client.SharedSystemClient.clear_system_cache()
-
-
-def append(path: Path, records: list[dict]) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in records)
+    return claude_home(tmp_path / "claude", all_projects=True)
 
 
 async def test_an_appended_exchange_is_the_only_thing_embedded(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
@@ -172,10 +136,6 @@ async def wait_for_building(data_dir: Path, files: int, timeout_s: float = 60) -
             return
         await anyio.sleep(0.05)
     raise AssertionError("the migration never got going")
-
-
-def cli(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.Popen:
-    return subprocess.Popen([COMMAND, "reindex", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
 
 
 @pytest.mark.parametrize("kill_after_s", [0.8, 1.6, 2.6])

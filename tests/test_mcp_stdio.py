@@ -5,23 +5,18 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, env_for
-from mcp import Client, StdioServerParameters
+from mcp import Client
+from support.env import env_for
+from support.paths import ROOT
+from support.processes import COMMAND, server_params
 
 from indexer.config import Settings
 
 SESSION_WITH_PHRASE = "55604662-cf2a-4331-851a-ec234028f8ca"
 PHRASE = "mix phx.server doesnt seem to start"
-COMMAND = shutil.which("session-search", path=str(Path(sys.executable).parent)) or "session-search"
-
-
-def server_params(settings: Settings, *args: str) -> StdioServerParameters:
-    env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
-    return StdioServerParameters(command=COMMAND, args=["serve", *args], env=env)
 
 
 async def test_tools_are_listed_with_schemas_and_annotations(fixture_index: Settings) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import exchange, settings_for, write_session
-from ollama_standin import OllamaStandIn
-from test_hooks import hook, hook_log
-from test_incremental import reindex
+from support.calls import reindex
+from support.env import settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import hook, hook_log
 
 from indexer.config import Settings
 

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import settings_for, write_session
-from ollama_standin import OllamaStandIn
-from secrets_corpus import FALSE_POSITIVE_SAMPLES, PLANTED
-from test_incremental import reindex, search
+from support.calls import reindex, search
+from support.env import settings_for
+from support.home import write_session
+from support.ollama_standin import OllamaStandIn
+from support.secrets_corpus import FALSE_POSITIVE_SAMPLES, PLANTED
 
 from indexer.config import Settings
 from indexer.models import ReadSessionRequest

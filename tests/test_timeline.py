@@ -9,10 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, env_for
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_mcp_stdio import COMMAND, server_params
+from support.env import env_for
+from support.ollama_standin import OllamaStandIn
+from support.paths import ROOT
+from support.processes import COMMAND, server_params
 
 from indexer.config import Settings
 
