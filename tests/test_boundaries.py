@@ -37,6 +37,7 @@ def home(tmp_path: Path) -> Path:
     return claude_home(tmp_path / "claude", "-home-marco-projects-spotter")
 
 
+@pytest.mark.slow
 async def test_indexing_serving_and_hooks_never_write_in_the_claude_dir(ollama: OllamaStandIn, home: Path, tmp_path: Path) -> None:
     before = snapshot(home)
     settings = settings_for(ollama.url, home, tmp_path / "data")

@@ -49,6 +49,7 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 async def test_index_and_search_through_a_chroma_server(chroma_url: str, ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
     write_session(projects, "/srv/api", "s-hnsw", exchange("s-hnsw", "/srv/api", "what HNSW settings did we pick", "ef_search 100 and max_neighbors 16"))
@@ -64,6 +65,7 @@ async def test_index_and_search_through_a_chroma_server(chroma_url: str, ollama:
     assert not (tmp_path / "data" / "chroma").exists()  # nothing embedded was created
 
 
+@pytest.mark.slow
 async def test_an_unreachable_chroma_server_is_a_clear_error(ollama: OllamaStandIn, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     (tmp_path / "claude" / "projects").mkdir(parents=True)  # a Claude home with no session yet
@@ -137,6 +139,7 @@ def proxy(chroma_url: str) -> Iterator[_HeaderCheckingProxy]:
     server.server_close()
 
 
+@pytest.mark.slow
 def test_a_hosted_chroma_behind_an_auth_proxy_takes_the_key_tenant_and_database(
     proxy: _HeaderCheckingProxy, chroma_url: str, ollama: OllamaStandIn, tmp_path: Path
 ) -> None:
@@ -166,6 +169,7 @@ def test_a_hosted_chroma_behind_an_auth_proxy_takes_the_key_tenant_and_database(
     assert KEY not in run.stderr + found.stderr + info.stdout + info.stderr
 
 
+@pytest.mark.slow
 def test_a_wrong_key_is_refused_with_one_clear_line_that_never_shows_a_key(proxy: _HeaderCheckingProxy, ollama: OllamaStandIn, tmp_path: Path) -> None:
     wrong = "ck-wrong-0000aaaa"
     env = env_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_CHROMA_URL=proxy.url,

@@ -138,6 +138,7 @@ async def test_nan_for_one_input_is_skipped_then_retried(clean_ids: set[str], ol
     assert await ids_of(settings) == clean_ids
 
 
+@pytest.mark.slow
 async def test_chroma_server_killed_mid_reindex_and_restarted(
     clean_ids: set[str], ollama: OllamaStandIn, home: Path, tmp_path: Path, chroma_server: Callable
 ) -> None:

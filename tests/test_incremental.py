@@ -17,6 +17,7 @@ from support.env import env_for, settings_for
 from support.home import append, claude_home, exchange, write_session
 from support.ollama_standin import OllamaStandIn
 from support.processes import COMMAND, cli
+from support.wait import wait_until
 
 from indexer.config import Settings
 from indexer.models import ReindexOptions, SearchRequest
@@ -110,6 +111,7 @@ async def test_deleted_transcripts_stay_searchable_until_pruned(ollama: OllamaSt
     assert "old" not in await search(settings, "zeppelin migration plan")
 
 
+@pytest.mark.slow
 def test_dry_run_counts_without_ollama_or_writes(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     ollama.down()
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin"}
@@ -138,14 +140,17 @@ async def wait_for_building(data_dir: Path, files: int, timeout_s: float = 60) -
     raise AssertionError("the migration never got going")
 
 
-@pytest.mark.parametrize("kill_after_s", [0.8, 1.6, 2.6])
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after_calls", [0, 10, 30])
 def test_sigkill_at_any_point_then_resume_equals_a_clean_build(
-    kill_after_s: float, home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
+    kill_after_calls: int, home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
 ) -> None:
     ollama.delay_s = 0.08  # a slow embedder, so the kill lands mid-run
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
+    calls = ollama.embed_calls
     proc = cli(env)
-    time.sleep(kill_after_s)
+    # Before the first batch, or once the embedder has answered that many: a point in the run, not a guess at timing.
+    wait_until(lambda: ollama.embed_calls - calls >= kill_after_calls or proc.poll() is not None, 120)
     writers = children_of(proc.pid)  # the Chroma writer, once it has started
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -170,27 +175,26 @@ def children_of(pid: int) -> list[int]:
 
 
 def gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             return True
-        if state == "Z":
-            return True  # exited; only its parent (init, after the kill) has not reaped it yet
-        time.sleep(0.1)
-    return False
+        return state == "Z"  # exited; only its parent (init, after the kill) has not reaped it yet
+
+    return wait_until(gone, seconds, poll_s=0.1)
 
 
+@pytest.mark.slow
 async def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
     home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
 ) -> None:
     ollama.delay_s = 0.08
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
     proc = cli(env)
-    deadline = time.monotonic() + 30
-    while not (writers := children_of(proc.pid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: children_of(proc.pid), 30)
+    writers = children_of(proc.pid)
     assert writers, "a big first run writes Chroma from a child process"
     await wait_for_building(tmp_path / "data", files=2)  # mid-run, observably: not a guess at timing
     for pid in writers:
@@ -203,6 +207,7 @@ async def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
     assert stored_ids(tmp_path / "data") == stored_ids(fixture_index.data_dir)
 
 
+@pytest.mark.slow
 async def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings) -> None:
     """Ctrl-C on a terminal reaches the whole process group, the chroma-writer child included."""
     ollama.delay_s = 0.08
@@ -218,11 +223,13 @@ async def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(home: Path, ollama
     assert stored_ids(tmp_path / "data") == stored_ids(fixture_index.data_dir)
 
 
+@pytest.mark.slow
 def test_a_second_reindex_is_refused_with_the_holders_pid(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     ollama.delay_s = 0.1
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    calls = ollama.embed_calls
     first = cli(env)
-    time.sleep(1.0)
+    wait_until(lambda: ollama.embed_calls > calls, 60)  # embedding, so it holds the writer lock
     second = subprocess.run([COMMAND, "reindex"], capture_output=True, text=True, env=env, timeout=60)
     first.kill()
     first.wait()
@@ -230,6 +237,7 @@ def test_a_second_reindex_is_refused_with_the_holders_pid(home: Path, ollama: Ol
     assert f"already running (pid {first.pid})" in second.stderr
 
 
+@pytest.mark.slow
 async def test_interrupted_migration_leaves_the_old_index_serving(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     data = tmp_path / "data"
     await reindex(settings_for(ollama.url, home, data))

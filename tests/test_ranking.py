@@ -174,6 +174,7 @@ def test_rerank_settings_are_checked(tmp_path: Path) -> None:
 # -- the command line ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_search_takes_a_mode(fixture_index: Settings, standin_server: OllamaStandIn) -> None:
     env = {**os.environ, **env_for(standin_server.url, FIXTURE_HOME, fixture_index.data_dir)}
     answers = {}

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from support.wait import wait_until
 
@@ -28,7 +29,8 @@ def chroma_up(url: str) -> bool:
 
 
 def wait_for_chroma(url: str, timeout_s: float = 60) -> None:
-    wait_until(lambda: chroma_up(url), timeout_s, f"chroma run did not start within {timeout_s:g} s", poll_s=0.2)
+    if not wait_until(lambda: chroma_up(url), timeout_s, poll_s=0.2):
+        pytest.fail(f"chroma run did not start within {timeout_s:g} s")
 
 
 def start_chroma(path: Path, port: int) -> subprocess.Popen:

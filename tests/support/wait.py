@@ -1,7 +1,11 @@
-"""Waiting on observable state instead of sleeping a guessed time."""
+"""Waiting on observable state instead of sleeping a guessed time.
+
+Both return whether the state was reached, so the test's own assert says what failed.
+"""
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 
@@ -10,24 +14,25 @@ import anyio
 POLL_S = 0.05
 
 
-def wait_until(predicate: Callable[[], object], timeout_s: float, message: str = "", poll_s: float = POLL_S) -> None:
-    """Return as soon as `predicate()` is true; fail the test if it is still false after `timeout_s`."""
+def wait_until(predicate: Callable[[], object], timeout_s: float, poll_s: float = POLL_S) -> bool:
+    """True as soon as `predicate()` is true; False if it is still false after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() >= deadline:
-            raise AssertionError(message or f"not true within {timeout_s:g} s: {getattr(predicate, '__name__', predicate)}")
+            return False
         time.sleep(poll_s)
+    return True
 
 
-async def await_until(predicate: Callable[[], object | Awaitable[object]], timeout_s: float, message: str = "", poll_s: float = POLL_S) -> None:
+async def await_until(predicate: Callable[[], object | Awaitable[object]], timeout_s: float, poll_s: float = POLL_S) -> bool:
     """`wait_until` for async tests: polls without blocking the event loop; `predicate` may be async."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
-        if isinstance(value, Awaitable):
+        if inspect.isawaitable(value):
             value = await value
         if value:
-            return
+            return True
         if time.monotonic() >= deadline:
-            raise AssertionError(message or f"not true within {timeout_s:g} s: {getattr(predicate, '__name__', predicate)}")
+            return False
         await anyio.sleep(poll_s)
