@@ -225,7 +225,7 @@ def main() -> int:
     parser.add_argument("--only")
     args = parser.parse_args()
     if args.action == "capture":
-        from ollama_standin import MINILM, OllamaStandIn, minilm_backend
+        from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend
 
         with OllamaStandIn(real_models={MINILM: minilm_backend()}) as standin:
             capture(args.keep, standin.url)

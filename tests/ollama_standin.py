@@ -1,8 +1,11 @@
-"""`python tests/ollama_standin.py --port 11434` still runs the stand-in, which lives in tests/support/."""
+"""The stand-in moved to tests/support/ollama_standin.py. This path still runs it
+(`python tests/ollama_standin.py --port 11434`) and still imports it (`from ollama_standin import ...`
+with tests/ on sys.path), as the same module object."""
 
 import sys
 
-from support.ollama_standin import main
+from support import ollama_standin as _standin
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_standin.main())
+sys.modules[__name__] = _standin
