@@ -95,3 +95,28 @@ def exchange(session_id: str, cwd: str, prompt: str, answer: str, n: int = 0, ts
             "message": {"id": f"msg-{session_id}-{n}", "role": "assistant", "content": [{"type": "text", "text": answer}]},
         },
     ]
+
+
+def served_name(data_dir: Path) -> str:
+    """The name of the collection the index at data_dir serves, read through the ledger."""
+    from indexer.ledger import Ledger
+
+    ledger = Ledger(data_dir / "ledger.sqlite")
+    try:
+        assert ledger.active is not None
+        return ledger.active
+    finally:
+        ledger.close()
+
+
+def building_files(data_dir: Path) -> int:
+    """How many files the index being built at data_dir holds so far (0: none is being built)."""
+    from indexer.ledger import Ledger
+
+    if not (data_dir / "ledger.sqlite").exists():
+        return 0
+    ledger = Ledger(data_dir / "ledger.sqlite")
+    try:
+        return ledger.source_count(ledger.building) if ledger.building else 0
+    finally:
+        ledger.close()

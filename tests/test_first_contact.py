@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import sqlite3
 import stat
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_HOME, env_for, exchange, settings_for, write_session
+from conftest import FIXTURE_HOME, env_for, exchange, served_name, settings_for, write_session
 from mcp import Client
 from ollama_standin import OllamaStandIn
 from test_faults import chroma_server  # noqa: F401 - a fixture (ruff: F811 below)
@@ -363,8 +362,7 @@ def _chroma_ids(data: Path) -> tuple[object, set[str]]:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    with sqlite3.connect(data / "ledger.sqlite") as db:
-        (active,) = db.execute("SELECT value FROM meta WHERE key = 'active'").fetchone()
+    active = served_name(data)
     client = chromadb.PersistentClient(str(data / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
     collection = client.get_collection(active)
     return collection, set(collection.get(include=[])["ids"])

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import chromadb
 import pytest
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
-from conftest import FIXTURE_HOME, settings_for
+from conftest import FIXTURE_HOME, served_name, settings_for
 from ollama_standin import OllamaStandIn
 from test_incremental import reindex
 
@@ -189,7 +188,7 @@ async def test_a_filtered_search_survives_a_vector_missing_from_chroma(
     before = await run_search(settings, query="phoenix server", mode="vector", **FILTERED)
     missing = before.results[0].chunk_id
     client = chromadb.PersistentClient(str(settings.data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    active = sqlite3.connect(settings.data_dir / "ledger.sqlite").execute("SELECT value FROM meta WHERE key = 'active'").fetchone()[0]
+    active = served_name(settings.data_dir)
     client.get_collection(active).delete(ids=[missing])
     SharedSystemClient.clear_system_cache()
     monkeypatch.setattr(retrieve, "EXACT_SUBSET", 0)

@@ -109,10 +109,10 @@ async def test_ordinary_identifiers_survive_and_stay_searchable(ollama: OllamaSt
     await reindex(settings)
     index = SessionSearch(settings)
     try:
-        stored = index.ledger.session_chunks(index._serving().record.name, "s-fp")
+        stored = index.ledger.session_docs(index._serving().record.name, "s-fp")
     finally:
         await index.aclose()
-    text = "\n".join(t for t, _ in stored)
+    text = "\n".join(doc.text for doc in stored)
     assert "[REDACTED:" not in text
     assert await search(settings, "token_count max_tokens", mode="keyword")
 
