@@ -44,6 +44,19 @@ class CollectionRecord:
     query_template: str
 
 
+class _Meta:
+    """One key of the meta table as a typed attribute: its value, or None when unset."""
+
+    def __init__(self, key: str, doc: str):
+        self.key, self.__doc__ = key, doc
+
+    def __get__(self, state: CatalogState, owner: object = None) -> str | None:
+        return state.get_meta(self.key)
+
+    def __set__(self, state: CatalogState, value: str | None) -> None:
+        state.set_meta(self.key, value)
+
+
 class CatalogState:
     """The catalog's state, kept in the ledger's meta table: typed names for its keys (a part of `Ledger`)."""
 
@@ -59,34 +72,11 @@ class CatalogState:
         else:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    @property
-    def active(self) -> str | None:
-        """The collection searches use (switched with `switch_active`)."""
-        return self.get_meta("active")
-
-    @property
-    def building(self) -> str | None:
-        """The collection a reindex is building beside the served one, until it is switched in."""
-        return self.get_meta("building")
-
-    @building.setter
-    def building(self, name: str | None) -> None:
-        self.set_meta("building", name)
-
-    @property
-    def generation(self) -> str | None:
-        """Changes whenever a writer changed the index: readers reopen their store on a new one."""
-        return self.get_meta("generation")
-
-    @property
-    def last_indexed(self) -> str | None:
-        """When a reindex last finished (ISO 8601, seconds, UTC)."""
-        return self.get_meta("last_indexed")
-
-    @property
-    def written_to(self) -> str | None:
-        """The store the index was last written to, as `describe_store` names it."""
-        return self.get_meta("store")
+    active = _Meta("active", "The collection searches use (switched with `switch_active`).")
+    building = _Meta("building", "The collection a reindex builds beside the served one, until it is switched in.")
+    generation = _Meta("generation", "Changes whenever a writer changed the index: readers reopen their store on a new one.")
+    last_indexed = _Meta("last_indexed", "When a reindex last finished (ISO 8601, seconds, UTC).")
+    written_to = _Meta("store", "The store the index was last written to, as `describe_store` names it.")
 
     def stamp_indexed(self) -> None:
         self.set_meta("last_indexed", datetime.now(UTC).isoformat(timespec="seconds"))
@@ -112,7 +102,11 @@ class Ledger(DocsIndex, CatalogState):
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        migrate(self._db)
+        try:
+            migrate(self._db)
+        except BaseException:
+            self._db.close()
+            raise
 
     @property
     def schema_version(self) -> int:

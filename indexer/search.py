@@ -15,7 +15,7 @@ from indexer.chunk import count_tokens
 from indexer.errors import InvalidArgument
 from indexer.hits import StoredHit
 from indexer.models import SearchHit
-from indexer.terms import STOPWORDS, query_terms
+from indexer.terms import STOPWORDS
 
 SHOWN_PROJECTS = 8
 # Fusion's weight on vectors, before each list's confidence moves it: measured on LoCoMo, the

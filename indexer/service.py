@@ -13,26 +13,14 @@ from types import TracebackType
 from typing import Self
 
 from indexer.catalog import Catalog, Served
-from indexer.chunk import ChunkerSpec
 from indexer.config import Settings
 from indexer.embed import Embedder, ModelFacts
 from indexer.errors import IndexEmpty
 from indexer.ledger import Ledger
-from indexer.models import (
-    ListSessionsRequest,
-    ListSessionsResponse,
-    ModelInfo,
-    ReadSessionRequest,
-    ReindexOptions,
-    ReindexReport,
-    SearchRequest,
-    SearchResponse,
-    SessionPage,
-)
+from indexer.models import ListSessionsRequest, ListSessionsResponse, ModelInfo, ReadSessionRequest, ReindexOptions, ReindexReport
+from indexer.models import SearchRequest, SearchResponse, SessionPage
 from indexer.pipeline import ProgressFn
-from indexer.prompts import PromptTemplate
 from indexer.query import Query
-from indexer.redact import Redactor
 from indexer.reindex import Reindexer
 from indexer.resources import Resources
 from indexer.sessions import read_session
@@ -44,7 +32,8 @@ class SessionSearch:
     """The index of one data dir: reindex it, search it, describe it."""
 
     def __init__(self, settings: Settings):
-        self.resources = Resources(settings)
+        self.resources = r = Resources(settings)
+        self.settings, self.template, self.spec, self.redactor = r.settings, r.template, r.spec, r.redactor
         self.catalog = Catalog(self.resources)
         self._reindexer = Reindexer(self.resources, self.catalog)
         self._query = Query(self.resources, self.catalog)
@@ -57,22 +46,6 @@ class SessionSearch:
 
     async def aclose(self) -> None:
         await self.resources.aclose()
-
-    @property
-    def settings(self) -> Settings:
-        return self.resources.settings
-
-    @property
-    def template(self) -> PromptTemplate:
-        return self.resources.template
-
-    @property
-    def spec(self) -> ChunkerSpec:
-        return self.resources.spec
-
-    @property
-    def redactor(self) -> Redactor:
-        return self.resources.redactor
 
     @property
     def embedder(self) -> Embedder:

@@ -128,6 +128,22 @@ async def test_a_session_marked_skip_is_not_indexed_nor_its_subagents(ollama: Ol
     assert await search(settings, "medical private subagent work notes", top_k=20) == ["s-public"]
 
 
+async def test_a_dry_run_counts_what_a_real_run_indexes_leaving_out_skipped_and_excluded_sessions(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    main = write_session(projects, CWD, "s-private", [_user("s-private", 0, "session-search: skip\nmy medical notes"), _user("s-private", 1, "more private text")])
+    (main.with_suffix("") / "subagents").mkdir(parents=True)
+    (main.with_suffix("") / "subagents" / "agent-abc1234.jsonl").write_text(json.dumps(_user("s-private", 5, "private subagent work", isSidechain=True)) + "\n")
+    write_session(projects, CWD, "s-diary", [_user("s-diary", 0, "quarterly diary entry")])
+    write_session(projects, CWD, "s-public", [_user("s-public", 0, "public question about medical billing code"), _user("s-public", 1, "and the refund code")])
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_EXCLUDE="s-diary")
+
+    dry = await reindex(settings, dry_run=True)
+    assert not settings.data_dir.exists()  # a dry run writes nothing
+    real = await reindex(settings)
+    assert real.chunks_added == 2  # s-public's two prompts: nothing of s-private (nor its subagent) or s-diary
+    assert (dry.files_indexed, dry.chunks_added) == (real.files_indexed, real.chunks_added)
+
+
 async def test_excluded_projects_and_sessions_are_not_indexed(ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
     write_session(projects, "/home/dev/client-secret-work", "s-client", [_user("s-client", 0, "quarterly numbers for the client", cwd="/home/dev/client-secret-work")])
