@@ -9,6 +9,9 @@ written here (as pending, empty hash) before its vector goes to Chroma, and gets
 hash after. A killed run therefore leaves every stored id known to the ledger, and the
 next run deletes what no source produces any more. Docs rows are written in the same
 transaction as a source's chunk rows, so the keyword index always matches the ledger.
+
+Its schema and migrations are in ledger_schema.py; the docs table and keyword index, with all
+SQL over them, in ledger_docs.py.
 """
 
 from __future__ import annotations
