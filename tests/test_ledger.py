@@ -68,7 +68,15 @@ def _format_3(path: Path) -> None:
                        (id_, meta["ts_epoch"], meta["agent_id"], int(meta["is_sidechain"]), tools, json.dumps(meta), text))
 
 
-@pytest.mark.parametrize("build", [_format_2, _format_3], ids=["format-2", "format-3"])
+def _format_4(path: Path) -> None:
+    """The last release before migrations were tracked: format 3 plus docs.agent and titles, user_version 0."""
+    _format_3(path)
+    with sqlite3.connect(path) as db:
+        db.executescript("""ALTER TABLE docs ADD COLUMN agent TEXT NOT NULL DEFAULT 'claude-code';
+            CREATE TABLE titles (session_id TEXT PRIMARY KEY, title TEXT NOT NULL);""")
+
+
+@pytest.mark.parametrize("build", [_format_2, _format_3, _format_4], ids=["format-2", "format-3", "format-4"])
 def test_an_older_ledger_is_migrated_with_nothing_lost(build: object, tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     build(path)  # type: ignore[operator]
