@@ -117,11 +117,16 @@ async def test_ordinary_identifiers_survive_and_stay_searchable(ollama: OllamaSt
     assert await search(settings, "token_count max_tokens", mode="keyword")
 
 
-async def test_a_session_marked_skip_is_not_indexed_nor_its_subagents(ollama: OllamaStandIn, tmp_path: Path) -> None:
-    projects = tmp_path / "claude" / "projects"
+def _session_marked_skip(projects: Path) -> None:
+    """s-private, marked `session-search: skip`, and a subagent transcript of it."""
     main = write_session(projects, CWD, "s-private", [_user("s-private", 0, "session-search: skip\nmy medical notes"), _user("s-private", 1, "more private text")])
     (main.with_suffix("") / "subagents").mkdir(parents=True)
     (main.with_suffix("") / "subagents" / "agent-abc1234.jsonl").write_text(json.dumps(_user("s-private", 5, "private subagent work", isSidechain=True)) + "\n")
+
+
+async def test_a_session_marked_skip_is_not_indexed_nor_its_subagents(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    _session_marked_skip(projects)
     write_session(projects, CWD, "s-public", [_user("s-public", 0, "public question about medical billing code")])
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     await reindex(settings)
@@ -130,9 +135,7 @@ async def test_a_session_marked_skip_is_not_indexed_nor_its_subagents(ollama: Ol
 
 async def test_a_dry_run_counts_what_a_real_run_indexes_leaving_out_skipped_and_excluded_sessions(ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
-    main = write_session(projects, CWD, "s-private", [_user("s-private", 0, "session-search: skip\nmy medical notes"), _user("s-private", 1, "more private text")])
-    (main.with_suffix("") / "subagents").mkdir(parents=True)
-    (main.with_suffix("") / "subagents" / "agent-abc1234.jsonl").write_text(json.dumps(_user("s-private", 5, "private subagent work", isSidechain=True)) + "\n")
+    _session_marked_skip(projects)
     write_session(projects, CWD, "s-diary", [_user("s-diary", 0, "quarterly diary entry")])
     write_session(projects, CWD, "s-public", [_user("s-public", 0, "public question about medical billing code"), _user("s-public", 1, "and the refund code")])
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_EXCLUDE="s-diary")
