@@ -29,7 +29,7 @@ import locomo  # noqa: E402
 import quality  # noqa: E402
 
 from indexer import search as ranking  # noqa: E402
-from indexer import service  # noqa: E402
+from indexer import query as service  # noqa: E402  (where search calls the ranking functions)
 from indexer.models import SearchRequest  # noqa: E402
 from indexer.search import Candidate, StoredHit, collapse  # noqa: E402
 

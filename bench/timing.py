@@ -42,11 +42,9 @@ def search_without_embedding(settings: Settings, embedder: PrecomputedEmbedder):
     """A SessionSearch whose every query embedder is `embedder` (Ollama is never asked)."""
     from indexer.service import SessionSearch
 
-    class SearchWithoutEmbedding(SessionSearch):
-        def _embedder_for(self, *args: Any, **kwargs: Any):
-            return embedder
-
-    return SearchWithoutEmbedding(settings)
+    index = SessionSearch(settings)
+    index.resources.embedder_for = lambda *args, **kwargs: embedder  # type: ignore[method-assign]
+    return index
 
 
 # -- where the time goes ---------------------------------------------------------------------

@@ -110,7 +110,7 @@ async def test_a_fault_mid_reindex_loses_nothing(
     ollama.reset()
     partial = SessionSearch(settings)
     try:
-        building = partial.ledger.get_meta("building")
+        building = partial.ledger.building
         assert building and partial.ledger.source_count(building) >= 1  # what was done before the fault was kept
     finally:
         await partial.aclose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import sqlite3
 import stat
 import subprocess
 import time
@@ -16,6 +15,7 @@ from mcp import Client
 from support.env import env_for, settings_for
 from support.home import claude_home, exchange, write_session
 from support.ollama_standin import OllamaStandIn
+from support.ledger_reads import served_name
 from support.processes import COMMAND, server_params
 
 from indexer.config import Settings
@@ -381,8 +381,7 @@ def _chroma_ids(data: Path) -> tuple[object, set[str]]:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    with sqlite3.connect(data / "ledger.sqlite") as db:
-        (active,) = db.execute("SELECT value FROM meta WHERE key = 'active'").fetchone()
+    active = served_name(data)
     client = chromadb.PersistentClient(str(data / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
     collection = client.get_collection(active)
     return collection, set(collection.get(include=[])["ids"])

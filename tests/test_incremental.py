@@ -15,11 +15,13 @@ import pytest
 from support.calls import reindex, search, stored_ids
 from support.env import env_for, settings_for
 from support.home import append, claude_home, exchange, write_session
+from support.ledger_reads import building_files, served_name
 from support.ollama_standin import OllamaStandIn
 from support.processes import COMMAND, cli
 from support.wait import wait_until
 
 from indexer.config import Settings
+from indexer.ledger import Ledger
 from indexer.models import ReindexOptions, SearchRequest
 from indexer.service import SessionSearch
 
@@ -127,14 +129,7 @@ async def wait_for_building(data_dir: Path, files: int, timeout_s: float = 60) -
     """Until the ledger shows a new index being built with at least `files` files in it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            with sqlite3.connect(f"file:{data_dir / 'ledger.sqlite'}?mode=ro", uri=True) as db:
-                row = db.execute(
-                    "SELECT COUNT(*) FROM sources WHERE collection = (SELECT value FROM meta WHERE key = 'building')"
-                ).fetchone()
-        except sqlite3.OperationalError:  # not created yet
-            row = (0,)
-        if row[0] >= files:
+        if building_files(data_dir) >= files:
             return
         await anyio.sleep(0.05)
     raise AssertionError("the migration never got going")
@@ -306,6 +301,7 @@ def to_format_2(ledger: Path) -> None:
                 tokenize = "unicode61 tokenchars '_'");
             INSERT INTO keyword SELECT text, collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, tools, meta FROM docs;
             DROP TABLE docs; DROP TABLE words;
+            PRAGMA user_version = 0;
         """)
 
 
@@ -348,7 +344,7 @@ async def test_a_server_sees_what_its_own_big_reindex_wrote(home: Path, ollama: 
 def to_format_3(ledger: Path) -> None:
     """Rewrite a ledger as release 3 kept it: docs without the agent column, no titles."""
     with sqlite3.connect(ledger) as db:
-        db.executescript("DROP INDEX docs_by_agent; ALTER TABLE docs DROP COLUMN agent; DROP TABLE titles;")
+        db.executescript("DROP INDEX docs_by_agent; ALTER TABLE docs DROP COLUMN agent; DROP TABLE titles; PRAGMA user_version = 0;")
 
 
 async def test_an_index_from_before_agents_is_upgraded_in_place(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
@@ -363,8 +359,9 @@ async def test_an_index_from_before_agents_is_upgraded_in_place(home: Path, olla
     assert [await search(settings, q, **f) for q, f in queries] == before
     sent = len(ollama.embedded_inputs)
     assert (await reindex(settings)).files_indexed == 0 and len(ollama.embedded_inputs) == sent
-    with sqlite3.connect(settings.data_dir / "ledger.sqlite") as db:
-        agents = {row[0] for row in db.execute("SELECT DISTINCT agent FROM docs")}
+    ledger = Ledger(settings.data_dir / "ledger.sqlite")
+    agents = ledger.agents(served_name(settings.data_dir))
+    ledger.close()
     assert agents == {"claude-code"}
 
 

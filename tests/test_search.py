@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import chromadb
@@ -14,6 +13,7 @@ from support.calls import read, reindex, run_search
 from support.env import settings_for
 from support.home import claude_home
 from support.ollama_standin import OllamaStandIn
+from support.ledger_reads import served_name
 
 from indexer.chunk import count_tokens
 from indexer.config import Settings
@@ -169,7 +169,7 @@ async def test_a_filtered_search_survives_a_vector_missing_from_chroma(
     before = await run_search(settings, query="phoenix server", mode="vector", **FILTERED)
     missing = before.results[0].chunk_id
     client = chromadb.PersistentClient(str(settings.data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    active = sqlite3.connect(settings.data_dir / "ledger.sqlite").execute("SELECT value FROM meta WHERE key = 'active'").fetchone()[0]
+    active = served_name(settings.data_dir)
     client.get_collection(active).delete(ids=[missing])
     SharedSystemClient.clear_system_cache()
     monkeypatch.setattr(retrieve, "EXACT_SUBSET", 0)

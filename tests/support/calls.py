@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import chromadb
@@ -11,6 +10,8 @@ from chromadb.config import Settings as ChromaSettings
 from indexer.config import Settings
 from indexer.models import ReadSessionRequest, ReindexOptions, ReindexReport, SearchRequest, SearchResponse, SessionPage
 from indexer.service import SessionSearch
+
+from support.ledger_reads import served_name
 
 
 async def reindex(settings: Settings, **options: object) -> ReindexReport:
@@ -49,8 +50,7 @@ async def read(settings: Settings, **fields: object) -> SessionPage:
 
 def stored_ids(data_dir: Path) -> set[str]:
     """Every chunk id in the served collection, read straight from Chroma."""
-    with sqlite3.connect(data_dir / "ledger.sqlite") as db:
-        (active,) = db.execute("SELECT value FROM meta WHERE key = 'active'").fetchone()
+    active = served_name(data_dir)
     client = chromadb.PersistentClient(str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
     try:
         return set(client.get_collection(active).get(include=[])["ids"])
