@@ -14,7 +14,9 @@ from support.ollama_standin import OllamaStandIn
 
 from indexer.chunk import count_tokens
 from indexer.errors import InvalidArgument
-from indexer.search import Candidate, StoredHit, collapse, fuse, matching_projects, query_terms, single, snippet, to_hit, within_budget
+from indexer.hits import StoredHit
+from indexer.search import Candidate, collapse, fuse, matching_projects, single, snippet, to_hit, within_budget
+from indexer.terms import query_terms
 
 
 
