@@ -26,7 +26,7 @@ from indexer.config import Settings
 from indexer.datadir import describe_data_dir, open_failure, prepare, sqlite_errors
 from indexer.embed import Embedder, ModelFacts, OllamaEmbedder, embed_query
 from indexer.embed_openai import OpenAIEmbedder
-from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, OllamaUnreachable, SessionSearchError, first_error
+from indexer.errors import EmbedderError, IndexBusy, IndexEmpty, InvalidArgument, ModelNotPulled, SessionSearchError, first_error
 from indexer.folders import check_claude_dir, transcript_folders
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.lock import WriterLock
@@ -628,14 +628,15 @@ class SessionSearch:
     async def info(self) -> ModelInfo:
         """The model, templates and index state; service failures are reported, not raised."""
         facts = version = ollama_error = None
+        failure: EmbedderError | None = None
         try:
             with anyio.fail_after(self.settings.query_timeout_s):  # info answers within seconds, whatever Ollama does
                 version = await self.embedder.version()
                 facts = await self.embedder.facts()
         except TimeoutError:
-            ollama_error = str(OllamaUnreachable(f"{self.embedder._describe()} did not answer within {self.settings.query_timeout_s:g} s (SESSION_SEARCH_QUERY_TIMEOUT_S): it is stuck or overloaded. Restart it, or check OLLAMA_HOST."))  # noqa: SLF001
+            ollama_error = str(self.embedder.too_slow("answer", self.settings.query_timeout_s))
         except EmbedderError as exc:
-            ollama_error = str(exc)
+            ollama_error, failure = str(exc), exc
         s, t = self.settings, self.template
         state = await self._index_state(facts)
         return ModelInfo(
@@ -643,7 +644,7 @@ class SessionSearch:
             dimensions=facts.dimensions if facts else s.dimensions,
             native_dimensions=facts.native_dimensions if facts else None,
             context_length=facts.context_length if facts else None,
-            model_pulled=True if facts else (False if ollama_error and "ollama pull" in ollama_error else None),
+            model_pulled=True if facts else (False if isinstance(failure, ModelNotPulled) else None),
             ollama_host=s.ollama_host, ollama_version=version, ollama_error=ollama_error,
             template_family=t.family, template_source=t.source, query_template=t.format_query("{query}"),
             document_template=t.document, chunker=self.spec.identity, store=describe_store(s.data_dir, s.chroma_server),
