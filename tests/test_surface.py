@@ -23,8 +23,19 @@ from indexer.cli import _parser, _request
 from indexer.config import Settings
 from indexer.embed import OllamaEmbedder
 from indexer.embed_openai import OpenAIEmbedder
-from indexer.errors import EmbedderError, EmbedderUnreachable, InvalidArgument, ModelNotPulled
-from indexer.models import ListSessionsRequest, ReadSessionRequest, ReindexOptions, Request, SearchRequest
+from indexer.errors import (
+    EmbedderError,
+    EmbedderUnreachable,
+    InvalidArgument,
+    ModelNotPulled,
+)
+from indexer.models import (
+    ListSessionsRequest,
+    ReadSessionRequest,
+    ReindexOptions,
+    Request,
+    SearchRequest,
+)
 from indexer.service import SessionSearch
 from mcp_server.server import build_server
 
@@ -41,7 +52,7 @@ MODEL = "qwen3-embedding:4b"  # ReindexOptions.paths: the Stop hook's session, n
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "PATH": os.environ["PATH"]}
-    return subprocess.run([COMMAND, *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([COMMAND, *args], check=False, capture_output=True, text=True, env=env, timeout=120)
 
 
 def cli_json(settings: Settings, *args: str) -> dict:
@@ -170,7 +181,7 @@ def test_commands_other_than_serve_leave_the_mcp_server_unimported(fixture_index
         "print(json.dumps({'codes': codes, 'before': before, 'after': after}), file=sys.stderr)\n"
     ).replace("import sys\n", "import json, sys\n", 1)
     env = {**env_for(fixture_index.ollama_host, fixture_index.claude_dir, fixture_index.data_dir), "PATH": os.environ["PATH"]}
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, env=env, timeout=120)
     facts = json.loads(proc.stderr.strip().splitlines()[-1])
     assert facts == {"codes": [0, 0, 0], "before": [], "after": True}
 
