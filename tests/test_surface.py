@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from conftest import env_for, settings_for
@@ -21,7 +22,7 @@ from test_mcp_stdio import COMMAND, PHRASE, SESSION_WITH_PHRASE
 
 from indexer.cli import _parser, _request
 from indexer.config import Settings
-from indexer.embed import OllamaEmbedder
+from indexer.embed import Embedder, OllamaEmbedder
 from indexer.embed_openai import OpenAIEmbedder
 from indexer.errors import (
     EmbedderError,
@@ -47,7 +48,8 @@ SURFACES: list[tuple[str, str, type[Request], set[str] | None]] = [
     ("reindex", "reindex", ReindexOptions, {"full"}),  # the tool rebuilds or updates; pruning and dry runs are the CLI's
 ]
 HOOK_ONLY = {"paths"}
-MODEL = "qwen3-embedding:4b"  # ReindexOptions.paths: the Stop hook's session, not a user's option
+MODEL = "qwen3-embedding:4b"
+E = TypeVar("E", bound=EmbedderError)  # ReindexOptions.paths: the Stop hook's session, not a user's option
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -189,35 +191,33 @@ def test_commands_other_than_serve_leave_the_mcp_server_unimported(fixture_index
 # -- errors carry facts ----------------------------------------------------------------------
 
 
+async def facts_failure(embedder: Embedder, kind: type[E]) -> E:
+    """The error the embedder raises when asked for its model's facts, which must be a kind."""
+    try:
+        with pytest.raises(kind) as failed:
+            await embedder.facts()
+    finally:
+        await embedder.aclose()
+    return failed.value
+
+
 async def test_ollama_errors_name_host_model_and_status(ollama: OllamaStandIn) -> None:
     missing = OllamaEmbedder(ollama.url, "no-such-model", dimensions=None, timeout_s=5, num_ctx=4096, batch_size=8)
+    not_pulled = await facts_failure(missing, ModelNotPulled)
     down = OllamaEmbedder("http://127.0.0.1:9", MODEL, dimensions=None, timeout_s=5, num_ctx=4096, batch_size=8)
-    try:
-        with pytest.raises(ModelNotPulled) as not_pulled:
-            await missing.facts()
-        with pytest.raises(EmbedderUnreachable) as unreachable:
-            await down.facts()
-    finally:
-        await missing.aclose()
-        await down.aclose()
-    assert (not_pulled.value.host, not_pulled.value.model, not_pulled.value.status) == (ollama.url, "no-such-model", 404)
-    assert (unreachable.value.host, unreachable.value.model, unreachable.value.status) == ("http://127.0.0.1:9", MODEL, None)
+    unreachable = await facts_failure(down, EmbedderUnreachable)
+    assert (not_pulled.host, not_pulled.model, not_pulled.status) == (ollama.url, "no-such-model", 404)
+    assert (unreachable.host, unreachable.model, unreachable.status) == ("http://127.0.0.1:9", MODEL, None)
 
 
 async def test_an_openai_compatible_server_down_is_an_unreachable_embedder_not_ollama(ollama: OllamaStandIn) -> None:
     down = OpenAIEmbedder("http://127.0.0.1:9/v1", MODEL, api_key=None, dimensions=None, timeout_s=5, batch_size=8)
+    unreachable = await facts_failure(down, EmbedderUnreachable)
     missing = OpenAIEmbedder(f"{ollama.url}/v1", "no-such-model", api_key=None, dimensions=None, timeout_s=5, batch_size=8)
-    try:
-        with pytest.raises(EmbedderUnreachable) as unreachable:
-            await down.facts()
-        with pytest.raises(EmbedderError) as absent:
-            await missing.facts()
-    finally:
-        await down.aclose()
-        await missing.aclose()
-    assert unreachable.value.host == "http://127.0.0.1:9/v1" and "Ollama" not in str(unreachable.value)
+    absent = await facts_failure(missing, EmbedderError)
+    assert unreachable.host == "http://127.0.0.1:9/v1" and "Ollama" not in str(unreachable)
     # A 404 there may be a wrong path as well as a missing model: not Ollama's "pull it" error.
-    assert absent.value.status == 404 and not isinstance(absent.value, ModelNotPulled)
+    assert absent.status == 404 and not isinstance(absent, ModelNotPulled)
 
 
 @pytest.mark.parametrize(
