@@ -24,6 +24,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from indexer.config import Settings, load_settings
 from indexer.errors import InvalidArgument, SessionSearchError
@@ -110,8 +111,8 @@ class _Server(MCPServer):
             raise
 
 
-def _arguments(model: type[Request], only: Collection[str] | None) -> list[inspect.Parameter]:
-    """The request model's fields as keyword parameters, each with its type, bounds, default and description."""
+def _arguments(fields: dict[str, FieldInfo]) -> list[inspect.Parameter]:
+    """Request model fields as keyword parameters, each with its type, bounds, default and description."""
     return [
         inspect.Parameter(
             name,
@@ -119,8 +120,7 @@ def _arguments(model: type[Request], only: Collection[str] | None) -> list[inspe
             default=inspect.Parameter.empty if field.is_required() else field.default,
             annotation=Annotated[(field.annotation, *field.metadata, Field(description=field.description))],
         )
-        for name, field in model.model_fields.items()
-        if only is None or name in only
+        for name, field in fields.items()
     ]
 
 
@@ -140,17 +140,15 @@ def _takes(
                 request = model.parse(arguments)
             except InvalidArgument as exc:
                 raise _RequestRefused(str(exc)) from exc
-            try:
-                return await body(request, ctx)
-            except SessionSearchError as exc:
-                raise ToolError(str(exc)) from None
+            return await _tool_call(body(request, ctx))
 
+        fields = {name: field for name, field in model.model_fields.items() if only is None or name in only}
         returns = inspect.signature(body, eval_str=True).return_annotation
         context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
-        tool.__signature__ = inspect.Signature([*_arguments(model, only), context], return_annotation=returns)  # type: ignore[attr-defined]
+        tool.__signature__ = inspect.Signature([*_arguments(fields), context], return_annotation=returns)  # type: ignore[attr-defined]
         tool.__annotations__ = {"ctx": Context, "return": returns}  # where the SDK looks for the Context parameter
         tool.__name__ = tool.__qualname__ = body.__name__
-        documented = [f"    {name}: {field_doc(field)}" for name, field in model.model_fields.items() if only is None or name in only]
+        documented = [f"    {name}: {field_doc(field)}" for name, field in fields.items()]
         tool.__doc__ = inspect.cleandoc(body.__doc__ or "") + "\n\nArgs:\n" + "\n".join(documented)
         return tool
 
