@@ -141,11 +141,8 @@ def _run(settings: Settings, args: argparse.Namespace, request: Request | None) 
     from indexer.service import SessionSearch
 
     async def with_index(action: Callable[[SessionSearch], Awaitable[T]]) -> T:
-        index = SessionSearch(settings)
-        try:
+        async with SessionSearch(settings) as index:
             return await _until_interrupted(action(index))
-        finally:
-            await index.aclose()
 
     if isinstance(request, ReindexOptions):
         progress = _Progress(args.quiet or args.json)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from conftest import env_for, settings_for
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_mcp_stdio import COMMAND, PHRASE, SESSION_WITH_PHRASE
+from support.env import env_for, settings_for
+from support.ollama_standin import OllamaStandIn
+from support.processes import COMMAND
 
 from indexer.cli import _parser, _request
 from indexer.config import Settings
@@ -49,6 +49,8 @@ SURFACES: list[tuple[str, str, type[Request], set[str] | None]] = [
 ]
 HOOK_ONLY = {"paths"}
 MODEL = "qwen3-embedding:4b"
+SESSION_WITH_PHRASE = "55604662-cf2a-4331-851a-ec234028f8ca"  # a shared transcript (spotter, branch master)
+PHRASE = "mix phx.server doesnt seem to start"
 E = TypeVar("E", bound=EmbedderError)  # ReindexOptions.paths: the Stop hook's session, not a user's option
 
 
@@ -125,6 +127,7 @@ def settings_factory(ollama: OllamaStandIn, tmp_path: Path) -> Settings:
     return settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
 
 
+@pytest.mark.slow
 async def test_cli_search_takes_the_mcp_tools_filters_and_answers_the_same(fixture_index: Settings) -> None:
     arguments = {"query": PHRASE, "top_k": 3, "offset": 1, "mode": "keyword", "git_branch": "master", "kind": "exchange",
                  "tool": "Bash", "include_subagents": False, "project": "spotter", "since": "2026-01-01"}
@@ -140,6 +143,7 @@ async def test_cli_search_takes_the_mcp_tools_filters_and_answers_the_same(fixtu
     assert unfiltered["results"][0]["chunk_id"] not in {hit["chunk_id"] for hit in over_cli["results"]}  # --offset 1 skipped it
 
 
+@pytest.mark.slow
 async def test_cli_read_prints_what_read_session_returns(fixture_index: Settings) -> None:
     async with Client(build_server(fixture_index)) as client:
         hit = (await client.call_tool("search", {"query": PHRASE, "top_k": 1})).structured_content["results"][0]
@@ -161,17 +165,20 @@ async def test_cli_read_prints_what_read_session_returns(fixture_index: Settings
         (["sessions", "--since", "yesterday"], "since: 'yesterday' is not an ISO date"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_option_is_one_line_and_exit_2(settings_factory: Settings, args: list[str], expected: str) -> None:
     proc = cli(settings_factory, *args)
     assert proc.returncode == 2 and proc.stderr.startswith(f"session-search: {expected}")
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr and not proc.stdout
 
 
+@pytest.mark.slow
 async def test_an_unknown_session_is_a_failure_not_bad_usage(fixture_index: Settings) -> None:
     proc = cli(fixture_index, "read", "no-such-session")
     assert proc.returncode == 1 and "No indexed session has the id 'no-such-session'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_commands_other_than_serve_leave_the_mcp_server_unimported(fixture_index: Settings) -> None:
     probe = (
         "import sys\n"
