@@ -16,22 +16,62 @@ import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import anyio
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from indexer.config import KNOWN_AGENTS, Settings, load_settings
+from indexer.config import Settings, load_settings
 from indexer.datadir import PRIVATE_UMASK
-from indexer.errors import IndexBusy, SessionSearchError, first_error
-from indexer.models import ListSessionsRequest, ReindexOptions, SearchRequest
-from indexer.render import render_info, render_report, render_search, render_sessions
+from indexer.errors import IndexBusy, InvalidArgument, SessionSearchError, first_error
+from indexer.models import ListSessionsRequest, ReadSessionRequest, ReindexOptions, Request, SearchRequest, field_doc
+from indexer.render import render_info, render_report, render_search, render_session, render_sessions
 
 if TYPE_CHECKING:
     from indexer.pipeline import ReindexProgress
 
 T = TypeVar("T")
 EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 75, 130
+# The request each command takes; its fields are the command's options (the MCP tools take the same models).
+REQUESTS: dict[str, type[Request]] = {
+    "reindex": ReindexOptions, "search": SearchRequest, "read": ReadSessionRequest, "sessions": ListSessionsRequest,
+}
+NOT_OPTIONS = {"paths"}  # ReindexOptions.paths is the Stop hook's, not the user's
+SHORTER_FLAGS = {"top_k": ("-k",), "session_id": ("--session",), "git_branch": ("--branch",)}  # spellings users already type
+
+
+def _option(field_type: Any, default: Any) -> dict[str, Any]:
+    """How argparse reads a field of this type: a flag for a bool, choices for a Literal, int for an int."""
+    kinds = [t for t in get_args(field_type) if t is not type(None)] if get_origin(field_type) is not Literal else []
+    base = kinds[0] if len(kinds) == 1 else field_type  # X | None -> X
+    if base is bool:
+        return {"action": argparse.BooleanOptionalAction if default else "store_true"}
+    if get_origin(base) is Literal:
+        return {"choices": get_args(base)}
+    return {"type": int} if base is int else {}
+
+
+def _add_request(parser: argparse.ArgumentParser, model: type[Request]) -> None:
+    """The request model's fields as arguments: a required one is positional, the rest options.
+
+    Names, choices and help come from the model; an option not given is left out, so the
+    model's own default applies, as it does for an MCP tool call.
+    """
+    for name, field in model.model_fields.items():
+        if name in NOT_OPTIONS:
+            continue
+        kind = _option(field.annotation, field.default)
+        if field.is_required():
+            parser.add_argument(name, help=field_doc(field), **kind)
+        else:
+            flags = [*SHORTER_FLAGS.get(name, ()), "--" + name.replace("_", "-")]
+            parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, help=field_doc(field), **kind)
+
+
+def _request(args: argparse.Namespace) -> Request | None:
+    """The command's request from its arguments, checked by the model (None for a command without one)."""
+    model = REQUESTS.get(args.command)
+    return model.parse({k: v for k, v in vars(args).items() if k in model.model_fields}) if model else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,33 +80,19 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the MCP server over stdio")
     reindex = commands.add_parser("reindex", help="index new and changed sessions")
-    reindex.add_argument("--full", action="store_true", help="rebuild the index from nothing (beside the old one)")
-    reindex.add_argument("--prune", action="store_true", help="remove sessions whose transcripts Claude Code deleted")
-    reindex.add_argument("--project", help="only transcripts of projects whose path contains this")
-    reindex.add_argument("--since", help="only transcripts modified since this ISO date")
-    reindex.add_argument("--dry-run", action="store_true", help="count files, chunks and tokens; embed nothing")
+    _add_request(reindex, ReindexOptions)
     reindex.add_argument("--quiet", action="store_true", help="no progress output")
     reindex.add_argument("--json", action="store_true", help="print the report as JSON")
     hook = commands.add_parser("hook", help="run as a Claude Code hook (reads the hook's JSON on stdin)")
     hook.add_argument("event", help="SessionStart, Stop or UserPromptSubmit")
     search = commands.add_parser("search", help="search indexed sessions")
-    search.add_argument("query")
-    search.add_argument("-k", "--top-k", type=int, default=10)
-    search.add_argument("--project", help="a project path or part of one")
-    search.add_argument("--session", dest="session_id", help="a session id")
-    search.add_argument("--since", help="ISO date or datetime")
-    search.add_argument("--until", help="ISO date or datetime")
-    search.add_argument("--mode", choices=("hybrid", "vector", "keyword"), default="hybrid", help="ranking (default: %(default)s)")
-    search.add_argument("--agent", choices=KNOWN_AGENTS, help="only sessions of this coding agent")
+    _add_request(search, SearchRequest)
     search.add_argument("--json", action="store_true", help="print what the MCP search tool returns")
+    read = commands.add_parser("read", help="read a session's conversation, around a search hit or from a message")
+    _add_request(read, ReadSessionRequest)
+    read.add_argument("--json", action="store_true", help="print what the MCP read_session tool returns")
     sessions = commands.add_parser("sessions", help="list indexed sessions, latest first")
-    sessions.add_argument("--since", help="ISO date or a span back from now (7d, 2w)")
-    sessions.add_argument("--until", help="ISO date or a span back from now")
-    sessions.add_argument("--project", help="a project path or part of one")
-    sessions.add_argument("--branch", dest="git_branch", help="a git branch")
-    sessions.add_argument("--agent", choices=KNOWN_AGENTS, help="only sessions of this coding agent")
-    sessions.add_argument("--limit", type=int, default=20)
-    sessions.add_argument("--offset", type=int, default=0)
+    _add_request(sessions, ListSessionsRequest)
     sessions.add_argument("--json", action="store_true", help="print what the MCP list_sessions tool returns")
     info = commands.add_parser("info", help="the model, templates and index state")
     info.add_argument("--json", action="store_true", help="print what the MCP model_info tool returns")
@@ -111,34 +137,28 @@ class _Progress:
             self.bar.close()
 
 
-def _run(settings: Settings, args: argparse.Namespace) -> int:
+def _run(settings: Settings, args: argparse.Namespace, request: Request | None) -> int:
     from indexer.service import SessionSearch
 
     async def with_index(action: Callable[[SessionSearch], Awaitable[T]]) -> T:
         async with SessionSearch(settings) as index:
             return await _until_interrupted(action(index))
 
-    if args.command == "reindex":
-        options = ReindexOptions(full=args.full, prune=args.prune, project=args.project, since=args.since, dry_run=args.dry_run)
+    if isinstance(request, ReindexOptions):
         progress = _Progress(args.quiet or args.json)
         try:
-            report = anyio.run(with_index, lambda ix: ix.reindex(options, progress=progress))
+            report = anyio.run(with_index, lambda ix: ix.reindex(request, progress=progress))
         finally:
             progress.close()
         _print_json(report) if args.json else print(render_report(report))
-    elif args.command == "search":
-        request = SearchRequest(
-            query=args.query, top_k=args.top_k, project=args.project, session_id=args.session_id,
-            since=args.since, until=args.until, mode=args.mode, agent=args.agent,
-        )
+    elif isinstance(request, SearchRequest):
         response = anyio.run(with_index, lambda ix: ix.search(request))
         _print_json(response) if args.json else print(render_search(response))
-    elif args.command == "sessions":
-        listing = ListSessionsRequest(
-            since=args.since, until=args.until, project=args.project, git_branch=args.git_branch, agent=args.agent,
-            limit=args.limit, offset=args.offset,
-        )
-        found = anyio.run(with_index, lambda ix: ix.list_sessions(listing))
+    elif isinstance(request, ReadSessionRequest):
+        page = anyio.run(with_index, lambda ix: ix.read_session(request))
+        _print_json(page) if args.json else print(render_session(page))
+    elif isinstance(request, ListSessionsRequest):
+        found = anyio.run(with_index, lambda ix: ix.list_sessions(request))
         _print_json(found) if args.json else print(render_sessions(found))
     elif args.command == "info":
         info = anyio.run(with_index, lambda ix: ix.info())
@@ -204,11 +224,12 @@ def _main(argv: list[str] | None) -> int:
 
         return serve()
     try:
-        return _run(load_settings(), args)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        print(f"session-search: {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+        request = _request(args)
+    except InvalidArgument as exc:  # a bad option: usage, not a failure
+        print(f"session-search: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        return _run(load_settings(), args, request)
     except IndexBusy as exc:
         print(f"session-search: {exc}", file=sys.stderr)
         return EXIT_BUSY

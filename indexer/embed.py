@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 
 import anyio
 
-from indexer.errors import DimensionMismatch, EmbedderError, ModelNotPulled, OllamaUnreachable
+from indexer.errors import DimensionMismatch, EmbedderError, EmbedderUnreachable, ModelNotPulled
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+E = TypeVar("E", bound=EmbedderError)
 RETRIES = 3
 RETRY_DELAY_S = 0.5
 TRUNCATION_RATIO = 0.25  # tiktoken only estimates the model's tokens: flag only a gross shortfall
@@ -62,10 +63,7 @@ async def embed_query(embedder: Embedder, text: str, deadline_s: float) -> Vecto
     """A query's vector within deadline_s: a search must not wait minutes for a stuck server."""
     with anyio.move_on_after(deadline_s):
         return await embedder.embed_one(text)
-    raise OllamaUnreachable(
-        f"{embedder._describe()} did not embed the query within {deadline_s:g} s (SESSION_SEARCH_QUERY_TIMEOUT_S): "  # noqa: SLF001
-        "it is stuck or overloaded. Restart it, or check OLLAMA_HOST."
-    )
+    raise embedder.too_slow("embed the query", deadline_s)
 
 
 def _find(info: dict[str, Any], suffix: str) -> int | None:
@@ -77,6 +75,7 @@ class Embedder:
     """Batching and checks shared by every backend."""
 
     backend = "base"
+    host: str
     model: str
     batch_size: int
     truncated_batches: int = 0
@@ -97,6 +96,18 @@ class Embedder:
         """The server, for messages."""
         raise NotImplementedError
 
+    def _error(self, kind: type[E], message: str, status: int | None = None) -> E:
+        """An error of ours carrying this server's host and model."""
+        return kind(message, host=self.host, model=self.model, status=status)
+
+    def too_slow(self, what: str, deadline_s: float) -> EmbedderUnreachable:
+        """The error for a call that missed its deadline (SESSION_SEARCH_QUERY_TIMEOUT_S)."""
+        return self._error(
+            EmbedderUnreachable,
+            f"{self._describe()} did not {what} within {deadline_s:g} s (SESSION_SEARCH_QUERY_TIMEOUT_S): "
+            "it is stuck or overloaded. Restart it, or check OLLAMA_HOST.",
+        )
+
     async def _embed_isolating_nan(self, texts: list[str]) -> list[Vector | None]:
         """Embed texts; when Ollama rejects the batch for NaN, bisect to find the bad inputs."""
         try:
@@ -110,14 +121,15 @@ class Embedder:
 
     def _check(self, vectors: list[Vector | None], expected: int, sent: int) -> list[Vector | None]:
         if len(vectors) != sent:
-            raise EmbedderError(f"{self._describe()} returned {len(vectors)} vectors for {sent} inputs")
+            raise self._error(EmbedderError, f"{self._describe()} returned {len(vectors)} vectors for {sent} inputs")
         checked: list[Vector | None] = []
         for vector in vectors:
             if vector is not None and len(vector) != expected:
-                raise DimensionMismatch(
+                raise self._error(
+                    DimensionMismatch,
                     f"{self._describe()} returned {len(vector)}-dimensional vectors for {self.model!r}, but the index holds "
                     f"{expected} dimensions. Nothing was stored. Check SESSION_SEARCH_MODEL and SESSION_SEARCH_DIMENSIONS, "
-                    "or rebuild with `session-search reindex --full`."
+                    "or rebuild with `session-search reindex --full`.",
                 )
             finite = vector is not None and all(math.isfinite(x) for x in vector)
             checked.append(vector if finite else None)
@@ -140,7 +152,7 @@ class Embedder:
         """A single vector (a query). Raises EmbedderError if the model returns NaN."""
         (vector,) = await self.embed([text])
         if vector is None:
-            raise EmbedderError(f"{self.model!r} returned NaN for this query; rephrase it slightly and retry.")
+            raise self._error(EmbedderError, f"{self.model!r} returned NaN for this query; rephrase it slightly and retry.")
         return vector
 
 
@@ -192,30 +204,35 @@ class OllamaEmbedder(Embedder):
                 raise self._not_ollama("an answer that is not Ollama's JSON") from None
         raise AssertionError("unreachable")
 
-    def _unreachable(self, why: str) -> OllamaUnreachable:
-        return OllamaUnreachable(
+    def _unreachable(self, why: str) -> EmbedderUnreachable:
+        return self._error(
+            EmbedderUnreachable,
             f"Cannot reach Ollama at {self.host} ({why}). Start it with `ollama serve`, "
-            "or set OLLAMA_HOST to the host where it runs."
+            "or set OLLAMA_HOST to the host where it runs.",
         )
 
-    def _not_ollama(self, what: str) -> EmbedderError:
-        return EmbedderError(
+    def _not_ollama(self, what: str, status: int | None = None) -> EmbedderError:
+        return self._error(
+            EmbedderError,
             f"Something answers at {self.host}, but not Ollama: it sent {what}. "
-            "Set OLLAMA_HOST to Ollama's address (http://127.0.0.1:11434 by default)."
+            "Set OLLAMA_HOST to Ollama's address (http://127.0.0.1:11434 by default).",
+            status,
         )
 
     def _translate(self, exc: Any) -> Exception:
-        message = str(exc.error)
-        if _is_html(message) or (exc.status_code == 404 and "not found" not in message):
-            return self._not_ollama(f"HTTP {exc.status_code} with {summarise_answer(message)}")
-        if exc.status_code == 404:
-            return ModelNotPulled(
+        message, status = str(exc.error), exc.status_code
+        if _is_html(message) or (status == 404 and "not found" not in message):
+            return self._not_ollama(f"HTTP {status} with {summarise_answer(message)}", status)
+        if status == 404:
+            return self._error(
+                ModelNotPulled,
                 f"The embedding model {self.model!r} is not available on Ollama at {self.host}. "
-                f"Pull it with: ollama pull {self.model}"
+                f"Pull it with: ollama pull {self.model}",
+                status,
             )
-        if exc.status_code == 400 and "nan" in message.lower():
+        if status == 400 and "nan" in message.lower():
             return NaNRejected(message)
-        return EmbedderError(f"Ollama at {self.host} answered HTTP {exc.status_code}: {summarise_answer(message)}")
+        return self._error(EmbedderError, f"Ollama at {self.host} answered HTTP {status}: {summarise_answer(message)}", status)
 
     async def version(self) -> str:
         """Ollama's version string."""
@@ -230,9 +247,10 @@ class OllamaEmbedder(Embedder):
             info = dict(shown.modelinfo or {})
             native = _find(info, ".embedding_length")
             if native is None:
-                raise EmbedderError(f"Ollama at {self.host} reports no embedding length for {self.model!r}: is it an embedding model?")
+                raise self._error(EmbedderError, f"Ollama at {self.host} reports no embedding length for {self.model!r}: is it an embedding model?")
             if self.requested_dimensions and self.requested_dimensions > native:
-                raise EmbedderError(
+                raise self._error(
+                    EmbedderError,
                     f"SESSION_SEARCH_DIMENSIONS={self.requested_dimensions} is larger than {self.model!r}'s {native} dimensions"
                 )
             dims = self.requested_dimensions or native

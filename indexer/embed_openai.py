@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from indexer.embed import RETRIES, RETRY_DELAY_S, Embedder, ModelFacts, NaNRejected, Vector, summarise_answer
-from indexer.errors import EmbedderError, ModelNotPulled, OllamaUnreachable
+from indexer.errors import EmbedderError, EmbedderUnreachable
 
 log = logging.getLogger(__name__)
 PROBE = "probe"
@@ -28,15 +28,15 @@ class OpenAIEmbedder(Embedder):
     def __init__(self, base_url: str, model: str, *, api_key: str | None, dimensions: int | None, timeout_s: float, batch_size: int):
         import httpx
 
-        self.base_url, self.model, self.timeout_s = base_url.rstrip("/"), model, timeout_s
+        self.host, self.model, self.timeout_s = base_url.rstrip("/"), model, timeout_s
         self.requested_dimensions = dimensions
         self.batch_size = batch_size
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
+        self._client = httpx.AsyncClient(base_url=self.host, headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
         self._facts: ModelFacts | None = None
 
     def _describe(self) -> str:
-        return f"The embedding server at {self.base_url}"
+        return f"The embedding server at {self.host}"
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -52,12 +52,12 @@ class OpenAIEmbedder(Embedder):
             try:
                 response = await self._client.post("/embeddings", json=body)
             except httpx.ConnectError:
-                raise OllamaUnreachable(f"Cannot reach the embedding server at {self.base_url}. Start it, or fix SESSION_SEARCH_OPENAI_BASE_URL.") from None
+                raise self._error(EmbedderUnreachable, f"Cannot reach the embedding server at {self.host}. Start it, or fix SESSION_SEARCH_OPENAI_BASE_URL.") from None
             except httpx.TimeoutException:
                 if attempt < RETRIES:
                     await anyio.sleep(RETRY_DELAY_S * attempt)
                     continue
-                raise OllamaUnreachable(f"{self._describe()} did not answer within {self.timeout_s:g} s, {RETRIES} tries.") from None
+                raise self._error(EmbedderUnreachable, f"{self._describe()} did not answer within {self.timeout_s:g} s, {RETRIES} tries.") from None
             if response.status_code >= 500 and attempt < RETRIES:
                 log.warning("%s answered %s; retrying", self._describe(), response.status_code)
                 await anyio.sleep(RETRY_DELAY_S * attempt)
@@ -66,19 +66,19 @@ class OpenAIEmbedder(Embedder):
         raise AssertionError("unreachable")
 
     def _answer(self, response: Any) -> dict[str, Any]:
-        text = summarise_answer(response.text)
-        if response.status_code in (401, 403):
-            raise EmbedderError(f"{self._describe()} refused the API key (HTTP {response.status_code}); check SESSION_SEARCH_OPENAI_API_KEY.")
-        if response.status_code == 404:
-            raise ModelNotPulled(f"{self._describe()} has no model {self.model!r} (HTTP 404: {text}).")
-        if response.status_code == 400 and "nan" in text.lower():
+        text, status = summarise_answer(response.text), response.status_code
+        if status in (401, 403):
+            raise self._error(EmbedderError, f"{self._describe()} refused the API key (HTTP {status}); check SESSION_SEARCH_OPENAI_API_KEY.", status)
+        if status == 404:  # no such model, or no such path: not Ollama's ModelNotPulled, which `ollama pull` fixes
+            raise self._error(EmbedderError, f"{self._describe()} has no model {self.model!r} (HTTP 404: {text}).", status)
+        if status == 400 and "nan" in text.lower():
             raise NaNRejected(text)
-        if response.status_code >= 400:
-            raise EmbedderError(f"{self._describe()} answered HTTP {response.status_code}: {text}")
+        if status >= 400:
+            raise self._error(EmbedderError, f"{self._describe()} answered HTTP {status}: {text}", status)
         try:
             return response.json()
         except ValueError:
-            raise EmbedderError(f"{self._describe()} answered with something that is not JSON") from None
+            raise self._error(EmbedderError, f"{self._describe()} answered with something that is not JSON", status) from None
 
     async def _embed_request(self, texts: list[str]) -> list[Vector]:
         body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": "float"}
@@ -86,7 +86,7 @@ class OpenAIEmbedder(Embedder):
             body["dimensions"] = self.requested_dimensions
         data = (await self._post(body)).get("data")
         if not isinstance(data, list):
-            raise EmbedderError(f"{self._describe()} answered without a data list")
+            raise self._error(EmbedderError, f"{self._describe()} answered without a data list")
         ordered = sorted(data, key=lambda item: item.get("index", 0))
         vectors = [list(item.get("embedding") or []) for item in ordered]
         if any(not all(math.isfinite(x) for x in v) for v in vectors) and len(texts) > 1:

@@ -4,18 +4,27 @@
     ├── ConfigError               a setting has a bad value
     │   └── NoTranscripts         the Claude dir is wrong or holds no projects folder
     ├── DataDirError              the data dir cannot be created, read or written
-    ├── InvalidArgument           a bad search or tool argument
-    ├── EmbedderError             the embedding service failed
-    │   ├── OllamaUnreachable     nothing answers at the host (or it timed out)
-    │   ├── ModelNotPulled        the model is not on that host
+    ├── InvalidArgument           a bad search or tool argument (.argument names it)
+    ├── EmbedderError             the embedding service failed (.host, .model, .status)
+    │   ├── EmbedderUnreachable   nothing answers at the host (or it timed out)
+    │   ├── ModelNotPulled        Ollama answers but does not have the model
     │   └── DimensionMismatch     vectors of the wrong length came back
     ├── StoreError                Chroma failed
     │   └── IndexEmpty            nothing has been indexed yet
     └── IndexBusy                 another process is writing the index
 
 The CLI prints str(error) and exits non-zero; the MCP layer raises ToolError with
-the same text.
+the same text. The fields carry the facts for code that decides on them.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+SHOWN_INPUT_CHARS = 60  # a longer input is left out of the message (it would hide the rule it broke)
 
 
 class SessionSearchError(Exception):
@@ -35,19 +44,40 @@ class DataDirError(SessionSearchError):
 
 
 class InvalidArgument(SessionSearchError):
-    """A search or tool argument is invalid."""
+    """A search or tool argument is invalid; `argument` names it when one argument is at fault."""
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> InvalidArgument:
+        """The first rule a request broke, in one line: `top_k: Input should be ... (got 0)`.
+
+        The one place pydantic's errors become ours, for the CLI and the MCP tools alike.
+        """
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        got = first.get("input")
+        shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) and len(repr(got)) <= SHOWN_INPUT_CHARS else ""
+        problem = "is required" if first["type"] == "missing" else first["msg"].removeprefix("Value error, ")
+        return cls(f"{where}: {problem}{shown}" if where else f"{problem}{shown}", argument=where or None)
 
 
 class EmbedderError(SessionSearchError):
-    """The embedding service returned an error."""
+    """The embedding service failed: at `host`, for `model`, with the HTTP `status` it answered (None without one)."""
+
+    def __init__(self, message: str, *, host: str | None = None, model: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.host, self.model, self.status = host, model, status
 
 
-class OllamaUnreachable(EmbedderError):
-    """Ollama did not answer at the configured host."""
+class EmbedderUnreachable(EmbedderError):
+    """Nothing answered at the embedding service's host, or not in time."""
 
 
 class ModelNotPulled(EmbedderError):
-    """The embedding model is not available on the Ollama host."""
+    """Ollama answers, but the embedding model is not pulled there (`ollama pull` fixes it)."""
 
 
 class DimensionMismatch(EmbedderError):

@@ -1,18 +1,25 @@
 """The public shapes: what search, reindex and model_info take and return.
 
-The MCP tools publish these as their schemas, and `session-search ... --json` prints
-the same objects, so the CLI and the server cannot drift apart.
+The request models are the one source of each tool's arguments: their fields'
+descriptions, defaults and bounds become the MCP tools' input schemas and docs and the
+CLI's options. The MCP tools publish the responses as their output schemas, and
+`session-search ... --json` prints the same objects, so the CLI and the server cannot
+drift apart.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from indexer.config import KNOWN_AGENTS
+from indexer.errors import InvalidArgument
 
 MAX_TOP_K = 50
 MAX_OFFSET = 500
@@ -45,7 +52,44 @@ def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> 
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class _Period(BaseModel):
+class Request(BaseModel):
+    """What a tool or command takes; unknown names are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def parse(cls, values: Mapping[str, object]) -> Self:
+        """The request from raw arguments (a tool call's, the command line's).
+
+        Raises:
+            InvalidArgument: naming the first rule the values break, in one line.
+        """
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise InvalidArgument.from_validation(exc) from None
+
+
+def bounds(field: FieldInfo) -> tuple[int | None, int | None]:
+    """A numeric field's inclusive lower and upper bound, None where it has none."""
+    low = next((int(m.ge) for m in field.metadata if hasattr(m, "ge")), None)  # annotated_types.Ge, from Field(ge=)
+    high = next((int(m.le) for m in field.metadata if hasattr(m, "le")), None)
+    return low, high
+
+
+def field_doc(field: FieldInfo) -> str:
+    """A field's description with its range and default: the line the tool docs and the CLI's help show."""
+    parts = [str(field.description).removesuffix(".")]
+    low, high = bounds(field)
+    if low is not None and high is not None:
+        parts.append(f"{low} to {high}")
+    if not field.is_required() and field.default is not None and field.default is not False:
+        shown = field.default if isinstance(field.default, str) else json.dumps(field.default)  # true, not True
+        parts.append(f"default {shown}")
+    return "; ".join(parts) + "."
+
+
+class _Period(Request):
     """`since` / `until` checked once for every request that takes them (subclasses declare the fields)."""
 
     if TYPE_CHECKING:  # declared by each subclass, where they sit in its field order
@@ -76,21 +120,26 @@ class _Period(BaseModel):
 class SearchRequest(_Period):
     """A search over indexed sessions."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    mode: Mode = "hybrid"
-    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
-    offset: int = Field(0, ge=0, le=MAX_OFFSET)
-    project: str | None = None
-    session_id: str | None = None
-    git_branch: str | None = None
-    since: str | None = None
-    until: str | None = None
-    kind: Kind | None = None
-    tool: str | None = None
-    include_subagents: bool = True
-    agent: AgentName | None = None
+    query: str = Field(
+        min_length=1, max_length=MAX_QUERY_CHARS,
+        description="What to look for: a question in plain words, or an exact error, file name or command.",
+    )
+    top_k: int = Field(10, ge=1, le=MAX_TOP_K, description="How many results to return.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Skip this many results (paging: use next_offset).")
+    mode: Mode = Field("hybrid", description="hybrid (meaning and exact words, fused), vector (meaning) or keyword (exact words).")
+    project: str | None = Field(
+        None, description="Only sessions whose project path contains this; the current working directory narrows to this project."
+    )
+    session_id: str | None = Field(None, description="Only this session.")
+    git_branch: str | None = Field(None, description="Only exchanges on this git branch.")
+    since: str | None = Field(None, description="From this ISO date or datetime (2026-03-01) or span back from now (7d, 2w, 3m).")
+    until: str | None = Field(None, description="Up to this ISO date or datetime, or span back from now.")
+    kind: Kind | None = Field(
+        None, description="Only this kind of chunk: exchange, compaction_summary, or with the message chunker prompt, answer, tool_output."
+    )
+    tool: str | None = Field(None, description="Only exchanges that used this tool, e.g. Bash, Edit or Read.")
+    include_subagents: StrictBool = Field(True, description="Include what subagents did; false leaves out subagent transcripts.")
+    agent: AgentName | None = Field(None, description="Only sessions of this coding agent: claude-code, codex or gemini-cli.")
 
     @field_validator("query")
     @classmethod
@@ -134,16 +183,19 @@ class SearchResponse(BaseModel):
     note: str | None = Field(None, description="Something the caller should know about these results.")
 
 
-class ReadSessionRequest(BaseModel):
+class ReadSessionRequest(Request):
     """Which part of a session to read."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    session_id: str = Field(min_length=1, max_length=200)
-    around: str | None = Field(None, max_length=200, description="A message uuid or a search hit's chunk_id to centre on.")
-    offset: int | None = Field(None, ge=0, description="Start at this message index instead.")
-    limit: int = Field(20, ge=1, le=MAX_READ_MESSAGES)
-    agent_id: str | None = Field(None, max_length=100, description="Read this subagent's transcript instead of the main one.")
+    session_id: str = Field(min_length=1, max_length=200, description="The session to read (a search result's session_id).")
+    around: str | None = Field(
+        None, max_length=200,
+        description="A search result's chunk_id, or a message uuid, to centre on; the page starts a few messages before it.",
+    )
+    offset: int | None = Field(None, ge=0, description="Start at this message index instead (paging: use previous_offset / next_offset).")
+    limit: int = Field(20, ge=1, le=MAX_READ_MESSAGES, description="Messages per page; a long page is cut to the size budget.")
+    agent_id: str | None = Field(
+        None, max_length=100, description="Read this subagent's conversation (a result's agent_id) instead of the main one."
+    )
 
 
 class SessionMessage(BaseModel):
@@ -173,14 +225,16 @@ class SessionPage(BaseModel):
     title: str | None = Field(None, description="The session's name, when its agent gave it one.")
 
 
-class ReindexOptions(BaseModel):
+class ReindexOptions(Request):
     """What a reindex covers."""
 
-    full: bool = False
-    prune: bool = False
-    project: str | None = None
-    since: str | None = None
-    dry_run: bool = False
+    full: StrictBool = Field(
+        False, description="Rebuild the whole index from nothing, beside the old one (slow: every session is embedded again)."
+    )
+    prune: StrictBool = Field(False, description="Drop the chunks of transcripts that no longer exist.")
+    project: str | None = Field(None, description="Only transcripts of projects whose path contains this.")
+    since: str | None = Field(None, description="Only transcripts modified since this ISO date (or span back from now, 7d).")
+    dry_run: StrictBool = Field(False, description="Count files, chunks and tokens; embed nothing.")
     paths: list[str] | None = Field(None, description="Only these transcript files (the Stop hook's session).")
 
     @field_validator("since")
@@ -248,15 +302,16 @@ MAX_SESSIONS = 100
 class ListSessionsRequest(_Period):
     """Which sessions to list, newest first."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    since: str | None = None
-    until: str | None = None
-    project: str | None = Field(None, max_length=1000)
-    git_branch: str | None = Field(None, max_length=300)
-    agent: AgentName | None = None
-    limit: int = Field(20, ge=1, le=MAX_SESSIONS)
-    offset: int = Field(0, ge=0)
+    since: str | None = Field(None, description="Sessions active from this ISO date (2026-03-01) or span back from now (7d, 2w).")
+    until: str | None = Field(None, description="Sessions active up to this ISO date or span back from now.")
+    project: str | None = Field(
+        None, max_length=1000,
+        description="Only sessions whose project path contains this; the current working directory narrows to this project.",
+    )
+    git_branch: str | None = Field(None, max_length=300, description="Only sessions with work on this git branch.")
+    agent: AgentName | None = Field(None, description="Only sessions of this coding agent: claude-code, codex or gemini-cli.")
+    limit: int = Field(20, ge=1, le=MAX_SESSIONS, description="Sessions per page.")
+    offset: int = Field(0, ge=0, description="Skip this many sessions (paging: use next_offset).")
 
 
 

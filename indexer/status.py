@@ -11,7 +11,7 @@ from indexer.agents import discover_sources
 from indexer.catalog import Catalog
 from indexer.datadir import describe_data_dir
 from indexer.embed import ModelFacts
-from indexer.errors import EmbedderError, OllamaUnreachable, SessionSearchError
+from indexer.errors import EmbedderError, ModelNotPulled, SessionSearchError
 from indexer.folders import transcript_folders
 from indexer.models import ModelInfo
 from indexer.resources import Resources
@@ -22,21 +22,22 @@ async def info(resources: Resources, catalog: Catalog) -> ModelInfo:
     """The model, templates and index state."""
     s, t, embedder = resources.settings, resources.template, resources.embedder
     facts = version = ollama_error = None
+    failure: EmbedderError | None = None
     try:
         with anyio.fail_after(s.query_timeout_s):  # info answers within seconds, whatever Ollama does
             version = await embedder.version()
             facts = await embedder.facts()
     except TimeoutError:
-        ollama_error = str(OllamaUnreachable(f"{embedder._describe()} did not answer within {s.query_timeout_s:g} s (SESSION_SEARCH_QUERY_TIMEOUT_S): it is stuck or overloaded. Restart it, or check OLLAMA_HOST."))  # noqa: SLF001
+        ollama_error = str(embedder.too_slow("answer", s.query_timeout_s))
     except EmbedderError as exc:
-        ollama_error = str(exc)
+        ollama_error, failure = str(exc), exc
     state = await _index_state(resources, catalog, facts)
     return ModelInfo(
         model=s.model,
         dimensions=facts.dimensions if facts else s.dimensions,
         native_dimensions=facts.native_dimensions if facts else None,
         context_length=facts.context_length if facts else None,
-        model_pulled=True if facts else (False if ollama_error and "ollama pull" in ollama_error else None),
+        model_pulled=True if facts else (False if isinstance(failure, ModelNotPulled) else None),
         ollama_host=s.ollama_host, ollama_version=version, ollama_error=ollama_error,
         template_family=t.family, template_source=t.source, query_template=t.format_query("{query}"),
         document_template=t.document, chunker=resources.spec.identity, store=describe_store(s.data_dir, s.chroma_server),

@@ -6,12 +6,13 @@ the CLI calls. Only protocol goes to stdout: logs go to stderr.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -22,27 +23,23 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, StrictBool, ValidationError
+from pydantic import BaseModel, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from indexer.config import Settings, load_settings
-from indexer.errors import SessionSearchError
+from indexer.errors import InvalidArgument, SessionSearchError
 from indexer.models import (
-    MAX_OFFSET,
-    MAX_READ_MESSAGES,
-    MAX_TOP_K,
-    MAX_SESSIONS,
-    AgentName,
-    Kind,
     ListSessionsRequest,
     ListSessionsResponse,
-    Mode,
     ModelInfo,
     ReadSessionRequest,
     ReindexOptions,
     ReindexReport,
+    Request,
     SearchRequest,
     SearchResponse,
     SessionPage,
+    field_doc,
 )
 from indexer.pipeline import ReindexProgress
 from indexer.service import SessionSearch
@@ -50,7 +47,8 @@ from indexer.render import render_info, render_report, render_search, render_ses
 
 log = logging.getLogger("session_search.server")
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Request)
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 INSTRUCTIONS = """\
 session-search finds what the user and you did in past Claude Code, Codex and Gemini CLI sessions: prompts, \
@@ -86,13 +84,8 @@ def _version() -> str:
         return "unknown"
 
 
-def _one_line(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    got = first.get("input")
-    shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) and len(repr(got)) <= 60 else ""
-    message = "is required" if first["type"] == "missing" else first["msg"]
-    return f"{where}: {message}{shown}" if where else f"{message}{shown}"
+class _RequestRefused(ToolError):
+    """A tool's arguments broke a rule of its request model (its __cause__ says which)."""
 
 
 class _Server(MCPServer):
@@ -108,17 +101,58 @@ class _Server(MCPServer):
                 "Run `session-search doctor` in a terminal to see what is wrong; the server's stderr log has the details."
             ) from cause
         except ToolError as exc:
-            if isinstance(exc.__cause__, ValidationError):
-                raise ToolError(f"Invalid argument to {name}: {_one_line(exc.__cause__)}. Fix it and call again.") from exc.__cause__
+            problem = exc.__cause__
+            if isinstance(problem, ValidationError):  # the SDK's check against the input schema
+                problem = InvalidArgument.from_validation(problem)
+            elif isinstance(problem, _RequestRefused):  # the request model's own rules: a blank query, since after until
+                problem = problem.__cause__
+            if isinstance(problem, InvalidArgument):
+                raise ToolError(f"Invalid argument to {name}: {problem}. Fix it and call again.") from problem
             raise
 
 
-def _validated(model: type[M], **fields: object) -> M:
-    """The tool's arguments as the request model; a rule they break becomes a one-line tool error."""
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        raise ToolError(_one_line(exc)) from None
+def _arguments(fields: dict[str, FieldInfo]) -> list[inspect.Parameter]:
+    """Request model fields as keyword parameters, each with its type, bounds, default and description."""
+    return [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if field.is_required() else field.default,
+            annotation=Annotated[(field.annotation, *field.metadata, Field(description=field.description))],
+        )
+        for name, field in fields.items()
+    ]
+
+
+def _takes(
+    model: type[M], only: Collection[str] | None = None
+) -> Callable[[Callable[[M, Context], Awaitable[T]]], Callable[..., Awaitable[T]]]:
+    """A tool whose arguments are the request model's fields (or those named in only), documented from the model.
+
+    The SDK builds a tool's input schema from `inspect.signature`, which honours `__signature__`: the
+    schema is the model's fields as flat arguments, and its docs list them. The body gets the
+    validated request; our errors become tool errors the model reads, and the server stays up.
+    """
+
+    def decorate(body: Callable[[M, Context], Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        async def tool(ctx: Context, **arguments: Any) -> T:
+            try:
+                request = model.parse(arguments)
+            except InvalidArgument as exc:
+                raise _RequestRefused(str(exc)) from exc
+            return await _tool_call(body(request, ctx))
+
+        fields = {name: field for name, field in model.model_fields.items() if only is None or name in only}
+        returns = inspect.signature(body, eval_str=True).return_annotation
+        context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+        tool.__signature__ = inspect.Signature([*_arguments(fields), context], return_annotation=returns)  # type: ignore[attr-defined]
+        tool.__annotations__ = {"ctx": Context, "return": returns}  # where the SDK looks for the Context parameter
+        tool.__name__ = tool.__qualname__ = body.__name__
+        documented = [f"    {name}: {field_doc(field)}" for name, field in fields.items()]
+        tool.__doc__ = inspect.cleandoc(body.__doc__ or "") + "\n\nArgs:\n" + "\n".join(documented)
+        return tool
+
+    return decorate
 
 
 async def _tool_call(call: Awaitable[T]) -> T:
@@ -150,134 +184,46 @@ def build_server(settings: Settings) -> MCPServer:
 
     server = _Server("session-search", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan)
 
-    @server.tool(
-        title="Search past Claude Code sessions",
-        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
-    )
-    async def search(
-        query: Annotated[str, Field(description="What to look for: a question, or an exact error, file name or command.")],
-        ctx: Context,
-        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many results to return.")] = 10,
-        offset: Annotated[int, Field(ge=0, le=MAX_OFFSET, description="Skip this many results (paging: use next_offset).")] = 0,
-        mode: Annotated[Mode, Field(description="hybrid (default), vector (meaning) or keyword (exact words).")] = "hybrid",
-        project: Annotated[str | None, Field(description="Only sessions whose project path contains this.")] = None,
-        session_id: Annotated[str | None, Field(description="Only this session.")] = None,
-        git_branch: Annotated[str | None, Field(description="Only exchanges on this git branch.")] = None,
-        since: Annotated[str | None, Field(description="From this ISO date (2026-03-01) or span back from now (7d, 2w).")] = None,
-        until: Annotated[str | None, Field(description="Up to this ISO date or span back from now.")] = None,
-        kind: Annotated[Kind | None, Field(description="Only this kind of chunk.")] = None,
-        tool: Annotated[str | None, Field(description="Only exchanges that used this tool, e.g. Bash or Edit.")] = None,
-        include_subagents: Annotated[StrictBool, Field(description="Include what subagents did.")] = True,
-        agent: Annotated[AgentName | None, Field(description="Only sessions of this coding agent.")] = None,
-    ) -> Annotated[CallToolResult, SearchResponse]:
-        """Search everything done in past Claude Code sessions, best match first.
-
-        Args:
-            query: A question in plain words, or an exact string to find.
-            top_k: Number of results, 1 to 50.
-            offset: Results to skip, for the next page.
-            mode: hybrid, vector or keyword.
-            project: Part of a project path; the current working directory narrows to this project.
-            session_id: Restrict to one session.
-            git_branch: Restrict to one branch.
-            since: ISO date or datetime, or 7d / 2w / 3m back from now.
-            until: ISO date or datetime, or a span back from now.
-            kind: exchange, compaction_summary, prompt, answer or tool_output.
-            tool: A tool name such as Bash, Edit, Read.
-            include_subagents: False to leave out subagent transcripts.
-            agent: claude-code, codex or gemini-cli.
-        """
-        request = _validated(
-            SearchRequest, query=query, top_k=top_k, offset=offset, mode=mode, project=project, session_id=session_id,
-            git_branch=git_branch, since=since, until=until, kind=kind, tool=tool, include_subagents=include_subagents,
-            agent=agent,
-        )
-        response = await _tool_call(_index(ctx).search(request))
+    @server.tool(title="Search past Claude Code sessions", annotations=READ_ONLY)
+    @_takes(SearchRequest)
+    async def search(request: SearchRequest, ctx: Context) -> Annotated[CallToolResult, SearchResponse]:
+        """Search everything done in past Claude Code sessions, best match first."""
+        response = await _index(ctx).search(request)
         return _result(response, render_search(response))
 
-    @server.tool(
-        title="Read a past session",
-        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
-    )
-    async def read_session(
-        session_id: Annotated[str, Field(description="The session to read (a search result's session_id).")],
-        ctx: Context,
-        around: Annotated[str | None, Field(description="A search result's chunk_id, or a message uuid, to centre on.")] = None,
-        offset: Annotated[int | None, Field(ge=0, description="Start at this message index (paging).")] = None,
-        limit: Annotated[int, Field(ge=1, le=MAX_READ_MESSAGES, description="How many messages at most.")] = 20,
-        agent_id: Annotated[str | None, Field(description="Read this subagent's conversation instead of the main one.")] = None,
-    ) -> Annotated[CallToolResult, SessionPage]:
-        """Read the conversation around a search hit, in order, with roles and timestamps.
-
-        Args:
-            session_id: The session id from a search result.
-            around: The hit's chunk_id (or a message uuid); the page starts a few messages before it.
-            offset: Message index to start at; use previous_offset / next_offset to page.
-            limit: Messages per page, 1 to 100; long pages are cut to the size budget.
-            agent_id: A subagent's id (from a result's agent_id) to read its conversation.
-        """
-        request = _validated(ReadSessionRequest, session_id=session_id, around=around, offset=offset, limit=limit, agent_id=agent_id)
-        session = await _tool_call(_index(ctx).read_session(request))
+    @server.tool(title="Read a past session", annotations=READ_ONLY)
+    @_takes(ReadSessionRequest)
+    async def read_session(request: ReadSessionRequest, ctx: Context) -> Annotated[CallToolResult, SessionPage]:
+        """Read the conversation around a search hit, in order, with roles and timestamps."""
+        session = await _index(ctx).read_session(request)
         return _result(session, render_session(session))
 
-    @server.tool(
-        title="List past sessions, newest first",
-        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
-    )
-    async def list_sessions(
-        ctx: Context,
-        since: Annotated[str | None, Field(description="Sessions active from this ISO date (2026-03-01) or span back from now (7d, 2w).")] = None,
-        until: Annotated[str | None, Field(description="Sessions active up to this ISO date or span back from now.")] = None,
-        project: Annotated[str | None, Field(description="Only sessions whose project path contains this.")] = None,
-        git_branch: Annotated[str | None, Field(description="Only sessions with work on this git branch.")] = None,
-        agent: Annotated[AgentName | None, Field(description="Only sessions of this assistant: claude-code, codex or gemini-cli.")] = None,
-        limit: Annotated[int, Field(ge=1, le=MAX_SESSIONS, description="How many sessions at most.")] = 20,
-        offset: Annotated[int, Field(ge=0, description="Skip this many sessions (paging: use next_offset).")] = 0,
-    ) -> Annotated[CallToolResult, ListSessionsResponse]:
+    @server.tool(title="List past sessions, newest first", annotations=READ_ONLY)
+    @_takes(ListSessionsRequest)
+    async def list_sessions(request: ListSessionsRequest, ctx: Context) -> Annotated[CallToolResult, ListSessionsResponse]:
         """A timeline of past sessions, latest activity first: when, where, title and first prompt.
 
         Use it for questions about time ("what did we do yesterday", "sessions on this repo this
         month"); use search for questions about a topic.
-
-        Args:
-            since: ISO date or datetime, or 7d / 2w back from now.
-            until: ISO date or datetime, or a span back from now.
-            project: Part of a project path; the current working directory narrows to this project.
-            git_branch: A branch name.
-            agent: claude-code, codex or gemini-cli.
-            limit: Sessions per page, 1 to 100.
-            offset: Sessions to skip, for the next page.
         """
-        request = _validated(
-            ListSessionsRequest, since=since, until=until, project=project, git_branch=git_branch, agent=agent, limit=limit, offset=offset
-        )
-        response = await _tool_call(_index(ctx).list_sessions(request))
+        response = await _index(ctx).list_sessions(request)
         return _result(response, render_sessions(response))
 
     @server.tool(
         title="Update the session index",
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
     )
-    async def reindex(
-        ctx: Context,
-        full: Annotated[StrictBool, Field(description="Rebuild from nothing instead of indexing only new and changed sessions.")] = False,
-    ) -> Annotated[CallToolResult, ReindexReport]:
-        """Index new and changed Claude Code sessions, so that search finds recent work.
-
-        Args:
-            full: Rebuild the whole index (slow: every session is embedded again).
-        """
+    @_takes(ReindexOptions, only=("full",))
+    async def reindex(options: ReindexOptions, ctx: Context) -> Annotated[CallToolResult, ReindexReport]:
+        """Index new and changed Claude Code sessions, so that search finds recent work."""
 
         async def progress(update: ReindexProgress) -> None:
             await ctx.report_progress(update.files_done, update.files_total, f"{update.chunks_added} chunks added")
 
-        report = await _tool_call(_index(ctx).reindex(ReindexOptions(full=full), progress=progress))
+        report = await _index(ctx).reindex(options, progress=progress)
         return _result(report, render_report(report))
 
-    @server.tool(
-        title="Embedding model and index status",
-        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
-    )
+    @server.tool(title="Embedding model and index status", annotations=READ_ONLY)
     async def model_info(ctx: Context) -> Annotated[CallToolResult, ModelInfo]:
         """The embedding model, its prompt templates, and how much is indexed and when."""
         info = await _tool_call(_index(ctx).info())
