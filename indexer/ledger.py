@@ -25,8 +25,6 @@ from pathlib import Path
 from indexer.chunk import Chunk
 from indexer.sources import SourceFile
 
-# English words match their other forms (restart, restarting): LoCoMo session R@5 0.856 -> 0.873 (README).
-KEYWORD_TOKENIZER = "porter unicode61 tokenchars '_'"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
     name TEXT PRIMARY KEY, identity TEXT NOT NULL, query_template TEXT NOT NULL, created_at REAL NOT NULL);
@@ -53,12 +51,12 @@ CREATE INDEX IF NOT EXISTS docs_by_time ON docs(collection, ts_epoch, id);
 CREATE INDEX IF NOT EXISTS docs_by_filters ON docs(collection, is_sidechain, kind, git_branch, project, ts_epoch, session_id, tools, id);
 CREATE TABLE IF NOT EXISTS titles (session_id TEXT PRIMARY KEY, title TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(
-    text, content = 'docs', content_rowid = 'rowid', tokenize = "{tokenizer}");
+    text, content = 'docs', content_rowid = 'rowid', tokenize = "unicode61 tokenchars '_'");
 CREATE TRIGGER IF NOT EXISTS docs_added AFTER INSERT ON docs BEGIN
     INSERT INTO words(rowid, text) VALUES (new.rowid, new.text); END;
 CREATE TRIGGER IF NOT EXISTS docs_removed AFTER DELETE ON docs BEGIN
     INSERT INTO words(words, rowid, text) VALUES ('delete', old.rowid, old.text); END;
-""".replace("{tokenizer}", KEYWORD_TOKENIZER)
+"""
 log = logging.getLogger(__name__)
 FORMAT = 4  # 4: docs.agent and session titles; 3: docs table with indexed filter columns, FTS5 over it; 2: one FTS5 table
 DEFAULT_AGENT = "claude-code"
@@ -109,7 +107,6 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._upgrade()
-        self._retokenize()
         self._add_agent_column()
         self._db.execute(AGENT_INDEX)
 
@@ -137,26 +134,6 @@ class Ledger:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-
-    def _retokenize(self) -> None:
-        """Rebuild a keyword index made with another tokenizer (before stemming), once; the texts are in docs."""
-        if KEYWORD_TOKENIZER in self._words_sql():
-            return
-        self._transaction()
-        try:
-            if KEYWORD_TOKENIZER not in self._words_sql():
-                self._db.execute("DROP TABLE words")
-                self._db.execute(f"CREATE VIRTUAL TABLE words USING fts5(text, content = 'docs', content_rowid = 'rowid', tokenize = \"{KEYWORD_TOKENIZER}\")")
-                self._db.execute("INSERT INTO words(words) VALUES ('rebuild')")
-                log.info("keyword index rebuilt with the %s tokenizer", KEYWORD_TOKENIZER)
-            self._commit()
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-
-    def _words_sql(self) -> str:
-        row = self._db.execute("SELECT sql FROM sqlite_master WHERE name = 'words'").fetchone()
-        return str(row[0]) if row else ""
 
     def _has_table(self, name: str) -> bool:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,7 @@ from test_search import run_search
 from ollama_standin import OllamaStandIn
 
 from indexer.config import Settings
-from indexer.ledger import KEYWORD_TOKENIZER, Ledger
-from indexer.search import StoredHit, collapse, fts_queries, fuse, looks_exact, snippet, term_weights, vector_weight_for
+from indexer.search import StoredHit, collapse, fuse, looks_exact, snippet, term_weights, vector_weight_for
 
 CLI = [sys.executable, "-c", "import sys; from indexer.cli import main; sys.exit(main(sys.argv[1:]))"]
 GQC_ERROR = "The current branch spotter-gqc has no upstream branch"
@@ -86,47 +84,6 @@ def test_collapse_keeps_one_result_per_exchange_spanning_its_windows() -> None:
     kept = collapse(ranked)
     assert [c.stored.id for c in kept] == ["w2", "other"]
     assert kept[0].lines == (8, 14)
-
-
-# -- keyword index -------------------------------------------------------------------------------
-
-
-def _add_doc(path: Path, text: str) -> None:
-    db = sqlite3.connect(path)
-    db.execute(
-        "INSERT INTO docs (collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, is_sidechain, tools, meta, text) "
-        "VALUES ('c', 'd1', 's', '/p', '', 0, 'exchange', '', 0, ',', '{}', ?)", (text,),
-    )
-    db.commit()
-    db.close()
-
-
-def _keyword_ids(ledger: Ledger, query: str) -> list[int]:
-    every, anyone = fts_queries(query)
-    return [rowid for rowid, _ in ledger.keyword_search("c", every or anyone or "", "", [], 10)]
-
-
-def test_keywords_match_other_forms_of_a_word(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    _add_doc(tmp_path / "ledger.sqlite", "The pods kept restarting after the rollout")
-    assert _keyword_ids(ledger, "why did the pod restart?") == [1]
-    ledger.close()
-
-
-def test_a_keyword_index_without_stemming_is_rebuilt_on_open(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    Ledger(path).close()
-    db = sqlite3.connect(path)  # the keyword index as ledgers before stemming made it
-    db.executescript("DROP TABLE words; CREATE VIRTUAL TABLE words USING fts5(text, content = 'docs', content_rowid = 'rowid', "
-                     "tokenize = \"unicode61 tokenchars '_'\");")
-    db.close()
-    _add_doc(path, "The pods kept restarting after the rollout")
-    ledger = Ledger(path)
-    assert _keyword_ids(ledger, "pod restart") == [1]
-    assert _keyword_ids(ledger, "restarting") == [1]
-    sql = sqlite3.connect(path).execute("SELECT sql FROM sqlite_master WHERE name = 'words'").fetchone()[0]
-    assert KEYWORD_TOKENIZER in sql
-    ledger.close()
 
 
 def test_collapse_drops_copies_of_the_same_text() -> None:
