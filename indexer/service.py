@@ -59,6 +59,7 @@ from indexer.search import (
     single,
     term_weights,
     to_hit,
+    with_session_evidence,
     within_budget,
 )
 from indexer.agents import discover_sources, labelled
@@ -512,7 +513,8 @@ class SessionSearch:
             ranked = fuse(vector_hits, keyword, request.query)
         else:
             ranked = single(keyword if mode == "keyword" else vector_hits, keyword=mode == "keyword")
-        ranked, not_reranked = await self._rerank(request.query, collapse(ranked))
+        exchanges = collapse(ranked)
+        ranked, not_reranked = await self._rerank(request.query, with_session_evidence(exchanges) if mode == "hybrid" else exchanges)
         return self._page(served, request, mode, ranked, " ".join(n for n in (fallback, not_reranked) if n) or None)
 
     async def _rerank(self, query: str, ranked: list[Candidate]) -> tuple[list[Candidate], str | None]:
