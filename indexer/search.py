@@ -196,15 +196,14 @@ def with_session_evidence(candidates: list[Candidate], share: float = SESSION_EV
     """Exchanges (collapsed candidates) best first, each score raised by `share` of the scores of
     its session's two best other exchanges, then scaled back to 0-1. Search returns exchanges, so
     the evidence is counted per exchange: windows of one exchange are not two matches."""
-    best: dict[object, list[Candidate]] = {}  # each session's three best exchanges
-    for candidate in sorted(candidates, key=lambda c: -c.score):
-        top = best.setdefault(candidate.stored.metadata.get("session_id"), [])
-        if len(top) < 3:
-            top.append(candidate)
-    raised = {
-        id(c): (c.score + share * sum([o.score for o in best[c.stored.metadata.get("session_id")] if o is not c][:2])) / (1 + 2 * share)
-        for c in candidates
-    }
+    by_session: dict[object, list[Candidate]] = {}
+    for candidate in candidates:
+        by_session.setdefault(candidate.stored.metadata.get("session_id"), []).append(candidate)
+    raised: dict[int, float] = {}
+    for candidate in candidates:
+        start, end = _lines(candidate.stored)
+        others = [o.score for o in by_session[candidate.stored.metadata.get("session_id")] if o is not candidate and not _overlap(o, start, end)]
+        raised[id(candidate)] = (candidate.score + share * sum(sorted(others, reverse=True)[:2])) / (1 + 2 * share)
     for candidate in candidates:
         candidate.score = raised[id(candidate)]
     return sorted(candidates, key=lambda c: -c.score)
