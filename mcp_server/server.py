@@ -142,15 +142,11 @@ def build_server(settings: Settings) -> MCPServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
-        index = SessionSearch(settings)
-        try:
-            async with anyio.create_task_group() as background:
-                if settings.refresh_minutes > 0:
-                    background.start_soon(index.keep_fresh, settings.refresh_minutes * 60)
-                yield AppContext(index)
-                background.cancel_scope.cancel()
-        finally:
-            await index.aclose()
+        async with SessionSearch(settings) as index, anyio.create_task_group() as background:
+            if settings.refresh_minutes > 0:
+                background.start_soon(index.keep_fresh, settings.refresh_minutes * 60)
+            yield AppContext(index)
+            background.cancel_scope.cancel()
 
     server = _Server("session-search", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan)
 
