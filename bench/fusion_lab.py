@@ -29,7 +29,8 @@ import locomo  # noqa: E402
 import quality  # noqa: E402
 
 from indexer import search as ranking  # noqa: E402
-from indexer import query as service  # noqa: E402  (where search calls the ranking functions)
+from indexer import query as searching  # noqa: E402  (where search calls the ranking functions)
+from indexer.service import SessionSearch  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402
 from indexer.search import Candidate, StoredHit, collapse  # noqa: E402
 
@@ -40,14 +41,14 @@ NEARMISS_HOME = ROOT / "bench" / "eval" / "nearmiss"
 
 async def _capture(settings: Any, queries: Sequence[str]) -> list[Captured]:
     kept: list[Captured] = []
-    real_fuse = searching.fuse  # the search calls fuse from indexer/query.py
+    real_fuse = searching.fuse
 
     def spy(vector: Sequence[StoredHit], keyword: Sequence[StoredHit], *args: Any, **kw: Any) -> list[Candidate]:
         kept.append(("", list(vector), list(keyword)))
         return real_fuse(vector, keyword, *args, **kw)
 
     searching.fuse = spy
-    index = service.SessionSearch(settings)
+    index = SessionSearch(settings)
     try:
         await index.reindex()
         out = []
