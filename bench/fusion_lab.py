@@ -29,7 +29,8 @@ import locomo  # noqa: E402
 import quality  # noqa: E402
 
 from indexer import search as ranking  # noqa: E402
-from indexer import query as service  # noqa: E402  (where search calls the ranking functions)
+from indexer import query as searching  # noqa: E402  (where search calls the ranking functions)
+from indexer.service import SessionSearch  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402
 from indexer.search import Candidate, StoredHit, collapse  # noqa: E402
 
@@ -40,14 +41,14 @@ NEARMISS_HOME = ROOT / "bench" / "eval" / "nearmiss"
 
 async def _capture(settings: Any, queries: Sequence[str]) -> list[Captured]:
     kept: list[Captured] = []
-    real_fuse = service.fuse
+    real_fuse = searching.fuse
 
     def spy(vector: Sequence[StoredHit], keyword: Sequence[StoredHit], *args: Any, **kw: Any) -> list[Candidate]:
         kept.append(("", list(vector), list(keyword)))
         return real_fuse(vector, keyword, *args, **kw)
 
-    service.fuse = spy
-    index = service.SessionSearch(settings)
+    searching.fuse = spy
+    index = SessionSearch(settings)
     try:
         await index.reindex()
         out = []
@@ -58,7 +59,7 @@ async def _capture(settings: Any, queries: Sequence[str]) -> list[Captured]:
             out.append((q, v, k))
         return out
     finally:
-        service.fuse = real_fuse
+        searching.fuse = real_fuse
         await index.aclose()
 
 
@@ -91,7 +92,7 @@ def score_locomo(keep: Path, fusion: Fusion) -> dict[str, float]:
     for path in sorted((keep / "minilm").glob("conv-*/captured.pkl")):
         got, converted, conversation = pickle.loads(path.read_bytes())
         for (query, vector, keyword), question in zip(got, conversation.questions, strict=True):
-            ranked = collapse(fusion(query, vector, keyword))
+            ranked = _exchanges(fusion, query, vector, keyword)
             hits = [
                 locomo.Hit(converted.session_numbers.get(str(c.stored.metadata.get("session_id")), -1),
                            Path(str(c.stored.metadata.get("source_path"))).name, *(c.lines or (0, 0)))
@@ -108,10 +109,21 @@ def score_eval(keep: Path, name: str, fusion: Fusion) -> dict[str, dict[str, flo
     got, queries = pickle.loads(path.read_bytes())
     outcomes = []
     for (query, vector, keyword), q in zip(got, queries, strict=True):
-        ranked = collapse(fusion(query, vector, keyword))[: quality.TOP_K]
+        ranked = _exchanges(fusion, query, vector, keyword)[: quality.TOP_K]
         spans = [quality.Span(str(c.stored.metadata.get("source_path")), *(c.lines or (0, 0))) for c in ranked]
         outcomes.append(quality.score(q, spans))
     return quality.subsets(outcomes)
+
+
+def _exchanges(fusion: Fusion, query: str, vector: Sequence[StoredHit], keyword: Sequence[StoredHit]) -> list[Candidate]:
+    """Collapsed as the search does; the product's hybrid also weighs each session's other exchanges."""
+    ranked = collapse(fusion(query, vector, keyword))
+    return ranking.with_session_evidence(ranked) if getattr(fusion, "session_evidence", False) else ranked
+
+
+def _with_session_evidence(fusion: Fusion) -> Fusion:
+    fusion.session_evidence = True  # type: ignore[attr-defined]
+    return fusion
 
 
 def variants() -> dict[str, Fusion]:
@@ -134,6 +146,8 @@ def variants() -> dict[str, Fusion]:
         out[f"mm adaptive {aw}/{ae} + gap"] = lambda q, v, k, aw=aw, ae=ae: convex(v, k, gap_alpha(ae if ranking.looks_exact(q) else aw, v, k), "mm")
     if hasattr(ranking, "fuse"):
         out["product fuse"] = lambda q, v, k: ranking.fuse(v, k, q) if _takes_query() else ranking.fuse(v, k)
+    if hasattr(ranking, "with_session_evidence"):
+        out["product fuse + session evidence (search)"] = _with_session_evidence(lambda q, v, k: ranking.fuse(v, k, q))
     return out
 
 

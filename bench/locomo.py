@@ -3,6 +3,7 @@
     .venv-bench/bin/python bench/locomo.py                       # all-MiniLM-L6-v2, every mode, all 1,986 questions
     .venv-bench/bin/python bench/locomo.py --keep /tmp/locomo    # keep the indexed data dirs; later runs embed nothing
     .venv/bin/python bench/locomo.py --hashing --conversations 2 # the stand-in's hashing vectors: a smoke test
+    .venv-bench/bin/python bench/locomo.py --model-dir DIR        # another sentence-transformers model, e.g. all-mpnet-base-v2
 
 Each conversation of ../shared/benchmarks/locomo/locomo10.json becomes a Claude Code home of
 its own (`convert`): one transcript per LoCoMo session, speaker A's turns as user records and
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
+from support.ollama_standin import DEFAULT_MODELS, MINILM, OllamaStandIn, minilm_backend, sentence_model_backend  # noqa: E402
 
 from indexer.config import Settings, load_settings  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402
@@ -342,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=LOCOMO, help="locomo10.json")
     parser.add_argument("--keep", type=Path, help="keep each conversation's transcripts and index here (reused next time)")
     parser.add_argument("--hashing", action="store_true", help="the stand-in's hashing vectors instead of all-MiniLM-L6-v2")
+    parser.add_argument("--model-dir", type=Path, help="a sentence-transformers model folder to serve instead of all-MiniLM-L6-v2 (e.g. all-mpnet-base-v2)")
     parser.add_argument("--conversations", type=int, help="only the first N conversations")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated (default %(default)s)")
     parser.add_argument("--images", action="store_true", help="append each shared photo's caption to its turn")
@@ -350,11 +352,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     conversations = load(args.data)[: args.conversations]
     modes = [m for m in args.modes.split(",") if m]
-    real = {} if args.hashing else {MINILM: minilm_backend()}
-    backend = f"{MINILM} via the stand-in's hashing vectors" if args.hashing else "all-MiniLM-L6-v2 (sentence-transformers, CPU) via the stand-in"
-    with OllamaStandIn(real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-locomo-") as tmp:
-        keep = args.keep / ("hashing" if args.hashing else "minilm") if args.keep else Path(tmp)
-        scores, embedded = measure(conversations, keep, standin.url, MINILM, modes, args.images)
+    model, models, real, backend = MINILM, dict(DEFAULT_MODELS), {}, f"{MINILM} via the stand-in's hashing vectors"
+    if args.model_dir:  # another real model, served under its folder's name
+        model = args.model_dir.resolve().name.lower()
+        real = {model: sentence_model_backend(str(args.model_dir))}
+        models[model] = len(real[model](["dimensions"])[0])
+        backend = f"{args.model_dir.name} (sentence-transformers, CPU, from {args.model_dir}) via the stand-in"
+    elif not args.hashing:
+        real, backend = {MINILM: minilm_backend()}, "all-MiniLM-L6-v2 (sentence-transformers, CPU) via the stand-in"
+    with OllamaStandIn(models=models, real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-locomo-") as tmp:
+        keep = args.keep / ("hashing" if args.hashing else "minilm" if model == MINILM else model) if args.keep else Path(tmp)
+        scores, embedded = measure(conversations, keep, standin.url, model, modes, args.images)
     questions = sum(len(c.questions) for c in conversations)
     if args.json:
         out = {mode: {"all": s.mean()} | {CATEGORY_NAMES[c]: s.mean(c) for c in CATEGORY_NAMES} for mode, s in scores.items()}

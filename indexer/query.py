@@ -17,7 +17,7 @@ from indexer.ledger_docs import docs_filter
 from indexer.models import SearchRequest, SearchResponse
 from indexer.resources import Resources
 from indexer.retrieve import Retriever
-from indexer.search import Candidate, collapse, fuse, matching_projects, single, term_weights, to_hit, within_budget
+from indexer.search import Candidate, collapse, fuse, matching_projects, single, term_weights, to_hit, with_session_evidence, within_budget
 from indexer.terms import query_terms
 
 CHANGED_CACHE_S = 30.0
@@ -79,7 +79,8 @@ class Query:
             ranked = fuse(vector_hits, keyword, request.query)
         else:
             ranked = single(keyword if mode == "keyword" else vector_hits, keyword=mode == "keyword")
-        ranked, not_reranked = await self._rerank(request.query, collapse(ranked))
+        exchanges = collapse(ranked)
+        ranked, not_reranked = await self._rerank(request.query, with_session_evidence(exchanges) if mode == "hybrid" else exchanges)
         return self._page(served, request, mode, ranked, " ".join(n for n in (fallback, not_reranked) if n) or None)
 
     async def _rerank(self, query: str, ranked: list[Candidate]) -> tuple[list[Candidate], str | None]:

@@ -23,6 +23,9 @@ SHOWN_PROJECTS = 8
 VECTOR_WEIGHT_WORDS = 0.4  # a question in words
 VECTOR_WEIGHT_EXACT = 0.25  # a query that looks like a string to find
 GAP_RANK = 5  # a list's confidence: its best score against its 5th
+# Each of a session's two next-best other exchanges adds this share of its score to an exchange:
+# a session that matches in several places is likelier the one asked about (README, "Retrieval quality").
+SESSION_EVIDENCE = 0.2
 SNIPPET_CHARS = 700
 _QUOTED = re.compile(r"[\"`'][^\"`']{3,}[\"`']")
 _CODE_WORD = re.compile(r"\d|_|\w[./:\\]\w|[a-z][A-Z]|^--?\w|\(\)")
@@ -110,6 +113,23 @@ def fuse(
         candidate.keyword_rank = rank
         candidate.score += (1 - vector_weight) * by_keyword[hit.id]
     return sorted(found.values(), key=lambda c: -c.score)
+
+
+def with_session_evidence(candidates: list[Candidate], share: float = SESSION_EVIDENCE) -> list[Candidate]:
+    """Exchanges (collapsed candidates) best first, each score raised by `share` of the scores of
+    its session's two best other exchanges, then scaled back to 0-1. Search returns exchanges, so
+    the evidence is counted per exchange: windows of one exchange are not two matches."""
+    by_session: dict[object, list[Candidate]] = {}
+    for candidate in candidates:
+        by_session.setdefault(candidate.stored.metadata.get("session_id"), []).append(candidate)
+    raised: dict[int, float] = {}
+    for candidate in candidates:
+        start, end = _lines(candidate.stored)
+        others = [o.score for o in by_session[candidate.stored.metadata.get("session_id")] if o is not candidate and not _overlap(o, start, end)]
+        raised[id(candidate)] = (candidate.score + share * sum(sorted(others, reverse=True)[:2])) / (1 + 2 * share)
+    for candidate in candidates:
+        candidate.score = raised[id(candidate)]
+    return sorted(candidates, key=lambda c: -c.score)
 
 
 def single(hits: Sequence[StoredHit], *, keyword: bool) -> list[Candidate]:

