@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -47,6 +48,7 @@ from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.prompts import template_for
 from indexer.redact import Redactor
 from indexer.rerank import Reranker
+from indexer.searcher_client import SearcherClient
 from indexer.retrieve import Retriever
 from indexer.search import (
     Candidate,
@@ -117,6 +119,7 @@ class SessionSearch:
         self._reindexing = anyio.Lock()
         self._changed: tuple[float, int] | None = None
         self._reranker: Reranker | None = None
+        self.searcher: SearcherClient | None = None  # set by `serve`: reads go to the shared searcher
 
     # -- resources, opened on first use ------------------------------------------------------
 
@@ -180,6 +183,8 @@ class SessionSearch:
             await self._reranker.aclose()
         if self._ledger is not None:
             self._ledger.close()
+        if self.searcher is not None:
+            await self.searcher.aclose()
 
     # -- choosing files ----------------------------------------------------------------------
 
@@ -469,6 +474,8 @@ class SessionSearch:
         Hybrid fuses vector and keyword rankings; when Ollama cannot embed the query it
         answers from keywords alone and says so.
         """
+        if self.searcher is not None:
+            return await self.searcher.call("search", request, SearchResponse)
         served = self._serving()  # on the event-loop thread: it may import chromadb (zotero-mcp#485)
         name = served.record.name
         if request.project and served.projects is None:
@@ -576,6 +583,8 @@ class SessionSearch:
 
     async def read_session(self, request: ReadSessionRequest) -> SessionPage:
         """Messages of one session around a message or hit, in order; from the index if the transcript is gone."""
+        if self.searcher is not None:
+            return await self.searcher.call("read_session", request, SessionPage)
         name = self._serving().record.name
         rel_paths = self.ledger.session_sources(name, request.session_id)
         if not rel_paths:
@@ -627,6 +636,8 @@ class SessionSearch:
 
     async def info(self) -> ModelInfo:
         """The model, templates and index state; service failures are reported, not raised."""
+        if self.searcher is not None:
+            return await self.searcher.call("info", None, ModelInfo)
         facts = version = ollama_error = None
         try:
             with anyio.fail_after(self.settings.query_timeout_s):  # info answers within seconds, whatever Ollama does
@@ -650,7 +661,7 @@ class SessionSearch:
             last_indexed=self.ledger.get_meta("last_indexed"), changed_files=self.changed_files(),
             folders=[f"{f.agent}: {f.folder} ({f.problem or f'{f.transcripts} transcripts'})" for f in transcript_folders(s)],
             data_dir=describe_data_dir(s.data_dir),
-            agents={name: str(folder) for name, folder in s.agent_folders.items()}, **state,
+            agents={name: str(folder) for name, folder in s.agent_folders.items()}, index_process=f"this process, pid {os.getpid()}", **state,
         )
 
     async def _index_state(self, facts: ModelFacts | None) -> dict[str, object]:

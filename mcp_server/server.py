@@ -45,6 +45,7 @@ from indexer.models import (
     SessionPage,
 )
 from indexer.pipeline import ReindexProgress
+from indexer.searcher_client import SearcherClient
 from indexer.service import SessionSearch
 from indexer.render import render_info, render_report, render_search, render_session, render_sessions
 
@@ -143,6 +144,8 @@ def build_server(settings: Settings) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         index = SessionSearch(settings)
+        if settings.shared_searcher:  # every window's server on this data dir shares one copy of the index
+            index.searcher = SearcherClient(settings)
         try:
             async with anyio.create_task_group() as background:
                 if settings.refresh_minutes > 0:
