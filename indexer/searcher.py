@@ -65,7 +65,7 @@ class Searcher:
             reply = {"error": {"kind": type(exc).__name__, "message": str(exc)}}
         except (ValueError, KeyError, TypeError, ValidationError) as exc:  # a server of another version
             reply = {"error": {"kind": "", "message": f"bad request: {exc}"}}
-        except Exception as exc:  # noqa: BLE001 - the server reports it as unexpected; this process keeps serving
+        except Exception as exc:  # the server reports it as unexpected; this process keeps serving
             log.exception("request failed")
             reply = {"error": {"kind": "", "message": f"{type(exc).__name__}: {str(exc)[:300]}"}}
         return json.dumps(reply).encode() + b"\n"

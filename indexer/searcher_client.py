@@ -133,9 +133,16 @@ class SearcherClient:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.paths = SearcherPaths.of(settings)
+        self._paths: SearcherPaths | None = None
         self._idle: list[tuple[SocketStream, BufferedByteReceiveStream]] = []
         self._started: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def paths(self) -> SearcherPaths:
+        """Found on first use: a server starts even where the searcher could not listen, and says why when asked."""
+        if self._paths is None:
+            self._paths = SearcherPaths.of(self.settings)
+        return self._paths
 
     async def call(self, op: str, request: BaseModel | None, answer: type[M]) -> M:
         """The searcher's answer to op; its errors are raised here as the same SessionSearchError.
