@@ -260,8 +260,8 @@ def server_rows(url: str, built: object, queries: list[str], dims: int, counts: 
         found = servers_rss(url, built.data_dir, built.claude_dir, queries, dims, count, shared)  # type: ignore[attr-defined]
         if not shared:
             alone_off = found["RSS MB"]
-        elif alone is None:
-            alone = found["RSS MB"] / count
+        elif count == 1:  # one server and its searcher: what one window costs
+            alone = found["RSS MB"]
         first, warm, same = found["last server's first search ms"], found["warm search ms"], found["same query warm ms"]
         rows.append([
             f"{count}, searcher {'on' if shared else 'off'}", f"{found['searchers']:.0f}", f"{found['RSS MB']:.0f}",
