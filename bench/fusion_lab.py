@@ -29,7 +29,7 @@ import locomo  # noqa: E402
 import quality  # noqa: E402
 
 from indexer import search as ranking  # noqa: E402
-from indexer import service  # noqa: E402
+from indexer import query as service  # noqa: E402  (where search calls the ranking functions)
 from indexer.models import SearchRequest  # noqa: E402
 from indexer.search import Candidate, StoredHit, collapse  # noqa: E402
 
@@ -225,7 +225,7 @@ def main() -> int:
     parser.add_argument("--only")
     args = parser.parse_args()
     if args.action == "capture":
-        from ollama_standin import MINILM, OllamaStandIn, minilm_backend
+        from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend
 
         with OllamaStandIn(real_models={MINILM: minilm_backend()}) as standin:
             capture(args.keep, standin.url)

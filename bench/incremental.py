@@ -183,19 +183,22 @@ def import_chromadb_s() -> float:
 
 
 def no_change_stages(settings: Settings) -> StageTimer:
+    from indexer import reindex
+    from indexer.catalog import Catalog
     from indexer.ledger import Ledger
     from indexer.pipeline import IndexRun
+    from indexer.resources import Resources
 
     stages = [
-        (SessionSearch, "_sources", "discover the transcripts"),
-        (SessionSearch, "identity", "identity (Ollama /api/show)"),
-        (SessionSearch, "_current_store", "open Chroma"),
-        (SessionSearch, "_drop_orphans", "drop orphan collections"),
-        (SessionSearch, "_target", "find the target collection"),
+        (reindex, "choose_sources", "discover the transcripts"),
+        (Resources, "identity", "identity (Ollama /api/show)"),
+        (Catalog, "store", "open Chroma"),
+        (Catalog, "drop_orphans", "drop orphan collections"),
+        (Catalog, "target", "find the target collection"),
         (Ledger, "is_current", "ledger.is_current, all files"),
         (IndexRun, "run", "IndexRun.run (nothing to do)"),
-        (SessionSearch, "_publish", "publish a new generation"),
-        (SessionSearch, "_reindex_locked", "everything inside the writer lock"),
+        (Catalog, "publish", "publish a new generation"),
+        (reindex.Reindexer, "_locked", "everything inside the writer lock"),
         (SessionSearch, "reindex", "the whole reindex() call"),
     ]
     timer = StageTimer(stages)

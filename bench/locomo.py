@@ -8,7 +8,7 @@ Each conversation of ../shared/benchmarks/locomo/locomo10.json becomes a Claude 
 its own (`convert`): one transcript per LoCoMo session, speaker A's turns as user records and
 speaker B's as assistant records, each text starting with the speaker's name, timestamps from
 the session's date (a minute apart per turn). It is indexed with the product's defaults (the
-exchange chunker) into its own data dir, through the Ollama stand-in (tests/ollama_standin.py)
+exchange chunker) into its own data dir, through the Ollama stand-in (tests/support/ollama_standin.py)
 serving `all-minilm`, and every question is asked in each mode.
 
 Metrics, as in SOURCE.md (the way MemPalace and others score it): the hits are mapped to their
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
+from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
 
 from indexer.config import Settings, load_settings  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402

@@ -1,7 +1,7 @@
 """Retrieval quality on the shared transcripts: recall@5, MRR@10 and nDCG@10 per search mode.
 
 Builds a fresh index of the fixture transcripts in a temporary data dir, with the
-Ollama stand-in (tests/ollama_standin.py) started in-process on a free port serving
+Ollama stand-in (tests/support/ollama_standin.py) started in-process on a free port serving
 `all-minilm`, then runs every query of bench/eval/queries.jsonl in each search mode
 the installed SearchRequest accepts and prints a markdown table (or JSON).
 
@@ -36,7 +36,7 @@ from pydantic import ValidationError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
+from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
 
 from indexer.config import Settings, load_settings  # noqa: E402
 from indexer.errors import SessionSearchError  # noqa: E402

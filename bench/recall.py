@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
+from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
 from quality import DEFAULT_FIXTURES, DEFAULT_QUERIES, Span, build_settings, covers, load_queries  # noqa: E402
 
 from indexer.recall import MAX_EXCHANGES, recall_request  # noqa: E402

@@ -126,9 +126,9 @@ def time_searches(
 
 def _stage_wrappers() -> list[tuple[Any, str, str]]:
     """(owner, attribute, label) of the steps a search makes; missing ones are skipped."""
-    from indexer import service
+    from indexer import query as service  # where search calls the ranking functions
+    from indexer.catalog import Catalog
     from indexer.ledger import Ledger
-    from indexer.service import SessionSearch
     from indexer.store import VectorCollection
 
     return [
@@ -144,7 +144,7 @@ def _stage_wrappers() -> list[tuple[Any, str, str]]:
         (VectorCollection, "query", "Chroma query (HNSW)"),
         (VectorCollection, "distances", "exact scores (Chroma get)"),
         (VectorCollection, "count", "Chroma count"),
-        (SessionSearch, "changed_files", "changed_files (note)"),
+        (Catalog, "changed_files", "changed_files (note)"),
         (service, "within_budget", "token budget (tiktoken)"),
         (service, "to_hit", "to_hit (snippets)"),
         (service, "collapse", "collapse"),

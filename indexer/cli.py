@@ -115,11 +115,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     from indexer.service import SessionSearch
 
     async def with_index(action: Callable[[SessionSearch], Awaitable[T]]) -> T:
-        index = SessionSearch(settings)
-        try:
+        async with SessionSearch(settings) as index:
             return await _until_interrupted(action(index))
-        finally:
-            await index.aclose()
 
     if args.command == "reindex":
         options = ReindexOptions(full=args.full, prune=args.prune, project=args.project, since=args.since, dry_run=args.dry_run)

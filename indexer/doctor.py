@@ -10,7 +10,6 @@ the keyword index is rebuilt.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import anyio
@@ -81,13 +80,13 @@ class DoctorReport(BaseModel):
 
 
 def _served(index: SessionSearch) -> tuple[str, IndexIdentity] | None:
-    record = index.ledger.collection(index.ledger.get_meta("active"))
+    record = index.ledger.collection(index.ledger.active)
     identity = IndexIdentity.from_json(record.identity) if record else None
     return (record.name, identity) if record and identity else None
 
 
 def _collection(index: SessionSearch, name: str) -> VectorCollection | None:
-    return index._current_store().get(name)  # noqa: SLF001 - the service's store, reopened when another writer wrote
+    return index.catalog.store().get(name)  # the service's store, reopened when another writer wrote
 
 
 def _agreement(index: SessionSearch, name: str) -> Agreement:
@@ -203,7 +202,7 @@ async def repair(index: SessionSearch) -> DoctorReport:
 
 async def _repair(index: SessionSearch, name: str, identity: IndexIdentity) -> list[str]:
     ledger, done = index.ledger, []
-    store = index._current_store()  # noqa: SLF001
+    store = index.catalog.store()
     collection = store.get(name)
     agreement = _agreement(index, name) if collection is not None else None
     if collection is not None and agreement and agreement.vector_search_error:
@@ -229,21 +228,17 @@ async def _repair(index: SessionSearch, name: str, identity: IndexIdentity) -> l
         for rel_path in ledger.sources_of(name, untexted):
             ledger.forget(name, rel_path, [])
         done.append(f"{len(untexted)} chunks had no text in the ledger; their transcripts are indexed again by the next reindex")
-    embedded = await _reembed(index, identity, collection, [Chunk(i, *_text_meta(texts[i])) for i in missing if i in texts])
+    embedded = await _reembed(index, identity, collection, [texts[i].chunk() for i in missing if i in texts])
     if embedded:
         done.append(f"embedded {embedded} chunks again from the texts the ledger keeps")
     ledger.rebuild_keywords()
     done.append("rebuilt the keyword index")
-    index._publish()  # noqa: SLF001 - other servers reopen and see the repaired vectors
+    index.catalog.publish()  # other servers reopen and see the repaired vectors
     return done
 
 
-def _text_meta(row: tuple[str, str]) -> tuple[str, dict]:
-    return row[0], json.loads(row[1])
-
-
 async def _reembed(index: SessionSearch, identity: IndexIdentity, collection: VectorCollection, chunks: list[Chunk]) -> int:
-    embedder = index._embedder_for(identity.backend, identity.model, identity.dimensions)  # noqa: SLF001
+    embedder = index.resources.embedder_for(identity.backend, identity.model, identity.dimensions)
     stored = 0
     for start in range(0, len(chunks), REEMBED_BATCH):
         batch = chunks[start : start + REEMBED_BATCH]

@@ -92,12 +92,9 @@ def index_session(settings: Settings, event: dict[str, Any]) -> None:
         return
 
     async def run() -> None:
-        index = SessionSearch(settings)
-        try:
+        async with SessionSearch(settings) as index:
             report = await index.reindex(ReindexOptions(paths=paths))
             log.info("Stop: %d files, %d chunks added", report.files_indexed, report.chunks_added)
-        finally:
-            await index.aclose()
 
     anyio.run(run)
 
@@ -126,14 +123,11 @@ def recall_context(settings: Settings, event: dict[str, Any]) -> str | None:
 
     async def search() -> None:
         # No reranker: its scores would replace the cosine the threshold is set on (and cost time).
-        index = SessionSearch(settings.model_copy(update={"rerank_url": None}))
-        try:
+        async with SessionSearch(settings.model_copy(update={"rerank_url": None})) as index:
             response = await index.search(request)
             hits = relevant(response.results, str(event.get("session_id") or ""), settings.recall_min_similarity)
             found.append(context(hits))
             log.info("UserPromptSubmit: %d past exchanges quoted (best similarity %.3f)", len(hits), response.results[0].score if response.results else 0)
-        finally:
-            await index.aclose()
 
     def work() -> None:
         try:

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from indexer.chunk import Chunk, ChunkerSpec, chunk_transcript
+from indexer.chunk import Chunk, ChunkerSpec
 from indexer.embed import Embedder, Vector
 from indexer.errors import first_error
 from indexer.ledger import Ledger
-from indexer.parse import Cleaner, Transcript, parse_file
+from indexer.parse import Cleaner
+from indexer.planning import SkipFn, plan_file
 from indexer.prompts import PromptTemplate
 from indexer.sources import SourceFile
 from indexer.store import VectorCollection
@@ -40,7 +41,6 @@ class ReindexProgress:
 
 
 ProgressFn = Callable[[ReindexProgress], Awaitable[None] | None]
-SkipFn = Callable[[Transcript], bool]
 
 
 @dataclass(slots=True)
@@ -131,9 +131,8 @@ class IndexRun:
 
     async def _plan(self, source: SourceFile) -> tuple[_FilePlan, list[Chunk]]:
         """Parse and chunk one file, and work out what must be embedded and what removed."""
-        transcript = await anyio.to_thread.run_sync(parse_file, source, self.tool_output_chars, self.clean)
-        skipped = self.skip(transcript)
-        chunks = [] if skipped else await anyio.to_thread.run_sync(lambda: list(chunk_transcript(transcript, self.spec)))
+        planned = await plan_file(source, self.tool_output_chars, self.clean, self.skip, self.spec)
+        transcript, chunks, skipped = planned.transcript, planned.chunks, planned.skipped
         known = self.ledger.chunk_hashes(self.collection.name, source.rel_path)
         fresh = [c for c in chunks if known.get(c.id) != c.content_hash]
         ids = {c.id for c in chunks}
@@ -186,7 +185,7 @@ class IndexRun:
 
     async def _finish(self, plan: _FilePlan) -> None:
         name, rel_path = self.collection.name, plan.source.rel_path
-        removable = [i for i in plan.stale if i not in self.ledger.owned_elsewhere(name, rel_path, plan.stale)]
+        removable = self.ledger.removable(name, rel_path, plan.stale)
         await anyio.to_thread.run_sync(self.collection.delete, removable)
         self.ledger.record(name, plan.source, plan.session_id, [c for c in plan.chunks if c.id not in plan.nan], removable, complete=not plan.nan)
         self._count(plan, len(removable))

@@ -7,23 +7,39 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
 
 from indexer.errors import StoreError
+from indexer.hits import StoredHit
 from indexer.ledger import Ledger
-from indexer.search import StoredHit, fts_queries, keyword_hits, stored_hits
+from indexer.ledger_docs import DocsFilter, StoredDoc, fts_queries
 from indexer.store import VectorCollection
 
 log = logging.getLogger(__name__)
-DocsFilter = tuple[str, list[object]]  # SQL over the ledger's docs `d`, and its parameters; "" for none
 EXACT_RESCORE = 20  # keyword candidates the vector ranking scores exactly when the ANN search missed them
 KEYWORD_ALL_WORDS_ENOUGH = 10  # fewer chunks with every word than this: also rank those with any
 EXACT_SUBSET = 300  # a filter keeping at most this many chunks: score them all exactly, no HNSW
 OVERSAMPLE_SHARE = 0.25  # a filter keeping at least this share of chunks: post-filter an unfiltered search
 OVERSAMPLE = 1.5  # how many more nearest chunks than the filter is expected to need
 OVERSAMPLE_MAX = 2000  # the widest unfiltered search, when Chroma cannot take the ids
+
+
+def _hit(doc: StoredDoc, score: float) -> StoredHit:
+    return StoredHit(doc.id, doc.text, doc.meta.values, score)
+
+
+def stored_hits(ranked: Sequence[tuple[str, float]], docs: Mapping[str, StoredDoc]) -> list[StoredHit]:
+    """(id, distance) pairs with their text and metadata from the ledger, in order; ids it lacks
+    (a vector stored, its ledger row not written yet) are left out."""
+    return [_hit(docs[id_], score) for id_, score in ranked if id_ in docs]
+
+
+def keyword_hits(ranked: Sequence[tuple[int, float]], docs: Mapping[int, StoredDoc]) -> list[StoredHit]:
+    """(doc rowid, bm25) pairs as hits, in order; bm25 is negative, lower is better."""
+    return [_hit(docs[r], score) for r, score in ranked if r in docs]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +56,10 @@ class Retriever:
         Safe in a worker thread: it reads through the ledger's per-thread connection."""
         every, anyone = fts_queries(query)
         span = self.ledger.session_span(self.name, session_id) if session_id else None
-        ranked = self.ledger.keyword_search(self.name, every, *docs_filter, wanted, span) if every else []
+        ranked = self.ledger.keyword_search(self.name, every, docs_filter, wanted, span) if every else []
         if len(ranked) < KEYWORD_ALL_WORDS_ENOUGH and anyone:
             seen = {rowid for rowid, _ in ranked}
-            ranked += [pair for pair in self.ledger.keyword_search(self.name, anyone, *docs_filter, wanted, span) if pair[0] not in seen]
+            ranked += [pair for pair in self.ledger.keyword_search(self.name, anyone, docs_filter, wanted, span) if pair[0] not in seen]
         ranked = ranked[:wanted]
         return keyword_hits(ranked, self.ledger.docs_at([rowid for rowid, _ in ranked]))
 
@@ -63,12 +79,12 @@ class Retriever:
         are scored exactly; a filter keeping a large share post-filters a wider unfiltered
         search; other subsets go to Chroma as ids.
         """
-        if not docs_filter[0]:
+        if not docs_filter.sql:
             return await anyio.to_thread.run_sync(self.collection.query, vector, wanted)
-        few = self.ledger.matching_ids(self.name, *docs_filter, EXACT_SUBSET)
+        few = self.ledger.matching_ids(self.name, docs_filter, EXACT_SUBSET)
         if few is not None:
             return await self._exact(vector, few)
-        ids = set(self.ledger.matching_ids(self.name, *docs_filter, self.total) or ())
+        ids = set(self.ledger.matching_ids(self.name, docs_filter, self.total) or ())
         if len(ids) / max(1, self.total) >= OVERSAMPLE_SHARE and (found := await self._post_filtered(vector, ids, wanted)):
             return found
         try:

@@ -1,20 +1,21 @@
-"""Ranking and shaping: filters as SQL over the ledger's docs, fusion of normalised scores,
-one result per exchange, snippets centred on the match, and a token budget.
+"""Ranking and shaping: fusion of normalised scores, one result per exchange, snippets
+centred on the match, and a token budget. The candidates come from retrieve.py; no SQL here.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.chunk import MetadataValue, count_tokens
+from indexer.chunk import count_tokens
 from indexer.errors import InvalidArgument
-from indexer.models import SearchHit, SearchRequest
+from indexer.hits import StoredHit
+from indexer.models import SearchHit
+from indexer.terms import STOPWORDS
 
 SHOWN_PROJECTS = 8
 # Fusion's weight on vectors, before each list's confidence moves it: measured on LoCoMo, the
@@ -23,26 +24,8 @@ VECTOR_WEIGHT_WORDS = 0.4  # a question in words
 VECTOR_WEIGHT_EXACT = 0.25  # a query that looks like a string to find
 GAP_RANK = 5  # a list's confidence: its best score against its 5th
 SNIPPET_CHARS = 700
-MAX_QUERY_TERMS = 32
-_TERM = re.compile(r"\w+")
 _QUOTED = re.compile(r"[\"`'][^\"`']{3,}[\"`']")
 _CODE_WORD = re.compile(r"\d|_|\w[./:\\]\w|[a-z][A-Z]|^--?\w|\(\)")
-STOPWORDS = frozenset(
-    "a about after again all also an and any are as at be been before but by can could did do does doing done "
-    "for from had has have how i if in into is it its just me more my no not now of on once only or other our "
-    "out over so some such than that the their them then there these they this those through to too up us very "
-    "was we were what when where which while who why will with would you your".split()
-)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredHit:
-    """A stored chunk found by one ranking: its distance (vectors) or bm25 (keywords), lower is better."""
-
-    id: str
-    text: str
-    metadata: dict[str, MetadataValue]
-    distance: float
 
 
 @dataclass(slots=True)
@@ -70,66 +53,6 @@ def matching_projects(fragment: str, known: list[str]) -> list[str]:
         listing = ", ".join(sorted(known)[:SHOWN_PROJECTS]) or "none yet"
         raise InvalidArgument(f"No indexed project matches {fragment!r}. Indexed projects include: {listing}.")
     return found
-
-
-def query_terms(query: str) -> list[str]:
-    """The words of a query, lower-cased and de-duplicated, in order."""
-    return list(dict.fromkeys(t.lower() for t in _TERM.findall(query)))[:MAX_QUERY_TERMS]
-
-
-def fts_queries(query: str) -> tuple[str | None, str | None]:
-    """FTS5 MATCH expressions: all of the query's telling words, then any of them.
-
-    Each word is quoted, so punctuation is harmless. Common words are left out when others
-    remain: BM25 gives them almost no weight, but they match nearly every chunk. Asking for
-    all words first keeps the set FTS5 must rank small (at 100k chunks, ranking every chunk
-    that matches any word took hundreds of milliseconds).
-    """
-    terms = query_terms(query)
-    telling = [t for t in terms if t not in STOPWORDS] or terms
-    quoted = [f'"{t}"' for t in telling]
-    if not quoted:
-        return None, None
-    return (" ".join(quoted) if len(quoted) > 1 else None), " OR ".join(quoted)
-
-
-def docs_where(request: SearchRequest, projects: list[str] | None) -> tuple[str, list[object]]:
-    """The same filters as SQL over the ledger's docs table, `d`; "" when there are none."""
-    sql: list[str] = []
-    params: list[object] = []
-    if projects:
-        sql.append(f"d.project IN ({','.join('?' * len(projects))})")
-        params += projects
-    for column, value in (("session_id", request.session_id), ("git_branch", request.git_branch), ("kind", request.kind)):
-        if value:
-            sql.append(f"d.{column} = ?")
-            params.append(value)
-    if request.tool:
-        sql.append("d.tools LIKE ?")
-        params.append(f"%,{request.tool},%")
-    if not request.include_subagents:
-        sql.append("d.is_sidechain = 0")
-    if request.agent:
-        sql.append("d.agent = ?")
-        params.append(request.agent)
-    if (since := request.since_epoch()) is not None:
-        sql.append("d.ts_epoch >= ?")
-        params.append(since)
-    if (until := request.until_epoch()) is not None:
-        sql.append("d.ts_epoch <= ?")
-        params.append(until)
-    return "".join(f" AND {clause}" for clause in sql), params
-
-
-def stored_hits(ranked: Sequence[tuple[str, float]], docs: dict[str, tuple[str, str]]) -> list[StoredHit]:
-    """(id, distance) pairs with their text and metadata from the ledger, in order; ids it lacks
-    (a vector stored, its ledger row not written yet) are left out."""
-    return [StoredHit(id_, docs[id_][0], json.loads(docs[id_][1]), score) for id_, score in ranked if id_ in docs]
-
-
-def keyword_hits(ranked: Sequence[tuple[int, float]], docs: dict[int, tuple[str, str, str]]) -> list[StoredHit]:
-    """(doc rowid, bm25) pairs as hits, in order; bm25 is negative, lower is better."""
-    return [StoredHit(docs[r][0], docs[r][1], json.loads(docs[r][2]), score) for r, score in ranked if r in docs]
 
 
 def looks_exact(query: str) -> bool:

@@ -7,16 +7,21 @@ the index kept.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import anyio
+
 from indexer.agents import agent_named, agent_of_key, resume_command
 from indexer.chunk import count_tokens
+from indexer.config import Settings
 from indexer.errors import InvalidArgument
+from indexer.ledger import Ledger
+from indexer.ledger_docs import ChunkMeta, StoredDoc
 from indexer.models import ReadSessionRequest, SessionMessage, SessionPage
 from indexer.parse import Cleaner, Message
-from indexer.sources import CLAUDE_CODE, SourceFile
+from indexer.sources import SourceFile
 
 MESSAGE_CHARS = 2000
 FOLDER_NAMES = {"claude-code": "Claude Code projects directory", "codex": "Codex home", "gemini-cli": "Gemini CLI tmp directory"}
@@ -58,15 +63,12 @@ def from_transcript(source: SourceFile, agent_id: str | None, tool_output_chars:
     ]
 
 
-def from_excerpts(rows: Sequence[tuple[str, str]], agent_id: str | None) -> list[SessionMessage]:
+def from_excerpts(docs: Sequence[StoredDoc], agent_id: str | None) -> list[SessionMessage]:
     """A deleted transcript, rebuilt from the indexed chunks, in file order."""
-    chunks = [(text, json.loads(meta)) for text, meta in rows]
-    chunks = [(t, m) for t, m in chunks if (m.get("agent_id") or "") == (agent_id or "")]
-    chunks.sort(key=lambda c: (c[1].get("line_start", 0), c[1].get("window", 0)))
+    kept = sorted((d for d in docs if d.meta.agent_id == (agent_id or "")), key=lambda d: (d.meta.line_start, d.meta.window))
     return [
-        SessionMessage(index=i, uuid=str(m.get("first_uuid", "")), role="excerpt", timestamp=str(m.get("timestamp", "")),
-                       text=_capped(t), line=int(m.get("line_start", 0)))
-        for i, (t, m) in enumerate(chunks)
+        SessionMessage(index=i, uuid=d.meta.first_uuid, role="excerpt", timestamp=d.meta.timestamp, text=_capped(d.text), line=d.meta.line_start)
+        for i, d in enumerate(kept)
     ]
 
 
@@ -95,15 +97,38 @@ def page(messages: Sequence[SessionMessage], start: int, limit: int, budget_toke
 
 
 def session_page(
-    request: ReadSessionRequest, messages: list[SessionMessage], start: int, shown: list[SessionMessage], meta: dict[str, object],
+    request: ReadSessionRequest, messages: list[SessionMessage], start: int, shown: list[SessionMessage], meta: ChunkMeta,
     note: str | None, title: str | None = None,
 ) -> SessionPage:
     end = start + len(shown)
-    agent = str(meta.get("agent") or CLAUDE_CODE)
     return SessionPage(
-        session_id=request.session_id, project=str(meta.get("project", "")), git_branch=str(meta.get("git_branch", "")),
-        agent_id=request.agent_id or "", source_path=str(meta.get("source_path", "")), total_messages=len(messages),
+        session_id=request.session_id, project=meta.project, git_branch=meta.git_branch,
+        agent_id=request.agent_id or "", source_path=meta.source_path, total_messages=len(messages),
         messages=shown, previous_offset=max(start - request.limit, 0) if start > 0 else None,
-        next_offset=end if end < len(messages) else None, resume_command=resume_command(agent, request.session_id), note=note,
-        agent=agent, title=title,
+        next_offset=end if end < len(messages) else None, resume_command=resume_command(meta.agent, request.session_id), note=note,
+        agent=meta.agent, title=title,
     )
+
+
+async def read_session(ledger: Ledger, collection: str, settings: Settings, clean: Cleaner, request: ReadSessionRequest) -> SessionPage:
+    """Messages of one session around a message or hit, in order; from the index if the transcript is gone."""
+    rel_paths = ledger.session_sources(collection, request.session_id)
+    if not rel_paths:
+        raise InvalidArgument(f"No indexed session has the id {request.session_id!r}.")
+    if request.agent_id and request.agent_id not in {agent_of(r) for r in rel_paths}:
+        raise InvalidArgument(f"Session {request.session_id} has no subagent transcript {request.agent_id!r}.")
+    docs = ledger.session_docs(collection, request.session_id)
+    meta = docs[0].meta if docs else ChunkMeta()
+    source = transcript_source(settings.agent_folders, rel_paths, request.agent_id)
+    note = None
+    if source is not None:
+        messages = await anyio.to_thread.run_sync(from_transcript, source, request.agent_id, settings.tool_output_chars, clean)
+        meta = dataclasses.replace(meta, source_path=str(source.path))
+    else:
+        messages = from_excerpts(docs, request.agent_id)
+        note = "The agent has deleted this transcript (or it is no longer indexed); these are the excerpts the index kept."
+    around = ledger.chunk_meta(collection, request.around) if request.around else None
+    around_uuid = around.first_uuid if around else request.around
+    start = start_index(messages, request, around_uuid)
+    shown = page(messages, start, request.limit, settings.result_tokens)
+    return session_page(request, messages, start, shown, meta, note, ledger.titles([request.session_id]).get(request.session_id))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from indexer.agents import AGENTS
 from indexer.chunk import count_tokens
 from indexer.ledger import Ledger
+from indexer.ledger_docs import session_filter
 from indexer.models import ListSessionsRequest, ListSessionsResponse, SessionSummary
 
 FIRST_PROMPT_CHARS = 160
@@ -22,28 +23,9 @@ def _snippet(text: str) -> str:
     return line if len(line) <= FIRST_PROMPT_CHARS else line[: FIRST_PROMPT_CHARS - 1] + "…"
 
 
-def _having(request: ListSessionsRequest) -> tuple[str, list[object]]:
-    """Group filters: a session is kept when any of its chunks matches project or branch, and
-    when its span of activity overlaps since..until."""
-    sql, params = "", []  # type: tuple[str, list[object]]
-    if request.project:
-        sql += " AND sum(instr(lower(d.project), ?) > 0) > 0"
-        params.append(request.project.strip().rstrip("/").lower())
-    if request.git_branch:
-        sql += " AND sum(d.git_branch = ?) > 0"
-        params.append(request.git_branch)
-    if (since := request.since_epoch()) is not None:
-        sql += " AND max(d.ts_epoch) >= ?"
-        params.append(since)
-    if (until := request.until_epoch()) is not None:
-        sql += " AND min(d.ts_epoch) <= ?"
-        params.append(until)
-    return sql, params
-
-
 def list_sessions(ledger: Ledger, collection: str, request: ListSessionsRequest, budget_tokens: int) -> ListSessionsResponse:
     """A page of sessions, latest activity first, cut to the token budget (at least one)."""
-    rows = ledger.sessions(collection, *_having(request), request.agent, request.limit + 1, request.offset)
+    rows = ledger.sessions(collection, session_filter(request), request.agent, request.limit + 1, request.offset)
     page = rows[: request.limit]
     titles = ledger.titles(str(r[0]) for r in page)
     sessions: list[SessionSummary] = []

@@ -143,17 +143,13 @@ def build_server(settings: Settings) -> MCPServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
-        index = SessionSearch(settings)
-        if settings.shared_searcher:  # every window's server on this data dir shares one copy of the index
-            index.searcher = SearcherClient(settings)
-        try:
-            async with anyio.create_task_group() as background:
-                if settings.refresh_minutes > 0:
-                    background.start_soon(index.keep_fresh, settings.refresh_minutes * 60)
-                yield AppContext(index)
-                background.cancel_scope.cancel()
-        finally:
-            await index.aclose()
+        async with SessionSearch(settings) as index, anyio.create_task_group() as background:
+            if settings.shared_searcher:  # every window's server on this data dir shares one copy of the index
+                index.searcher = SearcherClient(settings)
+            if settings.refresh_minutes > 0:
+                background.start_soon(index.keep_fresh, settings.refresh_minutes * 60)
+            yield AppContext(index)
+            background.cancel_scope.cancel()
 
     server = _Server("session-search", version=_version(), instructions=INSTRUCTIONS, lifespan=lifespan)
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import anyio
 import pytest
-from conftest import FIXTURE_HOME, settings_for, write_session
-from test_search import run_search, read
-from ollama_standin import OllamaStandIn
-from test_incremental import append, cli, reindex, stored_ids
+from support.calls import read, reindex, run_search, stored_ids
+from support.env import settings_for
+from support.home import append, write_session
+from support.ollama_standin import OllamaStandIn
+from support.paths import FIXTURE_HOME
+from support.processes import cli
+from support.wait import wait_until
 
 from indexer.agents import claude_code
 from indexer.config import Settings
@@ -22,6 +24,8 @@ from indexer.errors import ConfigError
 from indexer.config import load_settings
 from indexer.models import SearchRequest
 from indexer.service import SessionSearch
+
+pytestmark = pytest.mark.usefixtures("transcripts")  # they read the shared transcripts
 
 AGENT_FIXTURES = FIXTURE_HOME.parent  # beside claude-home, wherever SESSION_SEARCH_FIXTURES puts it
 CODEX_SESSION = "01996135-afde-7911-97f0-d863511eca56"  # Codex 0.39, a real session
@@ -281,6 +285,7 @@ async def test_a_codex_turn_takes_the_cwd_of_its_own_turn_context(ollama: Ollama
     assert (await run_search(settings, query="marmot endpoint", mode="keyword", project="/w/web")).results == []
 
 
+@pytest.mark.slow
 def test_a_reindex_of_every_agent_killed_midway_then_resumed_equals_a_clean_build(
     ollama: OllamaStandIn, tmp_path: Path, agents_index: Settings
 ) -> None:
@@ -292,8 +297,9 @@ def test_a_reindex_of_every_agent_killed_midway_then_resumed_equals_a_clean_buil
         "SESSION_SEARCH_CODEX_DIR": str(settings.codex_dir), "SESSION_SEARCH_GEMINI_DIR": str(settings.gemini_dir),
         "SESSION_SEARCH_AGENTS": "claude-code,codex,gemini-cli",
     }  # fmt: skip
+    calls = ollama.embed_calls
     proc = cli(env)
-    time.sleep(2.0)
+    wait_until(lambda: ollama.embed_calls - calls >= 10, 120)  # mid-run: the embedder has answered ten batches
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     ollama.delay_s = 0

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_HOME, env_for, settings_for
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_incremental import reindex
-from test_mcp_stdio import COMMAND, server_params
+from support.calls import reindex
+from support.env import env_for, settings_for
+from support.home import claude_home
+from support.ollama_standin import OllamaStandIn
+from support.processes import COMMAND, server_params
 
 from indexer.errors import InvalidArgument
 from indexer.models import ReadSessionRequest
@@ -34,10 +34,10 @@ def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURE_HOME / "projects" / "-home-marco-projects-spotter", tmp_path / "claude" / "projects" / "-home-marco-projects-spotter")
-    return tmp_path / "claude"
+    return claude_home(tmp_path / "claude", "-home-marco-projects-spotter")
 
 
+@pytest.mark.slow
 async def test_indexing_serving_and_hooks_never_write_in_the_claude_dir(ollama: OllamaStandIn, home: Path, tmp_path: Path) -> None:
     before = snapshot(home)
     settings = settings_for(ollama.url, home, tmp_path / "data")

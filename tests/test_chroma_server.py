@@ -5,21 +5,20 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from conftest import env_for, exchange, settings_for, write_session
 from mcp import Client
-from ollama_standin import OllamaStandIn
+from support.chroma import free_port, wait_for_chroma
+from support.env import env_for, settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
 
 from indexer.config import load_settings
 from indexer.errors import ConfigError
@@ -30,23 +29,6 @@ SESSION_SEARCH = str(Path(sys.executable).parent / "session-search")
 
 def child_env(env: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("SESSION_SEARCH_") and k != "OLLAMA_HOST"}, **env}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_chroma(url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    pytest.fail(f"chroma run did not start within {timeout_s:g} s")
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +49,7 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 async def test_index_and_search_through_a_chroma_server(chroma_url: str, ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
     write_session(projects, "/srv/api", "s-hnsw", exchange("s-hnsw", "/srv/api", "what HNSW settings did we pick", "ef_search 100 and max_neighbors 16"))
@@ -82,6 +65,7 @@ async def test_index_and_search_through_a_chroma_server(chroma_url: str, ollama:
     assert not (tmp_path / "data" / "chroma").exists()  # nothing embedded was created
 
 
+@pytest.mark.slow
 async def test_an_unreachable_chroma_server_is_a_clear_error(ollama: OllamaStandIn, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     (tmp_path / "claude" / "projects").mkdir(parents=True)  # a Claude home with no session yet
@@ -155,6 +139,7 @@ def proxy(chroma_url: str) -> Iterator[_HeaderCheckingProxy]:
     server.server_close()
 
 
+@pytest.mark.slow
 def test_a_hosted_chroma_behind_an_auth_proxy_takes_the_key_tenant_and_database(
     proxy: _HeaderCheckingProxy, chroma_url: str, ollama: OllamaStandIn, tmp_path: Path
 ) -> None:
@@ -184,6 +169,7 @@ def test_a_hosted_chroma_behind_an_auth_proxy_takes_the_key_tenant_and_database(
     assert KEY not in run.stderr + found.stderr + info.stdout + info.stderr
 
 
+@pytest.mark.slow
 def test_a_wrong_key_is_refused_with_one_clear_line_that_never_shows_a_key(proxy: _HeaderCheckingProxy, ollama: OllamaStandIn, tmp_path: Path) -> None:
     wrong = "ck-wrong-0000aaaa"
     env = env_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_CHROMA_URL=proxy.url,

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from test_mcp_stdio import COMMAND
+from support.paths import ROOT
+from support.processes import COMMAND
 
 CLAUDE = ROOT / "tests" / "claude" / "node_modules" / ".bin" / "claude"
 
@@ -30,16 +30,19 @@ def claude(home: Path, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [ROOT, ROOT / "plugin"], ids=["marketplace", "plugin"])
 def test_claude_code_validates_the_plugin_files(tmp_path: Path, target: Path) -> None:
     assert "Validation passed" in claude(tmp_path, "plugin", "validate", str(target))
 
 
+@pytest.mark.slow
 def test_the_claude_mcp_add_route_connects(tmp_path: Path) -> None:
     claude(tmp_path, "mcp", "add", "-s", "user", "session-search", "--", COMMAND, "serve")
     assert "session-search serve - ✔ Connected" in claude(tmp_path, "mcp", "list")
 
 
+@pytest.mark.slow
 def test_the_plugin_route_installs_and_connects(tmp_path: Path) -> None:
     claude(tmp_path, "plugin", "marketplace", "add", str(ROOT))
     assert "Successfully installed plugin: session-search@session-search" in claude(tmp_path, "plugin", "install", "session-search@session-search")

@@ -6,11 +6,14 @@ import os
 from pathlib import Path
 
 import anyio
-from conftest import env_for, exchange, settings_for, write_session
+import pytest
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_incremental import reindex
-from test_mcp_stdio import COMMAND, server_params
+from support.calls import reindex
+from support.env import env_for, settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import COMMAND, server_params
+from support.wait import await_until
 
 PHRASE = "quasar telemetry pipeline backpressure"
 
@@ -20,6 +23,7 @@ def seed(projects: Path, count: int) -> None:
         write_session(projects, f"/home/dev/app{i % 4}", f"s-{i}", exchange(f"s-{i}", f"/home/dev/app{i % 4}", f"question {i} about module{i}", f"answer {i} touching file{i}.py"))
 
 
+@pytest.mark.slow
 async def test_three_servers_and_a_reindex_on_one_data_dir(ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
     seed(projects, 20)
@@ -63,6 +67,7 @@ async def test_three_servers_and_a_reindex_on_one_data_dir(ollama: OllamaStandIn
     assert found == ["s-new"] * 3  # and each sees the new chunks, without a restart
 
 
+@pytest.mark.slow
 async def test_the_server_keeps_its_index_fresh_by_itself(ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
     seed(projects, 3)
@@ -70,18 +75,22 @@ async def test_the_server_keeps_its_index_fresh_by_itself(ollama: OllamaStandIn,
     params = server_params(settings)
     params.env["SESSION_SEARCH_REFRESH_MINUTES"] = "0.03"  # every 1.8 s
     async with Client(params) as client:
+
+        async def answers() -> bool:  # false until the first background reindex, at start, has finished
+            return not (await client.call_tool("search", {"query": "question module"})).is_error
+
+        async def finds_the_new_session() -> bool:
+            hits = (await client.call_tool("search", {"query": PHRASE})).structured_content["results"]
+            return bool(hits) and hits[0]["session_id"] == "s-new"
+
         with anyio.fail_after(30):
-            while (await client.call_tool("search", {"query": "question module"})).is_error:
-                await anyio.sleep(0.3)  # the first background reindex, at start, has not finished yet
+            await await_until(answers, 60, poll_s=0.3)
         write_session(projects, "/home/dev/space", "s-new", exchange("s-new", "/home/dev/space", f"why does the {PHRASE} stall", "bounded queue"))
         with anyio.fail_after(30):
-            while True:
-                hits = (await client.call_tool("search", {"query": PHRASE})).structured_content["results"]
-                if hits and hits[0]["session_id"] == "s-new":
-                    break
-                await anyio.sleep(0.3)
+            await await_until(finds_the_new_session, 60, poll_s=0.3)
 
 
+@pytest.mark.slow
 async def test_stale_index_is_reported_by_model_info_and_search(ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
     seed(projects, 3)

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from support.paths import ROOT
 
 from indexer.config import load_settings
 from indexer.errors import ConfigError
@@ -58,6 +58,7 @@ def test_unknown_and_bad_toml_keys_name_the_file(tmp_path: Path) -> None:
         load_settings(environ={"SESSION_SEARCH_CONFIG": str(config)})
 
 
+@pytest.mark.slow
 def test_cli_prints_the_config_error_without_a_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "indexer"], capture_output=True, text=True, timeout=60,
@@ -108,6 +109,7 @@ def test_every_builtin_template_is_valid() -> None:
                         "snowflake-arctic-embed", "embeddinggemma", "default"}
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_prompt_templates(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import env_for, exchange, settings_for, write_session
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_mcp_stdio import server_params
+from support.env import env_for, settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import server_params
 
 from indexer.config import Settings
 from indexer.lock import WriterLock
@@ -37,6 +38,7 @@ def text_of(result) -> str:  # noqa: ANN001 - a CallToolResult
     return "\n".join(block.text for block in result.content)
 
 
+@pytest.mark.slow
 async def test_ollama_down_names_the_host_and_the_fix_and_the_server_recovers(settings: Settings, ollama: OllamaStandIn) -> None:
     async with Client(server_params(settings)) as client:
         assert not (await client.call_tool("reindex", {})).is_error
@@ -56,6 +58,7 @@ async def test_ollama_down_names_the_host_and_the_fix_and_the_server_recovers(se
     assert recovered.structured_content["results"][0]["session_id"] == "s-cart"
 
 
+@pytest.mark.slow
 async def test_model_not_pulled_gives_the_pull_command(settings: Settings, ollama: OllamaStandIn) -> None:
     ollama.pulled.discard("qwen3-embedding:4b")
     async with Client(build_server(settings)) as client:
@@ -68,6 +71,7 @@ async def test_model_not_pulled_gives_the_pull_command(settings: Settings, ollam
     assert "ollama pull qwen3-embedding:4b" in info.structured_content["ollama_error"]
 
 
+@pytest.mark.slow
 async def test_nan_for_one_input_skips_that_chunk_and_indexes_the_rest(settings: Settings, ollama: OllamaStandIn) -> None:
     ollama.nan_marker = NAN_MARKER
     async with Client(build_server(settings)) as client:
@@ -80,6 +84,7 @@ async def test_nan_for_one_input_skips_that_chunk_and_indexes_the_rest(settings:
     assert all(NAN_MARKER not in hit["snippet"] for hit in found["results"])
 
 
+@pytest.mark.slow
 async def test_vectors_of_the_wrong_length_are_refused_and_nothing_is_stored(settings: Settings, ollama: OllamaStandIn) -> None:
     ollama.wrong_dims = 100
     async with Client(build_server(settings)) as client:
@@ -91,6 +96,7 @@ async def test_vectors_of_the_wrong_length_are_refused_and_nothing_is_stored(set
     assert info["chunks"] == 0
 
 
+@pytest.mark.slow
 async def test_new_dimensions_build_a_new_index_while_the_old_one_serves(settings: Settings, ollama: OllamaStandIn, small_home: Path) -> None:
     async with Client(build_server(settings)) as client:
         assert not (await client.call_tool("reindex", {})).is_error
@@ -109,6 +115,7 @@ async def test_new_dimensions_build_a_new_index_while_the_old_one_serves(setting
     assert info_after["index_dimensions"] == 1024 and info_after["index_error"] is None and info_after["chunks"] == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
@@ -141,6 +148,7 @@ async def test_bad_arguments_get_a_clear_tool_error(settings: Settings, argument
     assert not after.is_error
 
 
+@pytest.mark.slow
 async def test_filters_narrow_results(settings: Settings) -> None:
     async with Client(build_server(settings)) as client:
         await client.call_tool("reindex", {})
@@ -154,6 +162,7 @@ async def test_filters_narrow_results(settings: Settings) -> None:
     assert len(in_range["results"]) == 3
 
 
+@pytest.mark.slow
 async def test_a_second_reindex_is_told_who_holds_the_lock(settings: Settings) -> None:
     with WriterLock(settings.data_dir):
         async with Client(build_server(settings)) as client:
@@ -161,16 +170,18 @@ async def test_a_second_reindex_is_told_who_holds_the_lock(settings: Settings) -
     assert failed.is_error and "already running (pid" in text_of(failed)
 
 
+@pytest.mark.slow
 async def test_search_before_any_index_says_to_reindex(settings: Settings) -> None:
     async with Client(build_server(settings)) as client:
         failed = await client.call_tool("search", {"query": "cart"})
     assert failed.is_error and "session-search reindex" in text_of(failed)
 
 
+@pytest.mark.slow
 def test_cli_reports_ollama_down_in_one_line(settings: Settings, ollama: OllamaStandIn) -> None:
     import subprocess
 
-    from test_mcp_stdio import COMMAND
+    from support.processes import COMMAND
 
     ollama.down()
     env = {**env_for(ollama.url, settings.claude_dir, settings.data_dir), "PATH": "/usr/bin:/bin"}
@@ -180,6 +191,7 @@ def test_cli_reports_ollama_down_in_one_line(settings: Settings, ollama: OllamaS
     assert f"Cannot reach Ollama at {ollama.url}" in proc.stderr
 
 
+@pytest.mark.slow
 async def test_model_info_with_ollama_down_still_describes_the_index(settings: Settings, ollama: OllamaStandIn) -> None:
     async with Client(build_server(settings)) as client:
         await client.call_tool("reindex", {})

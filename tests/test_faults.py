@@ -3,18 +3,15 @@ and the next reindex ends in exactly the index a clean run makes."""
 
 from __future__ import annotations
 
-import shutil
 import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
-from conftest import FIXTURE_HOME, settings_for
-from ollama_standin import OllamaStandIn
-from test_chroma_server import free_port, wait_for_chroma
+from support.env import settings_for
+from support.home import claude_home
+from support.ollama_standin import OllamaStandIn
 
 from indexer.config import Settings
 from indexer.errors import SessionSearchError
@@ -27,10 +24,7 @@ MODEL = "qwen3-embedding:4b"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("fault-home")
-    for project in PROJECTS:
-        shutil.copytree(FIXTURE_HOME / "projects" / project, root / "projects" / project)
-    return root
+    return claude_home(tmp_path_factory.mktemp("fault-home"), *PROJECTS)
 
 
 def settings_in(ollama: OllamaStandIn, home: Path, data: Path, **extra: str) -> Settings:
@@ -116,7 +110,7 @@ async def test_a_fault_mid_reindex_loses_nothing(
     ollama.reset()
     partial = SessionSearch(settings)
     try:
-        building = partial.ledger.get_meta("building")
+        building = partial.ledger.building
         assert building and partial.ledger.source_count(building) >= 1  # what was done before the fault was kept
     finally:
         await partial.aclose()
@@ -144,27 +138,7 @@ async def test_nan_for_one_input_is_skipped_then_retried(clean_ids: set[str], ol
     assert await ids_of(settings) == clean_ids
 
 
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen]]:
-    """Start (and restart) `chroma run` on one port and path."""
-    port, path, procs = free_port(), tmp_path / "chroma-server", []
-
-    def start() -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "chroma"), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        procs.append(proc)
-        wait_for_chroma(f"http://127.0.0.1:{port}")
-        return proc
-
-    start.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-
-
+@pytest.mark.slow
 async def test_chroma_server_killed_mid_reindex_and_restarted(
     clean_ids: set[str], ollama: OllamaStandIn, home: Path, tmp_path: Path, chroma_server: Callable
 ) -> None:

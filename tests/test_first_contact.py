@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import sqlite3
 import stat
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_HOME, env_for, exchange, settings_for, write_session
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_faults import chroma_server  # noqa: F401 - a fixture (ruff: F811 below)
-from test_mcp_stdio import COMMAND, server_params
+from support.env import env_for, settings_for
+from support.home import claude_home, exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.ledger_reads import served_name
+from support.processes import COMMAND, server_params
 
 from indexer.config import Settings
 from indexer.models import ReindexOptions, SearchRequest
@@ -68,6 +68,7 @@ def text_of(result) -> str:  # noqa: ANN001
 # -- 1. serve and Ctrl-C --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_serve_says_it_waits_for_a_client_and_one_sigint_ends_it_within_2_s(settings: Settings) -> None:
     env = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "PATH": "/usr/bin:/bin"}
     proc = subprocess.Popen([COMMAND, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -89,6 +90,7 @@ def test_serve_says_it_waits_for_a_client_and_one_sigint_ends_it_within_2_s(sett
 # -- 2. a wrong or missing Claude dir -------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "expected"),
     [
@@ -108,12 +110,14 @@ def test_a_wrong_claude_dir_is_one_line_and_exit_1(ollama: OllamaStandIn, home: 
         assert str(home) in proc.stderr  # it names the folder to use instead
 
 
+@pytest.mark.slow
 def test_no_claude_home_at_all_is_one_line(ollama: OllamaStandIn, tmp_path: Path) -> None:
     env = {**env_for(ollama.url, tmp_path, tmp_path / "data"), "HOME": str(tmp_path / "new-user")}
     del env["SESSION_SEARCH_CLAUDE_DIR"]
     assert_one_line_failure(run_cli(env, "reindex"), str(tmp_path / "new-user" / ".claude"), "does not exist")
 
 
+@pytest.mark.slow
 def test_info_names_the_folder_read_and_its_transcript_count(settings: Settings) -> None:
     env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
     info = json.loads(run_cli(env, "info", "--json").stdout)
@@ -123,6 +127,7 @@ def test_info_names_the_folder_read_and_its_transcript_count(settings: Settings)
 # -- 3. a data dir that cannot be used ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["reindex"], ["search", "cart"], ["info"], ["doctor"]])
 @pytest.mark.parametrize("breakage", ["data-dir-is-a-file", "ledger-is-a-folder", "chroma-is-a-file"])
 def test_an_unusable_data_dir_is_one_line(settings: Settings, tmp_path: Path, command: list[str], breakage: str) -> None:
@@ -144,6 +149,7 @@ def test_an_unusable_data_dir_is_one_line(settings: Settings, tmp_path: Path, co
     assert_one_line_failure(proc, str(data))
 
 
+@pytest.mark.slow
 async def test_an_unusable_data_dir_over_mcp_says_what_to_do(settings: Settings, tmp_path: Path) -> None:
     data = tmp_path / "broken"
     data.write_text("not a folder")
@@ -173,6 +179,7 @@ async def test_a_restricted_first_reindex_is_searchable(settings: Settings, opti
 # -- 6. a hung Ollama -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_search_with_a_hung_ollama_answers_from_keywords_within_15_s(settings: Settings, ollama: OllamaStandIn) -> None:
     async with Client(server_params(settings)) as client:
         assert not (await client.call_tool("reindex", {})).is_error
@@ -196,6 +203,7 @@ async def test_search_with_a_hung_ollama_answers_from_keywords_within_15_s(setti
 # -- 7. OLLAMA_HOST pointing at something else -----------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_web_server_at_ollama_host_is_named_in_one_line_without_its_html(settings: Settings, ollama: OllamaStandIn) -> None:
     await reindex(settings)
     ollama.not_ollama = True
@@ -216,6 +224,7 @@ async def test_a_web_server_at_ollama_host_is_named_in_one_line_without_its_html
 # -- 8. bad MCP arguments --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
@@ -238,6 +247,7 @@ async def test_bad_arguments_are_one_line_without_a_url(settings: Settings, tool
     assert expected in text and "\n" not in text and "http" not in text and "errors.pydantic.dev" not in text
 
 
+@pytest.mark.slow
 async def test_a_kind_this_chunker_never_makes_names_the_kinds_it_has(settings: Settings) -> None:
     async with Client(build_server(settings)) as client:
         await client.call_tool("reindex", {})
@@ -263,6 +273,7 @@ async def test_prune_reports_the_chunks_it_removed(settings: Settings, home: Pat
     assert pruned.files_pruned == 1 and pruned.chunks_removed == 3 - left == 1
 
 
+@pytest.mark.slow
 def test_first_build_is_not_called_beside_the_old_one_and_a_deleted_transcript_hints_prune(settings: Settings, home: Path) -> None:
     env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
     first = run_cli(env, "reindex")
@@ -272,6 +283,7 @@ def test_first_build_is_not_called_beside_the_old_one_and_a_deleted_transcript_h
     assert "--prune" in again.stdout and "1 indexed transcripts no longer exist" in again.stdout
 
 
+@pytest.mark.slow
 def test_search_into_a_closed_pipe_ends_quietly(settings: Settings) -> None:
     env = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "PATH": f"{Path(COMMAND).parent}:/usr/bin:/bin"}
     assert run_cli(env, "reindex").returncode == 0
@@ -279,11 +291,13 @@ def test_search_into_a_closed_pipe_ends_quietly(settings: Settings) -> None:
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
 
 
+@pytest.mark.slow
 async def test_server_info_has_a_version(settings: Settings) -> None:
     async with Client(server_params(settings)) as client:
         assert client.server_info is not None and client.server_info.version not in ("", "unknown")
 
 
+@pytest.mark.slow
 def test_dry_run_creates_nothing(settings: Settings) -> None:
     env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
     proc = run_cli(env, "reindex", "--dry-run")
@@ -291,6 +305,7 @@ def test_dry_run_creates_nothing(settings: Settings) -> None:
     assert not settings.data_dir.exists()
 
 
+@pytest.mark.slow
 def test_a_misspelt_variable_is_named_on_stderr(settings: Settings) -> None:
     env = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "SESSION_SEARCH_MODLE": "all-minilm"}
     proc = run_cli(env, "reindex", "--dry-run")
@@ -305,6 +320,7 @@ def _loose(data: Path) -> list[str]:
     return [str(p) for p in [data, *data.rglob("*")] if stat.S_IMODE(p.lstat().st_mode) & 0o077 and not p.is_symlink()]
 
 
+@pytest.mark.slow
 def test_the_data_dir_is_private_and_a_loose_one_is_tightened(settings: Settings) -> None:
     env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
     assert run_cli(env, "reindex").returncode == 0
@@ -328,8 +344,9 @@ async def _search(settings: Settings, query: str) -> list[str]:
         await index.aclose()
 
 
+@pytest.mark.slow
 async def test_switching_the_chroma_url_and_back_rebuilds_instead_of_looping(
-    settings: Settings, home: Path, tmp_path: Path, chroma_server  # noqa: F811
+    settings: Settings, home: Path, tmp_path: Path, chroma_server
 ) -> None:  # noqa: ANN001
     await reindex(settings)
     chroma_server()
@@ -346,8 +363,9 @@ async def test_switching_the_chroma_url_and_back_rebuilds_instead_of_looping(
     assert back.migrated and (await _search(settings, "cart total"))[0] == "s-cart"
 
 
+@pytest.mark.slow
 def test_an_unreachable_chroma_url_fails_reindex_in_one_line(settings: Settings) -> None:
-    from test_chroma_server import free_port
+    from support.chroma import free_port
 
     env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
     assert run_cli(env, "reindex").returncode == 0
@@ -363,16 +381,15 @@ def _chroma_ids(data: Path) -> tuple[object, set[str]]:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    with sqlite3.connect(data / "ledger.sqlite") as db:
-        (active,) = db.execute("SELECT value FROM meta WHERE key = 'active'").fetchone()
+    active = served_name(data)
     client = chromadb.PersistentClient(str(data / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
     collection = client.get_collection(active)
     return collection, set(collection.get(include=[])["ids"])
 
 
+@pytest.mark.slow
 def test_doctor_reports_every_fact_and_repair_restores_a_broken_store(ollama: OllamaStandIn, tmp_path: Path) -> None:
-    home = tmp_path / "claude"
-    shutil.copytree(FIXTURE_HOME / "projects" / "-path-to-Demo", home / "projects" / "-path-to-Demo")
+    home = claude_home(tmp_path / "claude", "-path-to-Demo")
     env = env_for(ollama.url, home, tmp_path / "data")
     assert run_cli(env, "reindex").returncode == 0
     _, clean = _chroma_ids(tmp_path / "data")

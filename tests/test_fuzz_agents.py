@@ -11,15 +11,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from conftest import FIXTURE_HOME
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fuzz_parse import DEEP, JUNK, SPECS, WRONG_VALUES, _cut_short, _insert, _paths, _replace
+from support.fuzz import DEEP, JUNK, SPECS, WRONG_VALUES, cut_short, insert, paths, replace_at
+from support.paths import FIXTURE_HOME
 
 from indexer.agents import codex, gemini_cli
 from indexer.chunk import chunk_transcript
 from indexer.parse import Transcript
 from indexer.sources import SourceFile
+
+pytestmark = pytest.mark.usefixtures("transcripts")  # they read the shared transcripts
 
 FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 AGENT_FIXTURES = FIXTURE_HOME.parent  # beside claude-home, wherever SESSION_SEARCH_FIXTURES puts it
@@ -39,7 +42,7 @@ def _mutated(draw: st.DrawFn, records: list[Any]) -> Any:
     """A real record with one to three values, anywhere in it, of a wrong type."""
     record = copy.deepcopy(draw(st.sampled_from(records)))
     for _ in range(draw(st.integers(1, 3))):
-        record = _replace(record, draw(st.sampled_from(list(_paths(record)))), draw(WRONG_VALUES))
+        record = replace_at(record, draw(st.sampled_from(list(paths(record)))), draw(WRONG_VALUES))
     return record
 
 
@@ -50,7 +53,7 @@ def _dumps(value: Any) -> bytes:
 def _line_strategy(lines: list[bytes], records: list[Any]) -> st.SearchStrategy[bytes | None]:
     real = st.sampled_from(lines)
     return st.one_of(
-        real, _cut_short(real), st.builds(_insert, real, st.integers(0, 2**16), JUNK), DEEP,
+        real, cut_short(real), st.builds(insert, real, st.integers(0, 2**16), JUNK), DEEP,
         _mutated(records).map(_dumps), real.map(lambda raw: raw.replace(b'"text":"', b'"text":"\\ud83d', 1)),
         st.binary(max_size=64), st.sampled_from([b"", b"  ", b"\x00"]), st.none(),
     )  # fmt: skip
@@ -103,13 +106,13 @@ def _gemini_documents(draw: st.DrawFn) -> bytes:
     """A chat document whose header, messages and tool calls carry wrong types, or bytes that are no JSON."""
     document = copy.deepcopy(draw(st.sampled_from(GEMINI_DOCUMENTS)))
     document["messages"] = copy.deepcopy(draw(st.lists(_mutated(_document_messages()) | st.sampled_from(_document_messages()), max_size=6)))
-    document = _replace(document, draw(st.sampled_from(list(_paths(document)))), draw(WRONG_VALUES)) if draw(st.booleans()) else document
+    document = replace_at(document, draw(st.sampled_from(list(paths(document)))), draw(WRONG_VALUES)) if draw(st.booleans()) else document
     raw = json.dumps(document, indent=draw(st.sampled_from([None, 2]))).encode()
     damage = draw(st.sampled_from(["none", "cut", "junk", "surrogate"]))
     if damage == "cut":
         raw = raw[: draw(st.integers(0, len(raw)))]
     elif damage == "junk":
-        raw = _insert(raw, draw(st.integers(0, 2**16)), draw(JUNK))
+        raw = insert(raw, draw(st.integers(0, 2**16)), draw(JUNK))
     elif damage == "surrogate":
         raw = raw.replace(b'"content": "', b'"content": "\\udc00', 1).replace(b'"content":"', b'"content":"\\udc00', 1)
     return raw

@@ -12,29 +12,30 @@ import io
 import json
 import tempfile
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from conftest import FIXTURE_PROJECTS
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.fuzz import DEEP, JUNK, SPECS, WRONG_VALUES, cut_short, insert, nested, paths, replace_at
+from support.paths import FIXTURE_PROJECTS
 
 from indexer import chunk, parse
 from indexer.agents import claude_code
-from indexer.chunk import ChunkerSpec, chunk_transcript
+from indexer.chunk import chunk_transcript
 from indexer.agents.claude_code import parse_lines
 from indexer.parse import parse_file, read_lines
 from indexer.sources import SourceFile, discover
+
+pytestmark = pytest.mark.usefixtures("transcripts")  # they read the shared transcripts
 
 FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SOURCES = [
     SourceFile(Path("/fuzz/-p/s1.jsonl"), "-p/s1.jsonl", "s1", None, None, 0, 0),
     SourceFile(Path("/fuzz/-p/s1/subagents/agent-a1.jsonl"), "-p/s1/subagents/agent-a1.jsonl", "s1", "a1", "Explore", 0, 0),
 ]
-# A small window, so that short fuzzed exchanges are windowed too.
-SPECS = [ChunkerSpec("exchange", 400, 64, 1500), ChunkerSpec("message", 48, 16, 100)]
 LINE_CAP = 16_384  # bigger fixture lines only slow the examples down
 
 
@@ -49,45 +50,12 @@ def _fixture_lines() -> list[bytes]:
 LINES = _fixture_lines()
 RECORDS = [r for r in map(json.loads, LINES) if r.get("type") in ("user", "assistant")]
 
-TRICKY_STRINGS = [
-    "text", "tool_use", "tool_result", "image", "base64", "user", "assistant", "summary", "progress", "",
-    "0001-01-01T00:00:00", "9999-12-31T23:59:59-23:59", "2026-02-30T00:00:00Z",
-    "[Request interrupted by user]", "<system-reminder>x</system-reminder>", "<command-name>", "\x00", "\u2028", " \n ",
-]  # fmt: skip
-KEYS = ["type", "text", "content", "id", "name", "input", "tool_use_id", "is_error", "message", "uuid", "source", "data"]
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30), st.sampled_from(TRICKY_STRINGS))
-# json.dumps writes NaN and Infinity for the floats: lines orjson rejects and json takes.
-WRONG_VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=5), inner, max_size=3),
-    max_leaves=8,
-)
-
-
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every place in a decoded record, the record itself included."""
-    yield path
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        yield from _paths(item, (*path, key))
-
-
-def _replace(record: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return value
-    parent = record
-    for key in path[:-1]:
-        parent = parent[key]
-    parent[path[-1]] = value
-    return record
-
-
 @st.composite
 def mutated_records(draw: st.DrawFn) -> Any:
     """A real user or assistant record with one to three values, anywhere in it, of a wrong type."""
     record = copy.deepcopy(draw(st.sampled_from(RECORDS)))
     for _ in range(draw(st.integers(1, 3))):
-        record = _replace(record, draw(st.sampled_from(list(_paths(record)))), draw(WRONG_VALUES))
+        record = replace_at(record, draw(st.sampled_from(list(paths(record)))), draw(WRONG_VALUES))
     return record
 
 
@@ -96,32 +64,13 @@ def _dumps(record: Any, compact: bool) -> bytes:
     return json.dumps(record, separators=(",", ":") if compact else (", ", ": ")).encode()
 
 
-def _nested(depth: int, kind: str) -> bytes:
-    if kind == "list":
-        return b"[" * depth + b"]" * depth
-    if kind == "dict":
-        return b'{"a":' * depth + b"1" + b"}" * depth
-    return b'{"type":"user","uuid":"deep","message":{"content":' + b"[" * depth + b"]" * depth + b"}}"
-
-
-def _insert(raw: bytes, at: int, junk: bytes) -> bytes:
-    at %= len(raw) + 1
-    return raw[:at] + junk + raw[at:]
-
-
-def _cut_short(lines: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
-    return lines.flatmap(lambda raw: st.integers(0, len(raw)).map(lambda k: raw[:k]))
-
-
 REAL = st.sampled_from(LINES)
-TRUNCATED = _cut_short(REAL)
-JUNK = st.sampled_from([b"\x00", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\\ud83d", b"\n", b'"', b"}", b"{", b"\\"])
-CORRUPTED = st.builds(_insert, REAL, st.integers(0, 2**16), JUNK)
+TRUNCATED = cut_short(REAL)
+CORRUPTED = st.builds(insert, REAL, st.integers(0, 2**16), JUNK)
 # Half an emoji, as a string cut at a UTF-16 index is written: valid JSON that UTF-8 cannot hold.
 SURROGATES = REAL.map(
     lambda raw: raw.replace(b'"text":"', b'"text":"\\ud83d', 1).replace(b'"content":"', b'"content":"\\udc00 ', 1)
 )
-DEEP = st.builds(_nested, st.sampled_from([10, 999, 1024, 1025, 10_000]), st.sampled_from(["list", "dict", "record"]))
 MUTATED = st.builds(_dumps, mutated_records(), st.booleans())
 BLANK = st.sampled_from([b"", b"   ", b"\n", b"\r\n", b"\x00"])
 ANY_LINE = st.one_of(REAL, TRUNCATED, CORRUPTED, SURROGATES, DEEP, MUTATED, BLANK, st.binary(max_size=64), st.none())
@@ -157,7 +106,7 @@ def test_wrong_types_in_any_field_of_real_records_never_raise(records: list[Any]
 
 
 def test_lines_nested_10000_deep_are_counted_as_malformed() -> None:
-    lines = [_nested(10_000, kind) for kind in ("list", "dict", "record")]
+    lines = [nested(10_000, kind) for kind in ("list", "dict", "record")]
     good = b'{"type":"user","uuid":"u1","message":{"content":"still here"}}'
     transcript = parse_lines(SOURCES[0], enumerate([*lines, good], start=1), 1500)
     assert transcript.stats.malformed == 3
@@ -175,7 +124,7 @@ NOISE = st.sampled_from([raw for raw in LINES if json.loads(raw).get("type") not
 
 
 @settings(FUZZ, max_examples=500)
-@given(raw=st.one_of(NOISE, _cut_short(NOISE), st.builds(_insert, NOISE, st.integers(0, 2**16), JUNK), REAL, MUTATED))
+@given(raw=st.one_of(NOISE, cut_short(NOISE), st.builds(insert, NOISE, st.integers(0, 2**16), JUNK), REAL, MUTATED))
 def test_a_line_skipped_undecoded_as_noise_is_noise_when_decoded(raw: bytes) -> None:
     if claude_code._noise_type(raw):
         record = parse.decode(raw)

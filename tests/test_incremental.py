@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -12,15 +11,18 @@ import time
 from pathlib import Path
 
 import anyio
-import chromadb
 import pytest
-from chromadb.config import Settings as ChromaSettings
-from conftest import FIXTURE_HOME, env_for, exchange, settings_for, write_session
-from ollama_standin import OllamaStandIn
-from test_mcp_stdio import COMMAND
+from support.calls import reindex, search, stored_ids
+from support.env import env_for, settings_for
+from support.home import append, claude_home, exchange, write_session
+from support.ledger_reads import building_files, served_name
+from support.ollama_standin import OllamaStandIn
+from support.processes import COMMAND, cli
+from support.wait import wait_until
 
 from indexer.config import Settings
-from indexer.models import ReindexOptions, ReindexReport, SearchRequest
+from indexer.ledger import Ledger
+from indexer.models import ReindexOptions, SearchRequest
 from indexer.service import SessionSearch
 
 SPOTTER = "projects/-home-marco-projects-spotter/55604662-cf2a-4331-851a-ec234028f8ca.jsonl"
@@ -29,42 +31,7 @@ SPOTTER = "projects/-home-marco-projects-spotter/55604662-cf2a-4331-851a-ec23402
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A writable copy of the real transcripts."""
-    copy = tmp_path / "claude"
-    shutil.copytree(FIXTURE_HOME / "projects", copy / "projects")
-    return copy
-
-
-async def reindex(settings: Settings, **options: object) -> ReindexReport:
-    index = SessionSearch(settings)
-    try:
-        return await index.reindex(ReindexOptions(**options))
-    finally:
-        await index.aclose()
-
-
-async def search(settings: Settings, query: str, **filters: object) -> list[str]:
-    index = SessionSearch(settings)
-    try:
-        response = await index.search(SearchRequest(query=query, **filters))
-    finally:
-        await index.aclose()
-    return [hit.session_id for hit in response.results]
-
-
-def stored_ids(data_dir: Path) -> set[str]:
-    """Every chunk id in the served collection, read straight from Chroma."""
-    with sqlite3.connect(data_dir / "ledger.sqlite") as db:
-        (active,) = db.execute("SELECT value FROM meta WHERE key = 'active'").fetchone()
-    client = chromadb.PersistentClient(str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    try:
-        return set(client.get_collection(active).get(include=[])["ids"])
-    finally:
-        chromadb.api.shared_system_client.SharedSystemClient.clear_system_cache()
-
-
-def append(path: Path, records: list[dict]) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in records)
+    return claude_home(tmp_path / "claude", all_projects=True)
 
 
 async def test_an_appended_exchange_is_the_only_thing_embedded(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
@@ -146,6 +113,7 @@ async def test_deleted_transcripts_stay_searchable_until_pruned(ollama: OllamaSt
     assert "old" not in await search(settings, "zeppelin migration plan")
 
 
+@pytest.mark.slow
 def test_dry_run_counts_without_ollama_or_writes(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     ollama.down()
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin"}
@@ -161,31 +129,23 @@ async def wait_for_building(data_dir: Path, files: int, timeout_s: float = 60) -
     """Until the ledger shows a new index being built with at least `files` files in it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            with sqlite3.connect(f"file:{data_dir / 'ledger.sqlite'}?mode=ro", uri=True) as db:
-                row = db.execute(
-                    "SELECT COUNT(*) FROM sources WHERE collection = (SELECT value FROM meta WHERE key = 'building')"
-                ).fetchone()
-        except sqlite3.OperationalError:  # not created yet
-            row = (0,)
-        if row[0] >= files:
+        if building_files(data_dir) >= files:
             return
         await anyio.sleep(0.05)
     raise AssertionError("the migration never got going")
 
 
-def cli(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.Popen:
-    return subprocess.Popen([COMMAND, "reindex", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
-
-
-@pytest.mark.parametrize("kill_after_s", [0.8, 1.6, 2.6])
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after_calls", [0, 10, 30])
 def test_sigkill_at_any_point_then_resume_equals_a_clean_build(
-    kill_after_s: float, home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
+    kill_after_calls: int, home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
 ) -> None:
     ollama.delay_s = 0.08  # a slow embedder, so the kill lands mid-run
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
+    calls = ollama.embed_calls
     proc = cli(env)
-    time.sleep(kill_after_s)
+    # Before the first batch, or once the embedder has answered that many: a point in the run, not a guess at timing.
+    wait_until(lambda: ollama.embed_calls - calls >= kill_after_calls or proc.poll() is not None, 120)
     writers = children_of(proc.pid)  # the Chroma writer, once it has started
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -210,27 +170,26 @@ def children_of(pid: int) -> list[int]:
 
 
 def gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             return True
-        if state == "Z":
-            return True  # exited; only its parent (init, after the kill) has not reaped it yet
-        time.sleep(0.1)
-    return False
+        return state == "Z"  # exited; only its parent (init, after the kill) has not reaped it yet
+
+    return wait_until(gone, seconds, poll_s=0.1)
 
 
+@pytest.mark.slow
 async def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
     home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
 ) -> None:
     ollama.delay_s = 0.08
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
     proc = cli(env)
-    deadline = time.monotonic() + 30
-    while not (writers := children_of(proc.pid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: children_of(proc.pid), 30)
+    writers = children_of(proc.pid)
     assert writers, "a big first run writes Chroma from a child process"
     await wait_for_building(tmp_path / "data", files=2)  # mid-run, observably: not a guess at timing
     for pid in writers:
@@ -243,6 +202,7 @@ async def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
     assert stored_ids(tmp_path / "data") == stored_ids(fixture_index.data_dir)
 
 
+@pytest.mark.slow
 async def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings) -> None:
     """Ctrl-C on a terminal reaches the whole process group, the chroma-writer child included."""
     ollama.delay_s = 0.08
@@ -258,11 +218,13 @@ async def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(home: Path, ollama
     assert stored_ids(tmp_path / "data") == stored_ids(fixture_index.data_dir)
 
 
+@pytest.mark.slow
 def test_a_second_reindex_is_refused_with_the_holders_pid(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     ollama.delay_s = 0.1
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    calls = ollama.embed_calls
     first = cli(env)
-    time.sleep(1.0)
+    wait_until(lambda: ollama.embed_calls > calls, 60)  # embedding, so it holds the writer lock
     second = subprocess.run([COMMAND, "reindex"], capture_output=True, text=True, env=env, timeout=60)
     first.kill()
     first.wait()
@@ -270,6 +232,7 @@ def test_a_second_reindex_is_refused_with_the_holders_pid(home: Path, ollama: Ol
     assert f"already running (pid {first.pid})" in second.stderr
 
 
+@pytest.mark.slow
 async def test_interrupted_migration_leaves_the_old_index_serving(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     data = tmp_path / "data"
     await reindex(settings_for(ollama.url, home, data))
@@ -338,6 +301,7 @@ def to_format_2(ledger: Path) -> None:
                 tokenize = "unicode61 tokenchars '_'");
             INSERT INTO keyword SELECT text, collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, tools, meta FROM docs;
             DROP TABLE docs; DROP TABLE words;
+            PRAGMA user_version = 0;
         """)
 
 
@@ -380,7 +344,7 @@ async def test_a_server_sees_what_its_own_big_reindex_wrote(home: Path, ollama: 
 def to_format_3(ledger: Path) -> None:
     """Rewrite a ledger as release 3 kept it: docs without the agent column, no titles."""
     with sqlite3.connect(ledger) as db:
-        db.executescript("DROP INDEX docs_by_agent; ALTER TABLE docs DROP COLUMN agent; DROP TABLE titles;")
+        db.executescript("DROP INDEX docs_by_agent; ALTER TABLE docs DROP COLUMN agent; DROP TABLE titles; PRAGMA user_version = 0;")
 
 
 async def test_an_index_from_before_agents_is_upgraded_in_place(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
@@ -395,8 +359,9 @@ async def test_an_index_from_before_agents_is_upgraded_in_place(home: Path, olla
     assert [await search(settings, q, **f) for q, f in queries] == before
     sent = len(ollama.embedded_inputs)
     assert (await reindex(settings)).files_indexed == 0 and len(ollama.embedded_inputs) == sent
-    with sqlite3.connect(settings.data_dir / "ledger.sqlite") as db:
-        agents = {row[0] for row in db.execute("SELECT DISTINCT agent FROM docs")}
+    ledger = Ledger(settings.data_dir / "ledger.sqlite")
+    agents = ledger.agents(served_name(settings.data_dir))
+    ledger.close()
     assert agents == {"claude-code"}
 
 

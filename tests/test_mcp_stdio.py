@@ -5,25 +5,21 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, env_for
-from mcp import Client, StdioServerParameters
+from mcp import Client
+from support.env import env_for
+from support.paths import ROOT
+from support.processes import COMMAND, server_params
 
 from indexer.config import Settings
 
 SESSION_WITH_PHRASE = "55604662-cf2a-4331-851a-ec234028f8ca"
 PHRASE = "mix phx.server doesnt seem to start"
-COMMAND = shutil.which("session-search", path=str(Path(sys.executable).parent)) or "session-search"
 
 
-def server_params(settings: Settings, *args: str) -> StdioServerParameters:
-    env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
-    return StdioServerParameters(command=COMMAND, args=["serve", *args], env=env)
-
-
+@pytest.mark.slow
 async def test_tools_are_listed_with_schemas_and_annotations(fixture_index: Settings) -> None:
     async with Client(server_params(fixture_index)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
@@ -38,6 +34,7 @@ async def test_tools_are_listed_with_schemas_and_annotations(fixture_index: Sett
     assert {"query", "top_k", "project", "session_id", "since", "until"} <= set(tools["search"].input_schema["properties"])
 
 
+@pytest.mark.slow
 async def test_search_over_stdio_returns_the_session_holding_a_phrase_first(fixture_index: Settings) -> None:
     async with Client(server_params(fixture_index)) as client:
         result = await client.call_tool("search", {"query": PHRASE, "top_k": 5})
@@ -52,6 +49,7 @@ async def test_search_over_stdio_returns_the_session_holding_a_phrase_first(fixt
     assert SESSION_WITH_PHRASE in result.content[0].text  # the readable rendering
 
 
+@pytest.mark.slow
 async def test_model_info_and_reindex_over_stdio(fixture_index: Settings) -> None:
     progress: list[float] = []
 
@@ -71,6 +69,7 @@ async def test_model_info_and_reindex_over_stdio(fixture_index: Settings) -> Non
     assert report.structured_content["files_indexed"] == 0  # nothing changed since the build
 
 
+@pytest.mark.slow
 def test_nothing_but_json_rpc_reaches_stdout(fixture_index: Settings) -> None:
     messages = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -102,6 +101,7 @@ def test_nothing_but_json_rpc_reaches_stdout(fixture_index: Settings) -> None:
     assert by_id[5]["result"]["isError"] is False  # the server kept answering after the error
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_typescript_sdk_client_lists_tools_and_searches(fixture_index: Settings) -> None:
     script = ROOT / "tests" / "node" / "mcp_client.mjs"

@@ -6,17 +6,12 @@ import asyncio
 import http.client
 import json
 import math
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import ollama
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ollama_standin import OllamaStandIn, cosine, embed_text  # noqa: E402
+from support.ollama_standin import OllamaStandIn, cosine, embed_text
 
 MODEL = "qwen3-embedding:4b"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import exchange, settings_for, write_session
-from ollama_standin import OllamaStandIn
-from test_incremental import reindex, search
+from support.calls import reindex, search
+from support.env import settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
 
 from indexer.config import Settings
 from indexer.errors import SessionSearchError

@@ -7,11 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_PROJECTS, write_session
+from support.home import write_session
+from support.paths import FIXTURE_PROJECTS
 
 from indexer.chunk import TITLE_PREFIX, ChunkerSpec, chunk_transcript, count_tokens
 from indexer.parse import parse_file
 from indexer.sources import SourceFile, discover
+
+pytestmark = pytest.mark.usefixtures("transcripts")  # they read the shared transcripts
 
 SPEC = ChunkerSpec("exchange", 400, 64, 1500)
 ALL_SOURCES = list(discover(FIXTURE_PROJECTS))

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_HOME, env_for
-from test_search import run_search
-from ollama_standin import OllamaStandIn
+from support.calls import run_search
+from support.env import env_for
+from support.ollama_standin import OllamaStandIn
+from support.paths import FIXTURE_HOME
 
 from indexer.config import Settings
 from indexer.search import StoredHit, collapse, fuse, looks_exact, snippet, term_weights, vector_weight_for
@@ -173,6 +174,7 @@ def test_rerank_settings_are_checked(tmp_path: Path) -> None:
 # -- the command line ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_search_takes_a_mode(fixture_index: Settings, standin_server: OllamaStandIn) -> None:
     env = {**os.environ, **env_for(standin_server.url, FIXTURE_HOME, fixture_index.data_dir)}
     answers = {}

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import exchange, settings_for, write_session
-from ollama_standin import OllamaStandIn
-from test_hooks import hook, hook_log
-from test_incremental import reindex
+from support.calls import reindex
+from support.env import settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import hook, hook_log
 
 from indexer.config import Settings
 
@@ -44,6 +45,7 @@ def recalled(proc) -> str:
     return answer["hookSpecificOutput"]["additionalContext"]
 
 
+@pytest.mark.slow
 def test_a_paraphrase_of_another_sessions_exchange_gets_it_quoted(settings: Settings) -> None:
     proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), **ON)
     block = recalled(proc)
@@ -53,17 +55,20 @@ def test_a_paraphrase_of_another_sessions_exchange_gets_it_quoted(settings: Sett
     assert len(block) <= 2000
 
 
+@pytest.mark.slow
 def test_an_unrelated_prompt_gets_nothing(settings: Settings) -> None:
     proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "write a haskell parser combinator for json numbers"), **ON)
     assert proc.returncode == 0 and proc.stdout == ""
     assert "0 past exchanges quoted" in hook_log(settings)
 
 
+@pytest.mark.slow
 def test_recall_off_by_default_prints_nothing_and_reads_nothing(settings: Settings) -> None:
     proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"))
     assert proc.returncode == 0 and proc.stdout == "" and "UserPromptSubmit" not in hook_log(settings)
 
 
+@pytest.mark.slow
 def test_context_stays_within_2000_chars_and_three_exchanges(ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
     long_answer = "the booster wobble came from the gimbal PID gains " * 60
@@ -76,6 +81,7 @@ def test_context_stays_within_2000_chars_and_three_exchanges(ollama: OllamaStand
     assert len(block) <= 2000 and block.count("| session s-") == 3 and "session s-0 " not in block
 
 
+@pytest.mark.slow
 def test_with_ollama_slow_or_down_it_returns_in_time_and_quotes_nothing(settings: Settings, ollama: OllamaStandIn) -> None:
     ollama.delay_s = 30.0
     on_time = {"SESSION_SEARCH_RECALL": "1"}  # the default deadline
@@ -88,6 +94,7 @@ def test_with_ollama_slow_or_down_it_returns_in_time_and_quotes_nothing(settings
     assert proc.returncode == 0 and proc.stdout == "" and seconds < 3.0
 
 
+@pytest.mark.slow
 def test_the_guard_stops_a_hook_started_by_a_hook(settings: Settings) -> None:
     proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), SESSION_SEARCH_HOOK_CHILD="1", **ON)
     assert proc.returncode == 0 and proc.stdout == ""

@@ -9,7 +9,7 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from secrets_corpus import FALSE_POSITIVE_SAMPLES, PLANTED, PlantedSecret, all_secret_values
+from support.secrets_corpus import FALSE_POSITIVE_SAMPLES, PLANTED, PlantedSecret, all_secret_values
 
 from indexer.errors import ConfigError
 from indexer.redact import KINDS, Redaction, Redactor, placeholder
@@ -43,7 +43,7 @@ def test_corpus_is_deterministic() -> None:
     """Re-importing the corpus builds the same values: the seeds, not the clock, decide them."""
     import importlib
 
-    import secrets_corpus
+    from support import secrets_corpus
 
     assert importlib.reload(secrets_corpus).all_secret_values() == all_secret_values()
 

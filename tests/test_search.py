@@ -3,43 +3,25 @@
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
 from pathlib import Path
 
 import chromadb
 import pytest
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
-from conftest import FIXTURE_HOME, settings_for
-from ollama_standin import OllamaStandIn
-from test_incremental import reindex
+from support.calls import read, reindex, run_search
+from support.env import settings_for
+from support.home import claude_home
+from support.ollama_standin import OllamaStandIn
+from support.ledger_reads import served_name
 
 from indexer.chunk import count_tokens
 from indexer.config import Settings
 from indexer.errors import InvalidArgument
 from indexer import retrieve
-from indexer.models import ReadSessionRequest, SearchRequest, SearchResponse, SessionPage
-from indexer.service import SessionSearch
 
 BIG_SESSION = "258c7280-ae70-4798-800f-63464d01a85d"  # the largest fixture: 2.7 MB, 1,863 lines
 SUBAGENT_PARENT = "ef958aa1-0e93-49f0-bb71-150f63befcd1"
-
-
-async def run_search(settings: Settings, **fields: object) -> SearchResponse:
-    index = SessionSearch(settings)
-    try:
-        return await index.search(SearchRequest(**fields))
-    finally:
-        await index.aclose()
-
-
-async def read(settings: Settings, **fields: object) -> SessionPage:
-    index = SessionSearch(settings)
-    try:
-        return await index.read_session(ReadSessionRequest(**fields))
-    finally:
-        await index.aclose()
 
 
 def _overlap(a, b) -> bool:  # noqa: ANN001 - SearchHit
@@ -145,8 +127,7 @@ async def test_read_session_refuses_what_it_cannot_show(fixture_index: Settings,
 
 
 async def test_a_deleted_transcript_is_read_from_the_index(ollama: OllamaStandIn, tmp_path: Path) -> None:
-    home = tmp_path / "claude"
-    shutil.copytree(FIXTURE_HOME / "projects" / "-home-marco-projects-spotter", home / "projects" / "-home-marco-projects-spotter")
+    home = claude_home(tmp_path / "claude", "-home-marco-projects-spotter")
     settings = settings_for(ollama.url, home, tmp_path / "data")
     await reindex(settings)
     next((home / "projects").rglob("55604662-*.jsonl")).unlink()
@@ -182,14 +163,13 @@ async def test_a_filtered_search_survives_a_vector_missing_from_chroma(
     tmp_path: Path, ollama: OllamaStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process's newest chunks are in the ledger before this process's Chroma client sees them."""
-    home = tmp_path / "claude"
-    shutil.copytree(FIXTURE_HOME / "projects", home / "projects")
+    home = claude_home(tmp_path / "claude", all_projects=True)
     settings = settings_for(ollama.url, home, tmp_path / "data")
     await reindex(settings)
     before = await run_search(settings, query="phoenix server", mode="vector", **FILTERED)
     missing = before.results[0].chunk_id
     client = chromadb.PersistentClient(str(settings.data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    active = sqlite3.connect(settings.data_dir / "ledger.sqlite").execute("SELECT value FROM meta WHERE key = 'active'").fetchone()[0]
+    active = served_name(settings.data_dir)
     client.get_collection(active).delete(ids=[missing])
     SharedSystemClient.clear_system_cache()
     monkeypatch.setattr(retrieve, "EXACT_SUBSET", 0)

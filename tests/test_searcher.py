@@ -9,12 +9,13 @@ import signal
 from pathlib import Path
 
 import anyio
-from conftest import exchange, settings_for, write_session
 from mcp import Client
-from ollama_standin import OllamaStandIn
+from support.calls import reindex
+from support.env import settings_for
+from support.home import exchange, write_session
+from support.ollama_standin import OllamaStandIn
+from support.processes import server_params
 from test_concurrency import PHRASE, seed
-from test_incremental import reindex
-from test_mcp_stdio import server_params
 
 from indexer.config import Settings
 from indexer.searcher_client import SearcherPaths

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import settings_for, write_session
-from ollama_standin import OllamaStandIn
-from secrets_corpus import FALSE_POSITIVE_SAMPLES, PLANTED
-from test_incremental import reindex, search
+from support.calls import reindex, search
+from support.env import settings_for
+from support.home import write_session
+from support.ollama_standin import OllamaStandIn
+from support.secrets_corpus import FALSE_POSITIVE_SAMPLES, PLANTED
 
 from indexer.config import Settings
 from indexer.models import ReadSessionRequest
@@ -109,23 +110,42 @@ async def test_ordinary_identifiers_survive_and_stay_searchable(ollama: OllamaSt
     await reindex(settings)
     index = SessionSearch(settings)
     try:
-        stored = index.ledger.session_chunks(index._serving().record.name, "s-fp")
+        stored = index.ledger.session_docs(index._serving().record.name, "s-fp")
     finally:
         await index.aclose()
-    text = "\n".join(t for t, _ in stored)
+    text = "\n".join(doc.text for doc in stored)
     assert "[REDACTED:" not in text
     assert await search(settings, "token_count max_tokens", mode="keyword")
 
 
-async def test_a_session_marked_skip_is_not_indexed_nor_its_subagents(ollama: OllamaStandIn, tmp_path: Path) -> None:
-    projects = tmp_path / "claude" / "projects"
+def _session_marked_skip(projects: Path) -> None:
+    """s-private, marked `session-search: skip`, and a subagent transcript of it."""
     main = write_session(projects, CWD, "s-private", [_user("s-private", 0, "session-search: skip\nmy medical notes"), _user("s-private", 1, "more private text")])
     (main.with_suffix("") / "subagents").mkdir(parents=True)
     (main.with_suffix("") / "subagents" / "agent-abc1234.jsonl").write_text(json.dumps(_user("s-private", 5, "private subagent work", isSidechain=True)) + "\n")
+
+
+async def test_a_session_marked_skip_is_not_indexed_nor_its_subagents(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    _session_marked_skip(projects)
     write_session(projects, CWD, "s-public", [_user("s-public", 0, "public question about medical billing code")])
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     await reindex(settings)
     assert await search(settings, "medical private subagent work notes", top_k=20) == ["s-public"]
+
+
+async def test_a_dry_run_counts_what_a_real_run_indexes_leaving_out_skipped_and_excluded_sessions(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    _session_marked_skip(projects)
+    write_session(projects, CWD, "s-diary", [_user("s-diary", 0, "quarterly diary entry")])
+    write_session(projects, CWD, "s-public", [_user("s-public", 0, "public question about medical billing code"), _user("s-public", 1, "and the refund code")])
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_EXCLUDE="s-diary")
+
+    dry = await reindex(settings, dry_run=True)
+    assert not settings.data_dir.exists()  # a dry run writes nothing
+    real = await reindex(settings)
+    assert real.chunks_added == 2  # s-public's two prompts: nothing of s-private (nor its subagent) or s-diary
+    assert (dry.files_indexed, dry.chunks_added) == (real.files_indexed, real.chunks_added)
 
 
 async def test_excluded_projects_and_sessions_are_not_indexed(ollama: OllamaStandIn, tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, env_for
 from mcp import Client
-from ollama_standin import OllamaStandIn
-from test_mcp_stdio import COMMAND, server_params
+from support.env import env_for
+from support.ollama_standin import OllamaStandIn
+from support.paths import ROOT
+from support.processes import COMMAND, server_params
 
 from indexer.config import Settings
 
@@ -31,6 +32,7 @@ def listed(settings: Settings, *args: str) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_cli_lists_sessions_newest_first_with_titles_from_the_transcripts(fixture_index: Settings) -> None:
     sessions = listed(fixture_index, "--limit", "100")["sessions"]
     ends = [s["ended"] for s in sessions]
@@ -44,6 +46,7 @@ def test_cli_lists_sessions_newest_first_with_titles_from_the_transcripts(fixtur
     assert phx["project"] == SPOTTER and phx["git_branch"] == "master" and phx["started"] == "2026-02-10T21:11:56Z"
 
 
+@pytest.mark.slow
 def test_cli_filters_by_project_branch_agent_and_dates(fixture_index: Settings) -> None:
     spotter = listed(fixture_index, "--project", "projects/spotter")["sessions"]
     assert spotter and all("projects/spotter" in s["project"] for s in spotter)
@@ -58,6 +61,7 @@ def test_cli_filters_by_project_branch_agent_and_dates(fixture_index: Settings) 
     assert len(everyone) == len(listed(fixture_index, "--limit", "100")["sessions"])
 
 
+@pytest.mark.slow
 def test_cli_pages_with_next_offset_without_repeats(fixture_index: Settings) -> None:
     first = listed(fixture_index, "--limit", "5")
     assert len(first["sessions"]) == 5 and first["next_offset"] == 5
@@ -70,6 +74,7 @@ def test_cli_pages_with_next_offset_without_repeats(fixture_index: Settings) -> 
     assert last["next_offset"] is None or last["sessions"]
 
 
+@pytest.mark.slow
 def test_cli_rejects_bad_dates_and_renders_a_readable_list(fixture_index: Settings) -> None:
     bad = cli(fixture_index, "--since", "last tuesday")
     assert bad.returncode == 2 and "since" in bad.stderr
@@ -77,11 +82,13 @@ def test_cli_rejects_bad_dates_and_renders_a_readable_list(fixture_index: Settin
     assert text.returncode == 0 and "mix phx.server doesnt seem to start" in text.stdout
 
 
+@pytest.mark.slow
 def test_it_answers_with_the_standin_down(fixture_index: Settings, ollama: OllamaStandIn) -> None:
     ollama.down()
     assert listed(fixture_index, "--limit", "3")["sessions"]
 
 
+@pytest.mark.slow
 async def test_list_sessions_over_mcp_filters_and_pages(fixture_index: Settings, ollama: OllamaStandIn) -> None:
     ollama.down()  # the ledger alone answers
     async with Client(server_params(fixture_index)) as client:
@@ -99,6 +106,7 @@ async def test_list_sessions_over_mcp_filters_and_pages(fixture_index: Settings,
     assert bad.is_error and "after until" in bad.content[0].text
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_typescript_sdk_client_lists_sessions(fixture_index: Settings) -> None:
     script = ROOT / "tests" / "node" / "mcp_client.mjs"

@@ -1,0 +1,295 @@
+"""The ledger's docs table and its keyword index: every stored chunk's text and metadata,
+the filter columns a search narrows by, and the FTS5 index over the texts. All SQL over
+`docs` lives here, including how filters and a list of tools are encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from indexer.chunk import Chunk, MetadataValue
+from indexer.ledger_schema import DEFAULT_AGENT
+from indexer.terms import STOPWORDS, query_terms
+
+if TYPE_CHECKING:
+    from indexer.models import ListSessionsRequest, SearchRequest
+
+DOC_COLUMNS = "collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, is_sidechain, tools, meta, text, agent"
+BATCH = 500  # ids per `IN (...)`: below SQLite's variable limit
+
+
+def _str(values: Mapping[str, MetadataValue], key: str) -> str:
+    value = values.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _int(values: Mapping[str, MetadataValue], key: str) -> int:
+    value = values.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkMeta:
+    """A stored chunk's metadata, read back once: typed fields for what the service reads, and
+    every value as stored (`values`), which ranking and re-embedding pass on unchanged."""
+
+    session_id: str = ""
+    project: str = ""
+    git_branch: str = ""
+    timestamp: str = ""
+    kind: str = ""
+    agent: str = DEFAULT_AGENT
+    agent_id: str = ""
+    first_uuid: str = ""
+    source_path: str = ""
+    line_start: int = 0
+    window: int = 0
+    values: dict[str, MetadataValue] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, values: dict[str, MetadataValue]) -> ChunkMeta:
+        return cls(
+            session_id=_str(values, "session_id"), project=_str(values, "project"), git_branch=_str(values, "git_branch"),
+            timestamp=_str(values, "timestamp"), kind=_str(values, "kind"), agent=_str(values, "agent") or DEFAULT_AGENT,
+            agent_id=_str(values, "agent_id"), first_uuid=_str(values, "first_uuid"), source_path=_str(values, "source_path"),
+            line_start=_int(values, "line_start"), window=_int(values, "window"), values=values,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ChunkMeta:
+        return cls.of(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDoc:
+    """One docs row: a stored chunk's id, text and metadata."""
+
+    id: str
+    text: str
+    meta: ChunkMeta
+
+    def chunk(self) -> Chunk:
+        return Chunk(self.id, self.text, self.meta.values)
+
+
+@dataclass(frozen=True, slots=True)
+class DocsFilter:
+    """A search's filters as SQL over docs `d` (`AND ...` clauses), and their parameters; "" for none."""
+
+    sql: str = ""
+    params: tuple[object, ...] = ()
+
+
+def _tools_column(tools: MetadataValue | None) -> str:
+    """A chunk's tools as one column: `,Bash,Edit,`, so a tool filter is one LIKE `%,Bash,%`."""
+    return "," + ",".join(tools) + "," if isinstance(tools, list) else ","
+
+
+def doc_row(collection: str, chunk: Chunk) -> tuple[object, ...]:
+    meta = chunk.metadata
+    return (
+        collection, chunk.id, meta.get("session_id", ""), meta.get("project", ""), meta.get("git_branch", ""),
+        meta.get("ts_epoch"), meta.get("kind", ""), meta.get("agent_id", ""), int(bool(meta.get("is_sidechain"))),
+        _tools_column(meta.get("tools")), json.dumps(meta), chunk.text, meta.get("agent") or DEFAULT_AGENT,
+    )
+
+
+def docs_filter(request: SearchRequest, projects: list[str] | None) -> DocsFilter:
+    """The request's filters as SQL over the docs table, `d`."""
+    sql: list[str] = []
+    params: list[object] = []
+    if projects:
+        sql.append(f"d.project IN ({','.join('?' * len(projects))})")
+        params += projects
+    for column, value in (("session_id", request.session_id), ("git_branch", request.git_branch), ("kind", request.kind)):
+        if value:
+            sql.append(f"d.{column} = ?")
+            params.append(value)
+    if request.tool:
+        sql.append("d.tools LIKE ?")
+        params.append(f"%,{request.tool},%")
+    if not request.include_subagents:
+        sql.append("d.is_sidechain = 0")
+    if request.agent:
+        sql.append("d.agent = ?")
+        params.append(request.agent)
+    if (since := request.since_epoch()) is not None:
+        sql.append("d.ts_epoch >= ?")
+        params.append(since)
+    if (until := request.until_epoch()) is not None:
+        sql.append("d.ts_epoch <= ?")
+        params.append(until)
+    return DocsFilter("".join(f" AND {clause}" for clause in sql), tuple(params))
+
+
+def session_filter(request: ListSessionsRequest) -> DocsFilter:
+    """Group filters for list_sessions: a session is kept when any of its chunks matches project
+    or branch, and when its span of activity overlaps since..until."""
+    sql, params = "", []  # type: tuple[str, list[object]]
+    if request.project:
+        sql += " AND sum(instr(lower(d.project), ?) > 0) > 0"
+        params.append(request.project.strip().rstrip("/").lower())
+    if request.git_branch:
+        sql += " AND sum(d.git_branch = ?) > 0"
+        params.append(request.git_branch)
+    if (since := request.since_epoch()) is not None:
+        sql += " AND max(d.ts_epoch) >= ?"
+        params.append(since)
+    if (until := request.until_epoch()) is not None:
+        sql += " AND min(d.ts_epoch) <= ?"
+        params.append(until)
+    return DocsFilter(sql, tuple(params))
+
+
+def fts_queries(query: str) -> tuple[str | None, str | None]:
+    """FTS5 MATCH expressions: all of the query's telling words, then any of them.
+
+    Each word is quoted, so punctuation is harmless. Common words are left out when others
+    remain: BM25 gives them almost no weight, but they match nearly every chunk. Asking for
+    all words first keeps the set FTS5 must rank small (at 100k chunks, ranking every chunk
+    that matches any word took hundreds of milliseconds).
+    """
+    terms = query_terms(query)
+    telling = [t for t in terms if t not in STOPWORDS] or terms
+    quoted = [f'"{t}"' for t in telling]
+    if not quoted:
+        return None, None
+    return (" ".join(quoted) if len(quoted) > 1 else None), " OR ".join(quoted)
+
+
+def _batches(items: Sequence[object]) -> Iterable[tuple[str, Sequence[object]]]:
+    """(`?,?,...`, part) for each slice of items small enough for one `IN (...)`."""
+    for start in range(0, len(items), BATCH):
+        part = items[start : start + BATCH]
+        yield ",".join("?" * len(part)), part
+
+
+class DocsIndex:
+    """The ledger's reads and writes of docs and the keyword index (a part of `Ledger`)."""
+
+    _db: sqlite3.Connection
+
+    def _reading(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def _replace_docs(self, collection: str, drop_ids: Sequence[str], chunks: Sequence[Chunk]) -> None:
+        """Text and metadata of stored chunks; the triggers keep the FTS5 index in step."""
+        for marks, part in _batches(drop_ids):
+            self._db.execute(f"DELETE FROM docs WHERE collection = ? AND id IN ({marks})", (collection, *part))
+        rows = [doc_row(collection, c) for c in chunks]
+        self._db.executemany(f"INSERT OR IGNORE INTO docs ({DOC_COLUMNS}) VALUES ({','.join('?' * 13)})", rows)
+
+    def rebuild_keywords(self) -> None:
+        """Rebuild the FTS5 index from the docs table (doctor --repair)."""
+        self._db.execute("INSERT INTO words(words) VALUES ('rebuild')")
+
+    def keyword_search(
+        self, collection: str, match: str, where: DocsFilter, limit: int, span: tuple[int, int] | None = None
+    ) -> list[tuple[int, float]]:
+        """(doc rowid, bm25) of the best keyword matches, lower bm25 better.
+
+        The plan follows the filter, all three giving the same ranking: with none, FTS5 sorts by
+        rank itself and the join stops at `limit`; a session's rows, inserted together, are a
+        rowid span FTS5 seeks to; other filters are checked per match and SQLite sorts.
+        """
+        join = "FROM words JOIN docs d ON d.rowid = words.rowid WHERE words MATCH ? AND d.collection = ?"
+        args: tuple[object, ...]
+        if span is None and not where.sql:
+            sql, args = f"SELECT words.rowid, words.rank {join} ORDER BY words.rank LIMIT ?", (match, collection, limit)
+        elif span is None:
+            sql, args = f"SELECT words.rowid, bm25(words) AS r {join}{where.sql} ORDER BY r LIMIT ?", (match, collection, *where.params, limit)
+        else:
+            sql = f"SELECT words.rowid, bm25(words) AS r {join} AND words.rowid BETWEEN ? AND ?{where.sql} ORDER BY r LIMIT ?"
+            args = (match, collection, *span, *where.params, limit)
+        return [(int(rowid), float(rank)) for rowid, rank in self._reading().execute(sql, args)]
+
+    def session_span(self, collection: str, session_id: str) -> tuple[int, int] | None:
+        """The lowest and highest doc rowid of a session: what keyword_search seeks to."""
+        row = self._reading().execute("SELECT min(rowid), max(rowid) FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id)).fetchone()
+        return (int(row[0]), int(row[1])) if row and row[0] is not None else None
+
+    def docs_at(self, rowids: Sequence[int]) -> dict[int, StoredDoc]:
+        """Docs by rowid."""
+        found: dict[int, StoredDoc] = {}
+        for marks, part in _batches(rowids):
+            rows = self._reading().execute(f"SELECT rowid, id, text, meta FROM docs WHERE rowid IN ({marks})", part)
+            found.update((rowid, StoredDoc(id_, text, ChunkMeta.from_json(meta))) for rowid, id_, text, meta in rows)
+        return found
+
+    def docs_for(self, collection: str, ids: Sequence[str]) -> dict[str, StoredDoc]:
+        """Docs by chunk id; ids not recorded (yet) are left out."""
+        found: dict[str, StoredDoc] = {}
+        for marks, part in _batches(ids):
+            rows = self._db.execute(f"SELECT id, text, meta FROM docs WHERE collection = ? AND id IN ({marks})", (collection, *part))
+            found.update((id_, StoredDoc(id_, text, ChunkMeta.from_json(meta))) for id_, text, meta in rows)
+        return found
+
+    def matching_ids(self, collection: str, where: DocsFilter, limit: int) -> list[str] | None:
+        """Ids of the chunks the filters keep, or None when there are more than limit."""
+        rows = self._db.execute(f"SELECT id FROM docs d WHERE d.collection = ?{where.sql} LIMIT ?", (collection, *where.params, limit + 1)).fetchall()
+        return None if len(rows) > limit else [row[0] for row in rows]
+
+    def has_session(self, collection: str, session_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM docs WHERE collection = ? AND session_id = ? LIMIT 1", (collection, session_id)).fetchone() is not None
+
+    def filter_values(self, collection: str) -> dict[str, set[str]]:
+        """Every branch, tool and kind of the collection's chunks: what a filter may name."""
+        values: dict[str, set[str]] = {"git_branch": set(), "tool": set(), "kind": set()}
+        rows = self._db.execute("SELECT DISTINCT git_branch, tools, kind FROM docs WHERE collection = ?", (collection,))
+        for branch, tools, kind in rows:
+            values["git_branch"].add(branch)
+            values["kind"].add(kind)
+            values["tool"].update(t for t in str(tools).split(",") if t)
+        return values
+
+    def agents(self, collection: str) -> set[str]:
+        """The agents whose chunks the collection holds."""
+        return {row[0] for row in self._db.execute("SELECT DISTINCT agent FROM docs WHERE collection = ?", (collection,))}
+
+    def session_docs(self, collection: str, session_id: str) -> list[StoredDoc]:
+        """A session's stored chunks: what is left of a deleted transcript."""
+        rows = self._db.execute("SELECT id, text, meta FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id))
+        return [StoredDoc(id_, text, ChunkMeta.from_json(meta)) for id_, text, meta in rows]
+
+    def chunk_meta(self, collection: str, chunk_id: str) -> ChunkMeta | None:
+        row = self._db.execute("SELECT meta FROM docs WHERE collection = ? AND id = ?", (collection, chunk_id)).fetchone()
+        return ChunkMeta.from_json(row[0]) if row else None
+
+    def sessions(self, collection: str, having: DocsFilter, agent: str | None, limit: int, offset: int) -> list[tuple[object, ...]]:
+        """One row per session, latest activity first: (session_id, agent, project, git_branch, first
+        epoch, last epoch, exchanges, subagents); `having` filters the groups."""
+        where, args = ("", [collection]) if agent is None else (" AND d.agent = ?", [collection, agent])
+        sql = f"""SELECT d.session_id, min(d.agent),
+                coalesce(max(CASE WHEN d.is_sidechain = 0 THEN d.project END), max(d.project)),
+                coalesce(max(CASE WHEN d.is_sidechain = 0 THEN d.git_branch END), max(d.git_branch)),
+                min(d.ts_epoch), max(d.ts_epoch),
+                sum(d.is_sidechain = 0 AND d.kind IN ('exchange', 'prompt') AND coalesce(json_extract(d.meta, '$.window'), 0) = 0),
+                count(DISTINCT CASE WHEN d.agent_id != '' THEN d.agent_id END)
+            FROM docs d WHERE d.collection = ?{where} GROUP BY d.session_id HAVING 1{having.sql}
+            ORDER BY max(d.ts_epoch) DESC, d.session_id LIMIT ? OFFSET ?"""
+        return [tuple(row) for row in self._reading().execute(sql, (*args, *having.params, limit, offset))]
+
+    def first_prompt(self, collection: str, session_id: str) -> str:
+        """The text of the session's first main-conversation exchange or prompt; "" if none."""
+        row = self._reading().execute(
+            "SELECT text FROM docs WHERE collection = ? AND session_id = ? AND is_sidechain = 0 AND kind IN ('exchange', 'prompt')"
+            " ORDER BY ts_epoch, rowid LIMIT 1", (collection, session_id),
+        ).fetchone()
+        return str(row[0]) if row else ""
+
+    def set_title(self, session_id: str, title: str) -> None:
+        """The session's latest title; kept across collections, since it does not depend on the model."""
+        self._db.execute("INSERT OR REPLACE INTO titles VALUES (?, ?)", (session_id, title))
+
+    def titles(self, session_ids: Iterable[str]) -> dict[str, str]:
+        """Titles of those sessions that have one."""
+        wanted = list(dict.fromkeys(session_ids))
+        found: dict[str, str] = {}
+        for marks, part in _batches(wanted):
+            rows = self._reading().execute(f"SELECT session_id, title FROM titles WHERE session_id IN ({marks})", part)
+            found.update(dict(rows))
+        return found

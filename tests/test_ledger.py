@@ -1,0 +1,122 @@
+"""The ledger's schema migrations: ledgers of every earlier format open, upgraded in place,
+with nothing lost; a ledger from a newer release is refused. Each old ledger is built by
+hand, as that release wrote it, and then read through the Ledger's API only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from indexer.ledger import Ledger
+from indexer.ledger_docs import DocsFilter
+from indexer.ledger_schema import LATEST
+from indexer.sources import SourceFile
+
+TABLES_BEFORE_DOCS = """
+CREATE TABLE collections (name TEXT PRIMARY KEY, identity TEXT NOT NULL, query_template TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE sources (collection TEXT NOT NULL, rel_path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    session_id TEXT NOT NULL, chunks INTEGER NOT NULL, indexed_at REAL NOT NULL, PRIMARY KEY (collection, rel_path));
+CREATE TABLE chunks (collection TEXT NOT NULL, id TEXT NOT NULL, rel_path TEXT NOT NULL, content_hash TEXT NOT NULL,
+    session_id TEXT NOT NULL, project TEXT NOT NULL, PRIMARY KEY (collection, id, rel_path));
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO collections VALUES ('c1', '{}', 'query: {query}', 0);
+INSERT INTO meta VALUES ('active', 'c1');
+INSERT INTO sources VALUES ('c1', '-w-api/s1.jsonl', 120, 7, 's1', 2, 0);
+INSERT INTO chunks VALUES ('c1', 'k1', '-w-api/s1.jsonl', 'h1', 's1', '/w/api');
+INSERT INTO chunks VALUES ('c1', 'k2', '-w-api/s1.jsonl', 'h2', 's1', '/w/api');
+"""
+# Format 2 kept the keyword rows in one FTS5 table; format 3 in docs, without the agent column and titles.
+FORMAT_2 = """
+CREATE VIRTUAL TABLE keyword USING fts5(text, collection UNINDEXED, id UNINDEXED, session_id UNINDEXED, project UNINDEXED,
+    git_branch UNINDEXED, ts_epoch UNINDEXED, kind UNINDEXED, agent_id UNINDEXED, tools UNINDEXED, meta UNINDEXED,
+    tokenize = "unicode61 tokenchars '_'");
+"""
+FORMAT_3 = """
+CREATE TABLE docs (rowid INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL,
+    project TEXT NOT NULL, git_branch TEXT NOT NULL, ts_epoch INTEGER, kind TEXT NOT NULL, agent_id TEXT NOT NULL,
+    is_sidechain INTEGER NOT NULL, tools TEXT NOT NULL, meta TEXT NOT NULL, text TEXT NOT NULL, UNIQUE (collection, id));
+CREATE VIRTUAL TABLE words USING fts5(text, content = 'docs', content_rowid = 'rowid', tokenize = "unicode61 tokenchars '_'");
+CREATE TRIGGER docs_added AFTER INSERT ON docs BEGIN INSERT INTO words(rowid, text) VALUES (new.rowid, new.text); END;
+"""
+ROWS = [
+    ("k1", "User: why does the zeppelin hangar door jam", {"session_id": "s1", "project": "/w/api", "git_branch": "main", "ts_epoch": 100,
+     "kind": "exchange", "agent_id": "", "is_sidechain": False, "tools": ["Bash"], "first_uuid": "u1", "line_start": 1, "window": 0}),
+    ("k2", "User: a subagent checked the hinges", {"session_id": "s1", "project": "/w/api", "git_branch": "main", "ts_epoch": 200,
+     "kind": "exchange", "agent_id": "a1", "is_sidechain": True, "first_uuid": "u2", "line_start": 1, "window": 0}),
+]
+
+
+def _format_2(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.executescript(TABLES_BEFORE_DOCS + FORMAT_2)
+        for id_, text, meta in ROWS:
+            tools = "," + ",".join(meta.get("tools", [])) + ","
+            db.execute("INSERT INTO keyword VALUES (?, 'c1', ?, 's1', '/w/api', 'main', ?, 'exchange', ?, ?, ?)",
+                       (text, id_, meta["ts_epoch"], meta["agent_id"], tools, json.dumps(meta)))
+
+
+def _format_3(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.executescript(TABLES_BEFORE_DOCS + "CREATE TABLE skipped_sessions (session_id TEXT PRIMARY KEY);" + FORMAT_3)
+        for id_, text, meta in ROWS:
+            tools = "," + ",".join(meta.get("tools", [])) + ","
+            db.execute("INSERT INTO docs (collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, is_sidechain, tools, meta, text)"
+                       " VALUES ('c1', ?, 's1', '/w/api', 'main', ?, 'exchange', ?, ?, ?, ?, ?)",
+                       (id_, meta["ts_epoch"], meta["agent_id"], int(meta["is_sidechain"]), tools, json.dumps(meta), text))
+
+
+def _format_4(path: Path) -> None:
+    """The last release before migrations were tracked: format 3 plus docs.agent and titles, user_version 0."""
+    _format_3(path)
+    with sqlite3.connect(path) as db:
+        db.executescript("""ALTER TABLE docs ADD COLUMN agent TEXT NOT NULL DEFAULT 'claude-code';
+            CREATE TABLE titles (session_id TEXT PRIMARY KEY, title TEXT NOT NULL);""")
+
+
+@pytest.mark.parametrize("build", [_format_2, _format_3, _format_4], ids=["format-2", "format-3", "format-4"])
+def test_an_older_ledger_is_migrated_with_nothing_lost(build: object, tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    build(path)  # type: ignore[operator]
+    ledger = Ledger(path)
+    try:
+        assert ledger.schema_version == LATEST
+        assert ledger.active == "c1" and ledger.building is None
+        source = SourceFile(tmp_path / "s1.jsonl", "-w-api/s1.jsonl", "s1", None, None, 120, 7)
+        assert ledger.is_current("c1", source) and ledger.known_sources("c1") == {"-w-api/s1.jsonl"}
+        docs = ledger.docs_for("c1", ["k1", "k2"])
+        assert {d.text for d in docs.values()} == {text for _, text, _ in ROWS}
+        assert docs["k2"].meta.agent_id == "a1" and docs["k1"].meta.first_uuid == "u1" and docs["k1"].meta.agent == "claude-code"
+        assert ledger.ids("c1") == ({"k1", "k2"}, {"k1", "k2"})  # the keyword index holds every chunk
+        found = ledger.keyword_search("c1", '"zeppelin"', DocsFilter(), 10)
+        assert [ledger.docs_at([rowid])[rowid].id for rowid, _ in found] == ["k1"]
+        assert ledger.filter_values("c1")["tool"] == {"Bash"} and ledger.agents("c1") == {"claude-code"}
+        main_only = DocsFilter(" AND d.is_sidechain = 0")
+        assert ledger.matching_ids("c1", main_only, 10) == ["k1"]
+        ledger.set_title("s1", "Hangar door")  # the titles table exists now
+        assert ledger.titles(["s1"]) == {"s1": "Hangar door"}
+    finally:
+        ledger.close()
+    again = Ledger(path)  # a second open finds it current and changes nothing
+    try:
+        assert again.schema_version == LATEST and again.ids("c1") == ({"k1", "k2"}, {"k1", "k2"})
+    finally:
+        again.close()
+
+
+def test_a_new_ledger_starts_at_the_latest_version(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        assert ledger.schema_version == LATEST and ledger.active is None and ledger.collection_names() == set()
+    finally:
+        ledger.close()
+
+
+def test_a_ledger_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {LATEST + 1}")
+    with pytest.raises(sqlite3.DatabaseError, match=f"schema version {LATEST + 1}"):
+        Ledger(path)
