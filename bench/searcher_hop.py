@@ -21,7 +21,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anyio
-from common import default_cache, log, machine_header, queries_from, settings_for, standin_process, synthetic_index, table
+from common import (
+    default_cache,
+    log,
+    machine_header,
+    queries_from,
+    settings_for,
+    standin_process,
+    synthetic_index,
+    table,
+)
 
 from indexer.models import SearchRequest
 from indexer.searcher_client import SearcherClient
