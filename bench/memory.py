@@ -62,6 +62,7 @@ from common import (
 from indexer.config import Settings
 
 TARGET_MB = 500
+REPEATS = 5  # the last server's first query, asked again once warm
 WRAPPER = """
 import json, os, resource, subprocess, sys, time
 
@@ -148,7 +149,7 @@ def _store_only_child(batches: Path, data: Path, dims: int) -> int:
 
 def serve_rss(url: str, built_data: Path, built_claude: Path, queries: list[str], dims: int | None) -> dict[str, float]:
     """MB of RSS of `session-search serve`: after the handshake, after the first search, after more."""
-    env = child_env(env_for(url, built_claude, built_data, dims))
+    env = child_env(env_for(url, built_claude, built_data, dims, SESSION_SEARCH_SHARED_SEARCHER="0"))  # this process holds the index
     pipe = McpPipe([str(SESSION_SEARCH), "serve"], env)
     found: dict[str, float] = {}
     try:
@@ -192,10 +193,33 @@ def trees_rss_mb(roots: list[int]) -> float:
     return sum(rss.get(pid, 0) for pid in tree) / 2**20
 
 
-def servers_rss(url: str, built_data: Path, built_claude: Path, queries: list[str], dims: int | None, count: int) -> dict[str, float]:
+def searcher_pids(data_dir: Path) -> set[int]:
+    """The shared searchers living on data_dir (their lock files hold their pids)."""
+    from indexer.searcher_client import SearcherPaths
+
+    found = set()
+    for lock in data_dir.glob("searcher-*.lock"):
+        pid = SearcherPaths(lock.with_suffix(".sock"), lock, lock, lock).holder()
+        if pid is not None:
+            found.add(pid)
+    return found
+
+
+def wait_searchers_gone(data_dir: Path, timeout_s: float = 60.0) -> None:
+    """Each row starts without a searcher: the last row's leaves after its idle spell."""
+    deadline = time.monotonic() + timeout_s
+    while searcher_pids(data_dir):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"a shared searcher on {data_dir} did not exit")
+        time.sleep(0.2)
+
+
+def servers_rss(url: str, built_data: Path, built_claude: Path, queries: list[str], dims: int | None, count: int, shared: bool = True) -> dict[str, float]:
     """count servers over one index, each after the same 21 searches: their summed RSS, and the last
     server's first search against its warm searches (the k-th window's cost)."""
-    env = child_env(env_for(url, built_claude, built_data, dims))
+    wait_searchers_gone(built_data)
+    switch = {"SESSION_SEARCH_SHARED_SEARCHER": "1" if shared else "0", "SESSION_SEARCH_SEARCHER_IDLE_S": "1"}
+    env = child_env(env_for(url, built_claude, built_data, dims, **switch))
     pipes = [McpPipe([str(SESSION_SEARCH), "serve"], env) for _ in range(count)]
     found: dict[str, float] = {}
     try:
@@ -211,8 +235,17 @@ def servers_rss(url: str, built_data: Path, built_claude: Path, queries: list[st
                 spent = (time.perf_counter() - started) * 1e3
                 first, warm = (spent, warm) if i == 0 else (first, [*warm, spent])
             found["last server's first search ms"], found["warm search ms"] = first, sorted(warm)[len(warm) // 2]
+        # Queries differ in cost (one can take 4x another): the first search is set against the same query, warm.
+        again = []
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            pipes[-1].request("tools/call", {"name": "search", "arguments": {"query": queries[0]}}, timeout_s=300)
+            again.append((time.perf_counter() - started) * 1e3)
+        found["same query warm ms"] = sorted(again)[len(again) // 2]
         time.sleep(0.5)
-        found["RSS MB"] = trees_rss_mb([pipe.proc.pid for pipe in pipes])
+        searchers = searcher_pids(built_data)
+        found["RSS MB"] = trees_rss_mb([pipe.proc.pid for pipe in pipes] + sorted(searchers))
+        found["searchers"] = len(searchers)
     finally:
         for pipe in pipes:
             pipe.close()
@@ -220,13 +253,21 @@ def servers_rss(url: str, built_data: Path, built_claude: Path, queries: list[st
 
 
 def server_rows(url: str, built: object, queries: list[str], dims: int, counts: list[int]) -> list[list[str]]:
-    rows, alone = [], None
-    for count in counts:
-        log(f"{count} servers over one index")
-        found = servers_rss(url, built.data_dir, built.claude_dir, queries, dims, count)  # type: ignore[attr-defined]
-        alone = alone or found["RSS MB"] / count
-        first, warm = found["last server's first search ms"], found["warm search ms"]
-        rows.append([str(count), f"{found['RSS MB']:.0f}", f"{found['RSS MB'] / alone:.2f}", f"{first:.0f}", f"{warm:.0f}", f"{first / warm:.1f}"])
+    """A row per count with the shared searcher, after one with it off (each server holds the index)."""
+    rows, alone, alone_off = [], None, None
+    for count, shared in [(1, False), *((c, True) for c in counts)]:
+        log(f"{count} servers over one index, shared searcher {'on' if shared else 'off'}")
+        found = servers_rss(url, built.data_dir, built.claude_dir, queries, dims, count, shared)  # type: ignore[attr-defined]
+        if not shared:
+            alone_off = found["RSS MB"]
+        elif count == 1:  # one server and its searcher: what one window costs
+            alone = found["RSS MB"]
+        first, warm, same = found["last server's first search ms"], found["warm search ms"], found["same query warm ms"]
+        rows.append([
+            f"{count}, searcher {'on' if shared else 'off'}", f"{found['searchers']:.0f}", f"{found['RSS MB']:.0f}",
+            f"{found['RSS MB'] / alone:.2f}" if alone else "", f"{found['RSS MB'] / alone_off:.2f}" if alone_off else "",
+            f"{first:.0f}", f"{same:.0f}", f"{first / same:.1f}", f"{warm:.0f}",
+        ])
     return rows
 
 
@@ -303,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-SERVER_HEADERS = ["servers", "RSS MB, all their processes", "x one server", "last server's first search ms", "warm search ms (median)", "first / warm"]
+SERVER_HEADERS = [
+    "servers", "searcher processes", "RSS MB, all their processes", "x one server (searcher on)", "x one server (searcher off)",
+    "last server's first search ms", f"same query warm ms (median of {REPEATS})", "first / warm", "other queries warm ms (median of 20)",
+]
 
 
 def _servers_only(args: argparse.Namespace, n_chunks: int) -> int:

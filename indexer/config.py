@@ -69,6 +69,8 @@ ENV_VARS: dict[str, str] = {
     "recall": "SESSION_SEARCH_RECALL",
     "recall_min_similarity": "SESSION_SEARCH_RECALL_MIN_SIMILARITY",
     "recall_deadline_s": "SESSION_SEARCH_RECALL_DEADLINE",
+    "shared_searcher": "SESSION_SEARCH_SHARED_SEARCHER",
+    "searcher_idle_s": "SESSION_SEARCH_SEARCHER_IDLE_S",
 }
 KNOWN_AGENTS = ("claude-code", "codex", "gemini-cli")  # the names of indexer.agents.AGENTS, without importing the parsers
 
@@ -147,6 +149,8 @@ class Settings(BaseModel):
     codex_dir: Path = Field(default_factory=default_codex_dir, description="Codex CLI home; rollouts are under <dir>/sessions.")
     gemini_dir: Path = Field(default_factory=default_gemini_dir, description="Gemini CLI home; chats are under <dir>/tmp.")
     agents: list[str] | None = Field(None, description="Which agents' sessions to index; default: every agent whose folder exists.")
+    shared_searcher: bool = Field(True, description="Servers on one data dir search through one shared process holding the index; off: each server loads its own.")
+    searcher_idle_s: float = Field(60.0, ge=1, le=86400, description="Seconds the shared searcher stays after its last server left.")
 
     @field_validator("agents")
     @classmethod

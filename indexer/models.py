@@ -294,6 +294,7 @@ class ModelInfo(BaseModel):
     folders: list[str] = Field([], description="The transcript folders read, per agent, and how many transcripts each holds.")
     data_dir: str | None = Field(None, description="Where the index lives, its size and mode.")
     agreement: str | None = Field(None, description="Chunk counts in the vectors, the ledger and the keyword index.")
+    index_process: str | None = Field(None, description="Which process holds the index in memory (its pid): this one, or the shared searcher.")
 
 
 MAX_SESSIONS = 100

@@ -23,6 +23,7 @@ from indexer.pipeline import ProgressFn
 from indexer.query import Query
 from indexer.reindex import Reindexer
 from indexer.resources import Resources
+from indexer.searcher_client import SearcherClient
 from indexer.sessions import read_session
 from indexer.status import info
 from indexer.store import IndexIdentity
@@ -37,6 +38,7 @@ class SessionSearch:
         self.catalog = Catalog(self.resources)
         self._reindexer = Reindexer(self.resources, self.catalog)
         self._query = Query(self.resources, self.catalog)
+        self.searcher: SearcherClient | None = None  # set by `serve`: reads go to the shared searcher
 
     async def __aenter__(self) -> Self:
         return self
@@ -46,6 +48,8 @@ class SessionSearch:
 
     async def aclose(self) -> None:
         await self.resources.aclose()
+        if self.searcher is not None:
+            await self.searcher.aclose()
 
     @property
     def embedder(self) -> Embedder:
@@ -85,6 +89,8 @@ class SessionSearch:
         Hybrid fuses vector and keyword rankings; when Ollama cannot embed the query it
         answers from keywords alone and says so.
         """
+        if self.searcher is not None:
+            return await self.searcher.call("search", request, SearchResponse)
         return await self._query.search(request)
 
     async def list_sessions(self, request: ListSessionsRequest) -> ListSessionsResponse:
@@ -98,6 +104,8 @@ class SessionSearch:
 
     async def read_session(self, request: ReadSessionRequest) -> SessionPage:
         """Messages of one session around a message or hit, in order; from the index if the transcript is gone."""
+        if self.searcher is not None:
+            return await self.searcher.call("read_session", request, SessionPage)
         name = self.catalog.serving().record.name
         return await read_session(self.ledger, name, self.settings, self.redactor.redact_text, request)
 
@@ -113,4 +121,6 @@ class SessionSearch:
 
     async def info(self) -> ModelInfo:
         """The model, templates and index state; service failures are reported, not raised."""
+        if self.searcher is not None:
+            return await self.searcher.call("info", None, ModelInfo)
         return await info(self.resources, self.catalog)

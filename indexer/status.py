@@ -3,6 +3,7 @@ the index. Service failures are reported, not raised."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import anyio
@@ -44,7 +45,7 @@ async def info(resources: Resources, catalog: Catalog) -> ModelInfo:
         last_indexed=resources.ledger.last_indexed, changed_files=catalog.changed_files(),
         folders=[f"{f.agent}: {f.folder} ({f.problem or f'{f.transcripts} transcripts'})" for f in transcript_folders(s)],
         data_dir=describe_data_dir(s.data_dir),
-        agents={name: str(folder) for name, folder in s.agent_folders.items()}, **state,
+        agents={name: str(folder) for name, folder in s.agent_folders.items()}, index_process=f"this process, pid {os.getpid()}", **state,
     )
 
 

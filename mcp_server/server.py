@@ -42,6 +42,7 @@ from indexer.models import (
     field_doc,
 )
 from indexer.pipeline import ReindexProgress
+from indexer.searcher_client import SearcherClient
 from indexer.service import SessionSearch
 from indexer.render import render_info, render_report, render_search, render_session, render_sessions
 
@@ -177,6 +178,8 @@ def build_server(settings: Settings) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         async with SessionSearch(settings) as index, anyio.create_task_group() as background:
+            if settings.shared_searcher:  # every window's server on this data dir shares one copy of the index
+                index.searcher = SearcherClient(settings)
             if settings.refresh_minutes > 0:
                 background.start_soon(index.keep_fresh, settings.refresh_minutes * 60)
             yield AppContext(index)

@@ -15,6 +15,7 @@ def env_for(ollama_url: str, claude_dir: Path, data_dir: Path, **extra: str) -> 
         "SESSION_SEARCH_DATA_DIR": str(data_dir),
         "SESSION_SEARCH_REFRESH_MINUTES": "0",  # tests that want the background reindex turn it on
         "SESSION_SEARCH_AGENTS": "claude-code",  # never this machine's own ~/.codex or ~/.gemini; agent tests name theirs
+        "SESSION_SEARCH_SEARCHER_IDLE_S": "3",  # the shared searchers of finished tests leave soon
         **extra,
     }
 
