@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 import locomo  # noqa: E402
 import quality  # noqa: E402
 
-from indexer import search as ranking  # noqa: E402
 from indexer import query as searching  # noqa: E402  (where search calls the ranking functions)
-from indexer.service import SessionSearch  # noqa: E402
+from indexer import search as ranking  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402
 from indexer.search import Candidate, StoredHit, collapse  # noqa: E402
+from indexer.service import SessionSearch  # noqa: E402
 
 Captured = tuple[str, list[StoredHit], list[StoredHit]]  # query, vector hits, keyword hits
 NEARMISS_QUERIES = ROOT / "bench" / "eval" / "nearmiss.jsonl"

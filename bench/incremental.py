@@ -76,7 +76,8 @@ class SessionWriter:
 
     def exchange(self, base: dict[str, Any], parent: str | None, when: datetime) -> tuple[list[dict[str, Any]], str]:
         """The records of one exchange, and the uuid of its last record."""
-        stamp = lambda s: (when + timedelta(seconds=s)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        def stamp(s):
+            return (when + timedelta(seconds=s)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         prompt, call, result, answer = self._id(), self._id(), self._id(), self._id()
         tool_id = f"toolu_{self.rng.getrandbits(64):016x}"
         output = "\n".join(self._line() for _ in range(self.rng.randint(1, 6)))

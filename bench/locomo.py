@@ -271,7 +271,7 @@ async def ask(index: SessionSearch, query: str, mode: str, converted: Converted)
     """Hits, best first, until they span ENOUGH_SESSIONS distinct sessions or run out."""
     hits: list[Hit] = []
     offset: int | None = 0
-    while offset is not None and len(set(h.session for h in hits)) < ENOUGH_SESSIONS:
+    while offset is not None and len({h.session for h in hits}) < ENOUGH_SESSIONS:
         response = await index.search(SearchRequest(query=query, mode=mode, top_k=PAGE, offset=offset))
         hits += [
             Hit(converted.session_numbers.get(h.session_id, -1), Path(h.source_path).name, h.line_start, h.line_end)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -78,10 +79,8 @@ class McpPipe:
 
     def close(self, timeout_s: float = 10.0) -> None:
         if self.proc.stdin:
-            try:
+            with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-            except OSError:
-                pass
         try:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

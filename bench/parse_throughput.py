@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+from indexer.agents import discover_sources
 from indexer.chunk import ChunkerSpec, chunk_transcript, encoding
 from indexer.parse import parse_file
-from indexer.agents import discover_sources
 from indexer.sources import discover
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,12 +24,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Corpus, PrecomputedEmbedder, default_cache, log, machine_header, median, p95, queries_from, search_without_embedding, settings_for, synthetic_index, table  # noqa: E402
-from search_latency import request_for  # noqa: E402
+import anyio
+from common import (
+    Corpus,
+    PrecomputedEmbedder,
+    default_cache,
+    log,
+    machine_header,
+    median,
+    p95,
+    queries_from,
+    search_without_embedding,
+    settings_for,
+    synthetic_index,
+    table,
+)
+from search_latency import request_for
 
-import anyio  # noqa: E402
-
-from indexer import query as service  # noqa: E402  (where search calls the ranking functions)
+from indexer import query as service
 
 MODES = ("hybrid", "vector", "keyword")
 ROOT = Path(__file__).resolve().parent.parent

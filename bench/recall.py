@@ -50,8 +50,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import locomo  # noqa: E402
-from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
 from quality import DEFAULT_FIXTURES, DEFAULT_QUERIES, Span, build_settings, covers, load_queries  # noqa: E402
+from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
 
 from indexer.chunk import count_tokens  # noqa: E402
 from indexer.config import Settings  # noqa: E402

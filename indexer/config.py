@@ -12,10 +12,10 @@ import logging
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -72,7 +72,8 @@ ENV_VARS: dict[str, str] = {
     "shared_searcher": "SESSION_SEARCH_SHARED_SEARCHER",
     "searcher_idle_s": "SESSION_SEARCH_SEARCHER_IDLE_S",
 }
-KNOWN_AGENTS = ("claude-code", "codex", "gemini-cli")  # the names of indexer.agents.AGENTS, without importing the parsers
+AgentName = Literal["claude-code", "codex", "gemini-cli"]  # the names of indexer.agents.AGENTS, without importing the parsers
+KNOWN_AGENTS: tuple[str, ...] = get_args(AgentName)
 
 
 def default_claude_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -178,7 +179,7 @@ class Settings(BaseModel):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must look like http://127.0.0.1:8000")
         try:
-            parts.port
+            _ = parts.port  # reading it validates it
         except ValueError as exc:
             raise ValueError(f"bad port ({exc})") from None
         return value

@@ -112,9 +112,12 @@ def _agreement(index: SessionSearch, name: str) -> Agreement:
 
 def _stored_vector(collection: VectorCollection, vectors: set[str]) -> list[float]:
     """One stored vector, to search with."""
-    with collection._errors("read a vector"):  # noqa: SLF001
-        got = collection._collection.get(ids=[next(iter(vectors))], include=["embeddings"])  # noqa: SLF001
-    return [float(x) for x in got["embeddings"][0]]
+    with collection._errors("read a vector"):
+        got = collection._collection.get(ids=[next(iter(vectors))], include=["embeddings"])
+    embeddings = got["embeddings"]
+    if embeddings is None or len(embeddings) == 0:
+        raise StoreError("Chroma returned no vector for a stored id")
+    return [float(x) for x in embeddings[0]]
 
 
 def _problems(report: DoctorReport) -> list[str]:

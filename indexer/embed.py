@@ -174,7 +174,7 @@ class OllamaEmbedder(Embedder):
         self.truncated_batches = 0
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._client.close()  # type: ignore[no-untyped-call]  # ollama leaves it unannotated
 
     async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
         """Run one request, retrying 5xx answers, and translate every failure."""
@@ -237,7 +237,7 @@ class OllamaEmbedder(Embedder):
     async def version(self) -> str:
         """Ollama's version string."""
         # The client has no version(); its request method still maps errors the same way.
-        response = await self._call(lambda: self._client._request_raw("GET", "/api/version"))
+        response = await self._call(lambda: self._client._request_raw("GET", "/api/version"))  # type: ignore[no-untyped-call]
         return str(response.json().get("version", "unknown"))
 
     async def facts(self) -> ModelFacts:

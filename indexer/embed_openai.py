@@ -76,7 +76,8 @@ class OpenAIEmbedder(Embedder):
         if status >= 400:
             raise self._error(EmbedderError, f"{self._describe()} answered HTTP {status}: {text}", status)
         try:
-            return response.json()
+            body: dict[str, Any] = response.json()
+            return body
         except ValueError:
             raise self._error(EmbedderError, f"{self._describe()} answered with something that is not JSON", status) from None
 

@@ -59,9 +59,8 @@ def check_claude_dir(settings: Settings) -> None:
     With no agent's home found at all, Claude Code's problem is the one named: it is the default agent.
     """
     folders = settings.agent_folders
-    if "claude-code" in folders or not folders:
-        if problem := claude_dir_problem(settings):
-            raise NoTranscripts(problem)
+    if ("claude-code" in folders or not folders) and (problem := claude_dir_problem(settings)):
+        raise NoTranscripts(problem)
     for agent, folder in folders.items():  # another named agent not installed yet: said, not fatal
         if agent != "claude-code" and (problem := _problem(settings, agent, folder)):
             log.warning("%s", problem)

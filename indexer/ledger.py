@@ -174,7 +174,7 @@ class Ledger(DocsIndex, CatalogState):
     def drop_collection(self, name: str) -> None:
         self._transaction()
         for table in ("chunks", "sources", "docs"):
-            self._db.execute(f"DELETE FROM {table} WHERE collection = ?", (name,))  # noqa: S608 - fixed names
+            self._db.execute(f"DELETE FROM {table} WHERE collection = ?", (name,))
         self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
         self._commit()
 

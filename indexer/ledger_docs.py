@@ -9,7 +9,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from indexer.chunk import Chunk, MetadataValue
 from indexer.ledger_schema import DEFAULT_AGENT
@@ -74,6 +74,19 @@ class StoredDoc:
 
     def chunk(self) -> Chunk:
         return Chunk(self.id, self.text, self.meta.values)
+
+
+class SessionRow(NamedTuple):
+    """One session as the ledger sums it up (epochs in seconds)."""
+
+    session_id: str
+    agent: str
+    project: str | None
+    git_branch: str | None
+    first: float | None
+    last: float | None
+    exchanges: int | None
+    subagents: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +272,7 @@ class DocsIndex:
         row = self._db.execute("SELECT meta FROM docs WHERE collection = ? AND id = ?", (collection, chunk_id)).fetchone()
         return ChunkMeta.from_json(row[0]) if row else None
 
-    def sessions(self, collection: str, having: DocsFilter, agent: str | None, limit: int, offset: int) -> list[tuple[object, ...]]:
+    def sessions(self, collection: str, having: DocsFilter, agent: str | None, limit: int, offset: int) -> list[SessionRow]:
         """One row per session, latest activity first: (session_id, agent, project, git_branch, first
         epoch, last epoch, exchanges, subagents); `having` filters the groups."""
         where, args = ("", [collection]) if agent is None else (" AND d.agent = ?", [collection, agent])
@@ -271,7 +284,7 @@ class DocsIndex:
                 count(DISTINCT CASE WHEN d.agent_id != '' THEN d.agent_id END)
             FROM docs d WHERE d.collection = ?{where} GROUP BY d.session_id HAVING 1{having.sql}
             ORDER BY max(d.ts_epoch) DESC, d.session_id LIMIT ? OFFSET ?"""
-        return [tuple(row) for row in self._reading().execute(sql, (*args, *having.params, limit, offset))]
+        return [SessionRow(*row) for row in self._reading().execute(sql, (*args, *having.params, limit, offset))]
 
     def first_prompt(self, collection: str, session_id: str) -> str:
         """The text of the session's first main-conversation exchange or prompt; "" if none."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
-from indexer.config import KNOWN_AGENTS
+from indexer.config import AgentName
 from indexer.errors import InvalidArgument
 
 MAX_TOP_K = 50
@@ -29,7 +29,6 @@ RELATIVE = re.compile(r"^(\d{1,5})\s*([hdwmy])$")
 UNIT_SECONDS = {"h": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400, "y": 365 * 86400}
 Mode = Literal["hybrid", "vector", "keyword"]
 Kind = Literal["exchange", "compaction_summary", "prompt", "answer", "tool_output"]
-AgentName = Literal[KNOWN_AGENTS]  # claude-code, codex, gemini-cli
 
 
 def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> datetime:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from indexer.chunk import Chunk, ChunkerSpec
 from indexer.embed import Embedder, Vector
@@ -110,7 +110,7 @@ class IndexRun:
 
     # -- producing: parse, chunk, embed ----------------------------------------------------
 
-    async def _produce(self, sources: Sequence[SourceFile], send: ObjectSendStream) -> None:
+    async def _produce(self, sources: Sequence[SourceFile], send: MemoryObjectSendStream[_Batch]) -> None:
         """Batches fill across files, so many small sessions still make full requests."""
         slots = anyio.Semaphore(self.concurrency)
         pending: list[tuple[_FilePlan, Chunk]] = []
@@ -144,7 +144,7 @@ class IndexRun:
         plan = _FilePlan(source, session_id, chunks, stale, transcript.stats.malformed)
         return plan, fresh
 
-    async def _embed(self, batch: list[tuple[_FilePlan, Chunk]], send: ObjectSendStream, slots: anyio.Semaphore) -> None:
+    async def _embed(self, batch: list[tuple[_FilePlan, Chunk]], send: MemoryObjectSendStream[_Batch], slots: anyio.Semaphore) -> None:
         try:
             async with send:
                 vectors = await self.embedder.embed([self.template.format_document(c.text) for _, c in batch])
@@ -154,7 +154,7 @@ class IndexRun:
 
     # -- consuming: store and record ----------------------------------------------------------
 
-    async def _store_worker(self, receive: ObjectReceiveStream, stored: ObjectSendStream) -> None:
+    async def _store_worker(self, receive: MemoryObjectReceiveStream[_Batch], stored: MemoryObjectSendStream[_FilePlan]) -> None:
         """Writes vectors; files whose every chunk is written go to the recorder, so the next
         write is under way while the ledger records them."""
         async with receive, stored:
@@ -178,7 +178,7 @@ class IndexRun:
                 for plan in finished:
                     await stored.send(plan)
 
-    async def _recorder(self, stored: ObjectReceiveStream) -> None:
+    async def _recorder(self, stored: MemoryObjectReceiveStream[_FilePlan]) -> None:
         async with stored:
             async for plan in stored:
                 await self._finish(plan)
@@ -202,7 +202,7 @@ class IndexRun:
         tally.skipped.extend(skipped[: MAX_LISTED_SKIPS - len(tally.skipped)])
 
 
-def _waiting(receive: ObjectReceiveStream, room: int) -> list[_Batch]:
+def _waiting(receive: MemoryObjectReceiveStream[_Batch], room: int) -> list[_Batch]:
     """Batches already waiting, up to about `room` chunks: fewer, larger writes to Chroma."""
     found: list[_Batch] = []
     while room > 0:

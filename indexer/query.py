@@ -14,10 +14,20 @@ from indexer.errors import EmbedderError, InvalidArgument, first_error
 from indexer.hits import StoredHit
 from indexer.ledger import Ledger
 from indexer.ledger_docs import docs_filter
-from indexer.models import SearchRequest, SearchResponse
+from indexer.models import Mode, SearchRequest, SearchResponse
 from indexer.resources import Resources
 from indexer.retrieve import Retriever
-from indexer.search import Candidate, collapse, fuse, matching_projects, single, term_weights, to_hit, with_session_evidence, within_budget
+from indexer.search import (
+    Candidate,
+    collapse,
+    fuse,
+    matching_projects,
+    single,
+    term_weights,
+    to_hit,
+    with_session_evidence,
+    within_budget,
+)
 from indexer.terms import query_terms
 
 CHANGED_CACHE_S = 30.0
@@ -46,7 +56,8 @@ class Query:
         wanted = max(MIN_CANDIDATES, (request.offset + request.top_k) * 2)
         where = docs_filter(request, projects)
         retriever = Retriever(self.ledger, served.collection, name, served.count())
-        mode, fallback = request.mode, None
+        mode: Mode = request.mode
+        fallback: str | None = None
         keyword: list[StoredHit] = []
         vector: list[float] | None = None
         nearest: list[tuple[str, float]] = []
@@ -118,7 +129,7 @@ class Query:
                     f"{', '.join(sorted(kinds)) or 'none'}. Use one of those, or leave kind out."
                 )
 
-    def _page(self, served: Served, request: SearchRequest, mode: str, ranked: list[Candidate], fallback: str | None) -> SearchResponse:
+    def _page(self, served: Served, request: SearchRequest, mode: Mode, ranked: list[Candidate], fallback: str | None) -> SearchResponse:
         terms = query_terms(request.query)
         page = ranked[request.offset : request.offset + request.top_k]
         weights = term_weights(terms, [c.stored.text for c in ranked[:SNIPPET_CONTEXT]])

@@ -6,6 +6,7 @@ import textwrap
 
 from indexer.models import ListSessionsResponse, ModelInfo, ReindexReport, SearchHit, SearchResponse, SessionPage
 
+
 def _title(title: str | None) -> str:
     return f" \"{title}\"" if title else ""
 

@@ -41,7 +41,7 @@ class Reranker:
                 scores = await self._scores(query, [c.stored.text for c in head])
         except TimeoutError:
             return ranked, f"Not reranked: the reranker at {self.url} did not answer within {self.budget_s:g} s."
-        except Exception as exc:  # noqa: BLE001 - any failure of an optional stage leaves the search as it was
+        except Exception as exc:
             log.warning("reranking failed: %s", exc)
             return ranked, f"Not reranked: the reranker at {self.url} failed ({type(exc).__name__}: {exc})."
         for candidate, score in zip(head, scores, strict=True):

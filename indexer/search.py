@@ -4,12 +4,11 @@ centred on the match, and a token budget. The candidates come from retrieve.py; 
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from indexer.chunk import count_tokens
 from indexer.errors import InvalidArgument
@@ -42,7 +41,7 @@ class Candidate:
     lines: tuple[int, int] | None = None  # the exchange's lines, when windows were collapsed into this one
 
     @property
-    def match(self) -> str:
+    def match(self) -> Literal["vector", "keyword", "both"]:
         if self.vector_rank is not None and self.keyword_rank is not None:
             return "both"
         return "vector" if self.vector_rank is not None else "keyword"
@@ -140,7 +139,7 @@ def single(hits: Sequence[StoredHit], *, keyword: bool) -> list[Candidate]:
 
 
 def _lines(hit: StoredHit) -> tuple[int, int]:
-    return int(hit.metadata.get("line_start", 0)), int(hit.metadata.get("line_end", 0))
+    return _int(hit.metadata, "line_start"), _int(hit.metadata, "line_end")
 
 
 def _overlap(kept: Candidate, start: int, end: int) -> bool:
@@ -214,8 +213,8 @@ def _densest(lowered: str, weights: dict[str, float], width: int) -> int:
     hits = sorted((p.start(), term) for term in weights for p in re.finditer(re.escape(term), lowered))
     best, best_at = 0.0, 0
     for i, (at, _) in enumerate(hits):
-        inside = set(itertools.takewhile(lambda pair: pair[0] < at + width * 3 // 4, hits[i:]))
-        value = sum(weights[t] for t in {term for _, term in inside})
+        limit = at + width * 3 // 4
+        value = sum(weights[t] for t in {term for start, term in hits[i:] if start < limit})
         if value > best:
             best, best_at = value, at
     return best_at

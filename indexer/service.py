@@ -17,8 +17,17 @@ from indexer.config import Settings
 from indexer.embed import Embedder, ModelFacts
 from indexer.errors import IndexEmpty
 from indexer.ledger import Ledger
-from indexer.models import ListSessionsRequest, ListSessionsResponse, ModelInfo, ReadSessionRequest, ReindexOptions, ReindexReport
-from indexer.models import SearchRequest, SearchResponse, SessionPage
+from indexer.models import (
+    ListSessionsRequest,
+    ListSessionsResponse,
+    ModelInfo,
+    ReadSessionRequest,
+    ReindexOptions,
+    ReindexReport,
+    SearchRequest,
+    SearchResponse,
+    SessionPage,
+)
 from indexer.pipeline import ProgressFn
 from indexer.query import Query
 from indexer.reindex import Reindexer

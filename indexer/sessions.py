@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import anyio
 
 from indexer.agents import agent_named, agent_of_key, resume_command
 from indexer.chunk import count_tokens
-from indexer.config import Settings
+from indexer.config import AgentName, Settings
 from indexer.errors import InvalidArgument
 from indexer.ledger import Ledger
 from indexer.ledger_docs import ChunkMeta, StoredDoc
@@ -106,7 +107,7 @@ def session_page(
         agent_id=request.agent_id or "", source_path=meta.source_path, total_messages=len(messages),
         messages=shown, previous_offset=max(start - request.limit, 0) if start > 0 else None,
         next_offset=end if end < len(messages) else None, resume_command=resume_command(meta.agent, request.session_id), note=note,
-        agent=meta.agent, title=title,
+        agent=cast(AgentName, meta.agent), title=title,  # the ledger holds only known agents' names
     )
 
 

@@ -26,14 +26,15 @@ from indexer.errors import StoreError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
+    from chromadb.api.collection_configuration import CreateHNSWConfiguration
+    from chromadb.api.models.Collection import Collection
 
     from indexer.config import ChromaServer
-    from chromadb.api.models.Collection import Collection
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-HNSW = {"space": "cosine", "ef_construction": 100, "ef_search": 100, "max_neighbors": 16}
+HNSW: CreateHNSWConfiguration = {"space": "cosine", "ef_construction": 100, "ef_search": 100, "max_neighbors": 16}
 WRITE_BATCH = 1000  # below Chroma's max batch (5,461 embedded)
 
 
@@ -111,7 +112,8 @@ class VectorCollection:
             with self._errors("store vectors"):
                 # Vectors only: texts and metadata live in the ledger, which answers filters and
                 # fills in results; storing them here too made every write 2-3x slower.
-                self._collection.upsert(ids=[c.id for c in part], embeddings=[list(v) for v in vectors[start : start + WRITE_BATCH]])
+                batch: list[Sequence[float]] = [list(v) for v in vectors[start : start + WRITE_BATCH]]
+                self._collection.upsert(ids=[c.id for c in part], embeddings=batch)
 
     def close(self) -> None:
         """Nothing to release here; a collection written from another process stops it."""
@@ -150,9 +152,10 @@ class VectorCollection:
     def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None, ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(id, distance) of the n nearest vectors, within where and ids; texts come from the ledger,
         since asking Chroma for documents and metadata costs far more than the search itself."""
+        query: list[Sequence[float]] = [list(vector)]
         with self._errors("search"):
             found = self._collection.query(
-                query_embeddings=[list(vector)], n_results=n, where=where or None, ids=list(ids) if ids is not None else None,
+                query_embeddings=query, n_results=n, where=where or None, ids=list(ids) if ids is not None else None,
                 include=["distances"],
             )
         distances = (found.get("distances") or [[]])[0] or []
@@ -175,7 +178,7 @@ class ChromaStore:
         from chromadb.config import Settings
 
         # _env_file=None: chromadb's Settings would otherwise read a .env in the cwd.
-        settings = Settings(anonymized_telemetry=False, _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(anonymized_telemetry=False, _env_file=None)
         if server:
             return cls(_http_client(server, settings), server.describe())
         path, where = data_dir / "chroma", describe_store(data_dir, None)
@@ -240,9 +243,8 @@ def _refusal(where: str, server: ChromaServer, exc: Exception) -> str:
         sent = ", ".join(sorted(server.headers)) or "no headers"
         return (f"{where} refused the credentials ({sent} sent): {text}. "
                 "Check the key in SESSION_SEARCH_CHROMA_HEADERS.")
-    if server.tenant or server.database:
-        if "tenant" in lowered or "database" in lowered:
-            return f"{where}: {text}. Check SESSION_SEARCH_CHROMA_TENANT and SESSION_SEARCH_CHROMA_DATABASE."
+    if (server.tenant or server.database) and ("tenant" in lowered or "database" in lowered):
+        return f"{where}: {text}. Check SESSION_SEARCH_CHROMA_TENANT and SESSION_SEARCH_CHROMA_DATABASE."
     return f"Cannot reach {where}: {text}. Start it with `chroma run --path DIR`, or unset SESSION_SEARCH_CHROMA_URL."
 
 

@@ -36,7 +36,7 @@ class ChildWrites(VectorCollection):
     """A collection whose upserts and deletes run in a child process; reads stay in this one."""
 
     def __init__(self, collection: VectorCollection, chroma_dir: Path, lock_fd: int):
-        super().__init__(collection._collection, collection._errors)  # noqa: SLF001 - the same collection
+        super().__init__(collection._collection, collection._errors)
         context = multiprocessing.get_context("spawn")  # forking a process with threads can deadlock
         self._conn, child_end = context.Pipe()
         self._process = context.Process(target=_serve, args=(child_end, str(chroma_dir), self.name), daemon=True, name="chroma-writer")
@@ -98,7 +98,7 @@ def _serve(conn: Connection, chroma_dir: str, name: str) -> None:
     lock_fd = recv_handle(conn)  # held until this process exits
     try:
         collection = _open(chroma_dir, name)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises StoreError
+    except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     while True:
@@ -114,7 +114,7 @@ def _serve(conn: Connection, chroma_dir: str, name: str) -> None:
             elif action == "delete chunks":
                 collection.delete(ids=ids)
             conn.send(("ok", None))
-        except Exception as exc:  # noqa: BLE001 - reported to the parent
+        except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     os.close(lock_fd)
 
@@ -123,5 +123,5 @@ def _open(chroma_dir: str, name: str) -> Any:
     import chromadb
     from chromadb.config import Settings
 
-    client = chromadb.PersistentClient(path=chroma_dir, settings=Settings(anonymized_telemetry=False, _env_file=None))  # type: ignore[call-arg]
+    client = chromadb.PersistentClient(path=chroma_dir, settings=Settings(anonymized_telemetry=False, _env_file=None))
     return client.get_collection(name, embedding_function=None)

@@ -16,10 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import anyio
-
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -42,9 +41,9 @@ from indexer.models import (
     field_doc,
 )
 from indexer.pipeline import ReindexProgress
+from indexer.render import render_info, render_report, render_search, render_session, render_sessions
 from indexer.searcher_client import SearcherClient
 from indexer.service import SessionSearch
-from indexer.render import render_info, render_report, render_search, render_session, render_sessions
 
 log = logging.getLogger("session_search.server")
 T = TypeVar("T")
@@ -169,7 +168,8 @@ def _result(model: BaseModel, text: str) -> CallToolResult:
 
 
 def _index(ctx: Context) -> SessionSearch:
-    return ctx.request_context.lifespan_context.index
+    app = cast(AppContext, ctx.request_context.lifespan_context)  # the SDK types it as a dict; lifespan() yields this
+    return app.index
 
 
 def build_server(settings: Settings) -> MCPServer:

@@ -19,9 +19,8 @@ from support.processes import cli
 from support.wait import wait_until
 
 from indexer.agents import claude_code
-from indexer.config import Settings
+from indexer.config import Settings, load_settings
 from indexer.errors import ConfigError
-from indexer.config import load_settings
 from indexer.models import SearchRequest
 from indexer.service import SessionSearch
 
@@ -137,7 +136,7 @@ def test_codex_injected_context_and_event_copies_are_not_indexed() -> None:
     assert len(prompts) == 1  # the event_msg copy of the prompt is not indexed again
 
 
-def claude_code_free_sources(agent: str):  # noqa: ANN201 - helper
+def claude_code_free_sources(agent: str):
     from indexer.agents import discover_sources
 
     folders = {"codex": AGENT_FIXTURES / "codex-home", "gemini-cli": AGENT_FIXTURES / "gemini-home" / "tmp"}
@@ -338,7 +337,7 @@ async def index_claude(ollama: OllamaStandIn, tmp_path: Path, records: list[dict
     return settings
 
 
-async def found(settings: Settings, query: str, **filters: object):  # noqa: ANN201 - SearchHit | None
+async def found(settings: Settings, query: str, **filters: object):
     results = (await run_search(settings, query=query, mode="keyword", **filters)).results
     return next((h for h in results if query.split()[0].lower() in h.snippet.lower()), None)
 

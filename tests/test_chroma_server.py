@@ -103,7 +103,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         return None
 
     def _forward(self) -> None:
@@ -126,7 +126,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward  # noqa: N815
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ def settings(ollama: OllamaStandIn, small_home: Path, tmp_path: Path) -> Setting
     return settings_for(ollama.url, small_home, tmp_path / "data")
 
 
-def text_of(result) -> str:  # noqa: ANN001 - a CallToolResult
+def text_of(result) -> str:
     return "\n".join(block.text for block in result.content)
 
 

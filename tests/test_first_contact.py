@@ -14,8 +14,8 @@ import pytest
 from mcp import Client
 from support.env import env_for, settings_for
 from support.home import claude_home, exchange, write_session
-from support.ollama_standin import OllamaStandIn
 from support.ledger_reads import served_name
+from support.ollama_standin import OllamaStandIn
 from support.processes import COMMAND, server_params
 
 from indexer.config import Settings
@@ -53,7 +53,7 @@ def assert_one_line_failure(proc: subprocess.CompletedProcess, *expected: str) -
         assert text in lines[0]
 
 
-async def reindex(settings: Settings, **options: object):  # noqa: ANN201
+async def reindex(settings: Settings, **options: object):
     index = SessionSearch(settings)
     try:
         return await index.reindex(ReindexOptions(**options))
@@ -61,7 +61,7 @@ async def reindex(settings: Settings, **options: object):  # noqa: ANN201
         await index.aclose()
 
 
-def text_of(result) -> str:  # noqa: ANN001
+def text_of(result) -> str:
     return "\n".join(block.text for block in result.content)
 
 
@@ -101,7 +101,7 @@ def test_serve_says_it_waits_for_a_client_and_one_sigint_ends_it_within_2_s(sett
     ],
     ids=["missing", "a-file", "projects-itself", "no-projects"],
 )
-def test_a_wrong_claude_dir_is_one_line_and_exit_1(ollama: OllamaStandIn, home: Path, tmp_path: Path, make, expected: str) -> None:  # noqa: ANN001
+def test_a_wrong_claude_dir_is_one_line_and_exit_1(ollama: OllamaStandIn, home: Path, tmp_path: Path, make, expected: str) -> None:
     claude_dir = make(tmp_path, home)
     env = env_for(ollama.url, claude_dir, tmp_path / "data")
     proc = run_cli(env, "reindex")
@@ -347,7 +347,7 @@ async def _search(settings: Settings, query: str) -> list[str]:
 @pytest.mark.slow
 async def test_switching_the_chroma_url_and_back_rebuilds_instead_of_looping(
     settings: Settings, home: Path, tmp_path: Path, chroma_server
-) -> None:  # noqa: ANN001
+) -> None:
     await reindex(settings)
     chroma_server()
     served = settings_for(settings.ollama_host, home, settings.data_dir, SESSION_SEARCH_CHROMA_URL=chroma_server.url)

@@ -24,8 +24,8 @@ from support.paths import FIXTURE_PROJECTS
 
 from indexer import chunk, parse
 from indexer.agents import claude_code
-from indexer.chunk import chunk_transcript
 from indexer.agents.claude_code import parse_lines
+from indexer.chunk import chunk_transcript
 from indexer.parse import parse_file, read_lines
 from indexer.sources import SourceFile, discover
 

@@ -127,7 +127,7 @@ def component_path(root: Path, value: str) -> Path:
 
 def mcp_map(data: dict[str, Any]) -> dict[str, Any]:
     """An `.mcp.json`-shaped file: servers under `mcpServers`, or at the top level."""
-    return data["mcpServers"] if "mcpServers" in data else data
+    return data.get("mcpServers", data)
 
 
 def plugin_mcp_servers(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,17 @@ from support.ollama_standin import OllamaStandIn
 from support.paths import FIXTURE_HOME
 
 from indexer.config import Settings
-from indexer.search import Candidate, StoredHit, collapse, fuse, looks_exact, snippet, term_weights, vector_weight_for, with_session_evidence
+from indexer.search import (
+    Candidate,
+    StoredHit,
+    collapse,
+    fuse,
+    looks_exact,
+    snippet,
+    term_weights,
+    vector_weight_for,
+    with_session_evidence,
+)
 
 CLI = [sys.executable, "-c", "import sys; from indexer.cli import main; sys.exit(main(sys.argv[1:]))"]
 GQC_ERROR = "The current branch spotter-gqc has no upstream branch"

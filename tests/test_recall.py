@@ -115,7 +115,7 @@ class _MessagesAPI(BaseHTTPRequestHandler):
 
     bodies: list[str]
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
         answer = json.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": "test"}}).encode()
         self.send_response(400)
@@ -124,7 +124,7 @@ class _MessagesAPI(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -12,19 +12,19 @@ from chromadb.config import Settings as ChromaSettings
 from support.calls import read, reindex, run_search
 from support.env import settings_for
 from support.home import claude_home
-from support.ollama_standin import OllamaStandIn
 from support.ledger_reads import served_name
+from support.ollama_standin import OllamaStandIn
 
+from indexer import retrieve
 from indexer.chunk import count_tokens
 from indexer.config import Settings
 from indexer.errors import InvalidArgument
-from indexer import retrieve
 
 BIG_SESSION = "258c7280-ae70-4798-800f-63464d01a85d"  # the largest fixture: 2.7 MB, 1,863 lines
 SUBAGENT_PARENT = "ef958aa1-0e93-49f0-bb71-150f63befcd1"
 
 
-def _overlap(a, b) -> bool:  # noqa: ANN001 - SearchHit
+def _overlap(a, b) -> bool:
     return a.source_path == b.source_path and a.line_start <= b.line_end and b.line_start <= a.line_end
 
 

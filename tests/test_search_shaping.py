@@ -19,7 +19,6 @@ from indexer.search import Candidate, collapse, fuse, matching_projects, single,
 from indexer.terms import query_terms
 
 
-
 def hit(id_: str, distance: float, path: str = "a.jsonl", lines: tuple[int, int] = (1, 2), text: str = "", **meta: object) -> StoredHit:
     metadata = {"source_path": path, "line_start": lines[0], "line_end": lines[1], "session_id": f"s-{id_}", **meta}
     return StoredHit(id_, text or f"text of {id_}", metadata, distance)

@@ -112,7 +112,7 @@ def project_of(path: Path, raw: bytes, header: dict[str, Any]) -> str:
     mentioned = [d.encode() for d in list_of(header.get("directories")) if isinstance(d, str)] + _PATH.findall(raw)
     seen: set[str] = set()
     for found in mentioned:
-        candidate = found.decode("utf-8", "replace").rstrip("./")
+        candidate: str = found.decode("utf-8", "replace").rstrip("./")
         while candidate and candidate not in seen and len(seen) < MAX_PATH_CANDIDATES:
             seen.add(candidate)
             if hashlib.sha256(candidate.encode()).hexdigest() == wanted:

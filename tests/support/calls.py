@@ -10,7 +10,6 @@ from chromadb.config import Settings as ChromaSettings
 from indexer.config import Settings
 from indexer.models import ReadSessionRequest, ReindexOptions, ReindexReport, SearchRequest, SearchResponse, SessionPage
 from indexer.service import SessionSearch
-
 from support.ledger_reads import served_name
 
 

@@ -18,6 +18,7 @@ the stand-in itself stays standard library only. Run by hand with::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import json
@@ -116,7 +117,7 @@ def embed_text(text: str, dims: int) -> list[float]:
 
 def cosine(a: list[float], b: list[float]) -> float:
     """Cosine similarity of two equal-length vectors."""
-    dot = math.fsum(x * y for x, y in zip(a, b))
+    dot = math.fsum(x * y for x, y in zip(a, b, strict=False))
     na = math.sqrt(math.fsum(x * x for x in a))
     nb = math.sqrt(math.fsum(y * y for y in b))
     return dot / (na * nb) if na and nb else 0.0
@@ -234,17 +235,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr: tuple[str, int], standin: "OllamaStandIn") -> None:
+    def __init__(self, addr: tuple[str, int], standin: OllamaStandIn) -> None:
         self.standin = standin
         self.connections: set[socket.socket] = set()  # kept alive; down() closes them
         super().__init__(addr, _Handler)
 
     def close_connections(self) -> None:
         for conn in list(self.connections):
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -264,21 +263,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.connections.discard(self.connection)
         super().finish()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Silent unless the stand-in was asked to log (CLI mode)."""
         if self.server.standin.log_requests:
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._dispatch("HEAD")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
@@ -398,7 +397,7 @@ class OllamaStandIn:
         """Whether the server is listening now."""
         return self._server is not None
 
-    def start(self) -> "OllamaStandIn":
+    def start(self) -> OllamaStandIn:
         """Start listening (port 0 picks a free port, kept for ``up()``)."""
         self._started = True
         self._stopping.clear()
@@ -464,7 +463,7 @@ class OllamaStandIn:
         while not self._answering.wait(0.05) and not self._stopping.is_set():
             pass
 
-    def __enter__(self) -> "OllamaStandIn":
+    def __enter__(self) -> OllamaStandIn:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
