@@ -61,8 +61,23 @@ def echo(text: str) -> str:
 server.run("stdio")
 '''
 RATIO_TARGET = 1.2
-WATCHED = ("chromadb", "ollama", "httpx", "numpy", "tiktoken", "onnxruntime", "opentelemetry", "tqdm", "sqlite3",
-           "pydantic", "mcp", "anyio", "starlette", "uvicorn", "tokenizers")
+WATCHED = (
+    "chromadb",
+    "ollama",
+    "httpx",
+    "numpy",
+    "tiktoken",
+    "onnxruntime",
+    "opentelemetry",
+    "tqdm",
+    "sqlite3",
+    "pydantic",
+    "mcp",
+    "anyio",
+    "starlette",
+    "uvicorn",
+    "tokenizers",
+)
 QUERIES = ("mix phx.server doesnt seem to start", "how did we fix the failing test", "git rebase conflict")
 
 
@@ -110,7 +125,9 @@ def _parse_importtime(lines: list[str]) -> list[tuple[str, int, int, int]]:
     return found
 
 
-def importtime(script: list[str], env: dict[str, str], search: bool) -> tuple[list[tuple[str, int, int, int]], list[tuple[str, int, int, int]]]:
+def importtime(
+    script: list[str], env: dict[str, str], search: bool
+) -> tuple[list[tuple[str, int, int, int]], list[tuple[str, int, int, int]]]:
     """Imports of `python -X importtime SCRIPT...` before the tools/list answer, and (if search) those the first search added."""
     lines: list[str] = []
     lock = threading.Lock()
@@ -134,7 +151,7 @@ def importtime(script: list[str], env: dict[str, str], search: bool) -> tuple[li
             pipe.request("tools/call", {"name": "search", "arguments": {"query": QUERIES[0]}})
             time.sleep(0.5)
             with lock:
-                after = lines[len(before):]
+                after = lines[len(before) :]
     finally:
         pipe.close()
         reader.join(timeout=5)
@@ -172,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = args.runs or (3 if args.quick else 21)
     searches = 2 if args.quick else 7
-    print(machine_header("Cold start: `session-search serve` vs a minimal MCPServer", ["bench/cold_start.py", *(argv or sys.argv[1:])]))
+    print(
+        machine_header(
+            "Cold start: `session-search serve` vs a minimal MCPServer", ["bench/cold_start.py", *(argv or sys.argv[1:])]
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp, standin_process(0.0) as url:
         root = Path(tmp)
         minimal = root / "minimal_server.py"
@@ -189,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{runs} starts of each, alternating")
         for i in range(runs):
             order = [(serve_argv, serve_t), (minimal_argv, minimal_t)]
-            for cmd, out in (order if i % 2 == 0 else order[::-1]):
+            for cmd, out in order if i % 2 == 0 else order[::-1]:
                 out.append(time_handshake(cmd, env))
         log(f"{searches} first searches")
         first = [time_first_search(serve_argv, env, QUERIES[i % 2 :]) for i in range(searches)]
@@ -198,21 +219,44 @@ def main(argv: list[str] | None = None) -> int:
         minimal_before, _ = importtime([str(minimal)], env, search=False)
 
     ratio = median(serve_t) / median(minimal_t)
-    print(f"{runs} starts of each, alternating; the index holds {chunks} chunks of real transcripts; SESSION_SEARCH_REFRESH_MINUTES=0.\n")
-    print(table(
-        ["server", "spawn -> tools/list median ms", "min ms", "max ms"],
-        [["session-search serve", f"{median(serve_t) * 1e3:.0f}", f"{min(serve_t) * 1e3:.0f}", f"{max(serve_t) * 1e3:.0f}"],
-         ["minimal MCPServer (1 tool)", f"{median(minimal_t) * 1e3:.0f}", f"{min(minimal_t) * 1e3:.0f}", f"{max(minimal_t) * 1e3:.0f}"]],
-    ))
-    print(f"\nRatio serve / minimal (medians): **{ratio:.2f}** (target <= {RATIO_TARGET}: {'met' if ratio <= RATIO_TARGET else 'NOT met'}).\n")
-    print(table(
-        ["first search after a start", "median ms", "min ms", "max ms"],
-        [[label, f"{median(v) * 1e3:.0f}", f"{min(v) * 1e3:.0f}", f"{max(v) * 1e3:.0f}"] for label, v in (
-            ("spawn -> first search answer (handshake included)", [f[0] for f in first]),
-            ("first tools/call search alone", [f[1] for f in first]),
-            ("second tools/call search alone", [f[2] for f in first]),
-        )],
-    ))
+    print(
+        f"{runs} starts of each, alternating; the index holds {chunks} chunks of real transcripts; SESSION_SEARCH_REFRESH_MINUTES=0.\n"
+    )
+    print(
+        table(
+            ["server", "spawn -> tools/list median ms", "min ms", "max ms"],
+            [
+                [
+                    "session-search serve",
+                    f"{median(serve_t) * 1e3:.0f}",
+                    f"{min(serve_t) * 1e3:.0f}",
+                    f"{max(serve_t) * 1e3:.0f}",
+                ],
+                [
+                    "minimal MCPServer (1 tool)",
+                    f"{median(minimal_t) * 1e3:.0f}",
+                    f"{min(minimal_t) * 1e3:.0f}",
+                    f"{max(minimal_t) * 1e3:.0f}",
+                ],
+            ],
+        )
+    )
+    print(
+        f"\nRatio serve / minimal (medians): **{ratio:.2f}** (target <= {RATIO_TARGET}: {'met' if ratio <= RATIO_TARGET else 'NOT met'}).\n"
+    )
+    print(
+        table(
+            ["first search after a start", "median ms", "min ms", "max ms"],
+            [
+                [label, f"{median(v) * 1e3:.0f}", f"{min(v) * 1e3:.0f}", f"{max(v) * 1e3:.0f}"]
+                for label, v in (
+                    ("spawn -> first search answer (handshake included)", [f[0] for f in first]),
+                    ("first tools/call search alone", [f[1] for f in first]),
+                    ("second tools/call search alone", [f[2] for f in first]),
+                )
+            ],
+        )
+    )
     print(f"\n{searches} starts; the query embedding goes to the stand-in (delay 0) and is included.\n")
     n_before, ms_before, heavy_before = summarise(serve_before)
     n_search, ms_search, heavy_search = summarise(serve_search)
@@ -220,19 +264,31 @@ def main(argv: list[str] | None = None) -> int:
     names_before = {name.split(".")[0] for name, *_ in serve_before}
     names_search = {name.split(".")[0] for name, *_ in serve_search}
     print("Imports (`python -X importtime`; ms are importtime's own, inflated by it):\n")
-    print(table(["process, phase", "modules", "import ms (sum of self)"], [
-        ["serve, before the tools/list answer", n_before, f"{ms_before:.0f}"],
-        ["serve, added by the first search", n_search, f"{ms_search:.0f}"],
-        ["minimal server, before the tools/list answer", n_min, f"{ms_min:.0f}"],
-    ]))
+    print(
+        table(
+            ["process, phase", "modules", "import ms (sum of self)"],
+            [
+                ["serve, before the tools/list answer", n_before, f"{ms_before:.0f}"],
+                ["serve, added by the first search", n_search, f"{ms_search:.0f}"],
+                ["minimal server, before the tools/list answer", n_min, f"{ms_min:.0f}"],
+            ],
+        )
+    )
     print()
-    print(table(["package", "imported before tools/list", "(sub)modules imported by the first search"], [
-        [name, "yes" if name in names_before else "no", "yes" if name in names_search else "no"] for name in WATCHED
-    ]))
-    print("\nHeaviest top-level imports before tools/list (cumulative ms): "
-          + ", ".join(f"{name} {ms:.0f}" for name, ms in heavy_before))
-    print("\nHeaviest top-level imports on the first search (cumulative ms): "
-          + ", ".join(f"{name} {ms:.0f}" for name, ms in heavy_search))
+    print(
+        table(
+            ["package", "imported before tools/list", "(sub)modules imported by the first search"],
+            [[name, "yes" if name in names_before else "no", "yes" if name in names_search else "no"] for name in WATCHED],
+        )
+    )
+    print(
+        "\nHeaviest top-level imports before tools/list (cumulative ms): "
+        + ", ".join(f"{name} {ms:.0f}" for name, ms in heavy_before)
+    )
+    print(
+        "\nHeaviest top-level imports on the first search (cumulative ms): "
+        + ", ".join(f"{name} {ms:.0f}" for name, ms in heavy_search)
+    )
     bad = [name for name in ("chromadb", "ollama") if name in names_before]
     print(f"\nchromadb or ollama before tools/list: {'NO (good)' if not bad else 'YES: ' + ', '.join(bad)}.")
     return 0

@@ -53,7 +53,9 @@ def standin_process(delay_s: float = 0.0) -> Iterator[str]:
     """A FastStandIn in its own process, as Ollama is; yields its URL."""
     child = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--delay", str(delay_s)],
-        stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
     )
     try:
         url = (child.stdout.readline() if child.stdout else "").strip()
@@ -119,7 +121,9 @@ def serve_standin(delay_s: float) -> int:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(description="The fast Ollama stand-in in its own process: prints its URL, serves until stdin closes.")
+    parser = argparse.ArgumentParser(
+        description="The fast Ollama stand-in in its own process: prints its URL, serves until stdin closes."
+    )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per /api/embed request")
     return serve_standin(parser.parse_args(argv).delay)
 

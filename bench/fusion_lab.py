@@ -71,7 +71,10 @@ def capture(keep: Path, standin_url: str) -> None:
         got = asyncio.run(_capture(settings, [q.question for q in conversation.questions]))
         (where / "captured.pkl").write_bytes(pickle.dumps((got, converted, conversation)))
         print(f"captured {conversation.sample_id}", file=sys.stderr)
-    for name, queries_path, home in (("eval", quality.DEFAULT_QUERIES, quality.DEFAULT_FIXTURES), ("nearmiss", NEARMISS_QUERIES, NEARMISS_HOME)):
+    for name, queries_path, home in (
+        ("eval", quality.DEFAULT_QUERIES, quality.DEFAULT_FIXTURES),
+        ("nearmiss", NEARMISS_QUERIES, NEARMISS_HOME),
+    ):
         if not queries_path.exists():
             continue
         queries = quality.load_queries(queries_path)
@@ -94,8 +97,11 @@ def score_locomo(keep: Path, fusion: Fusion) -> dict[str, float]:
         for (query, vector, keyword), question in zip(got, conversation.questions, strict=True):
             ranked = _exchanges(fusion, query, vector, keyword)
             hits = [
-                locomo.Hit(converted.session_numbers.get(str(c.stored.metadata.get("session_id")), -1),
-                           Path(str(c.stored.metadata.get("source_path"))).name, *(c.lines or (0, 0)))
+                locomo.Hit(
+                    converted.session_numbers.get(str(c.stored.metadata.get("session_id")), -1),
+                    Path(str(c.stored.metadata.get("source_path"))).name,
+                    *(c.lines or (0, 0)),
+                )
                 for c in ranked
             ]
             scores.add(question, hits, converted.turn_lines)
@@ -143,7 +149,9 @@ def variants() -> dict[str, Fusion]:
         out[f"product a={a} + gap confidence"] = lambda q, v, k, a=a: gap_weighted(q, v, k, a)
     for aw, ae in ((0.4, 0.2), (0.4, 0.25), (0.45, 0.25), (0.4, 0.3), (0.35, 0.2)):
         out[f"mm adaptive {aw}/{ae}"] = lambda q, v, k, aw=aw, ae=ae: convex(v, k, ae if ranking.looks_exact(q) else aw, "mm")
-        out[f"mm adaptive {aw}/{ae} + gap"] = lambda q, v, k, aw=aw, ae=ae: convex(v, k, gap_alpha(ae if ranking.looks_exact(q) else aw, v, k), "mm")
+        out[f"mm adaptive {aw}/{ae} + gap"] = lambda q, v, k, aw=aw, ae=ae: convex(
+            v, k, gap_alpha(ae if ranking.looks_exact(q) else aw, v, k), "mm"
+        )
     if hasattr(ranking, "fuse"):
         out["product fuse"] = lambda q, v, k: ranking.fuse(v, k, q) if _takes_query() else ranking.fuse(v, k)
     if hasattr(ranking, "with_session_evidence"):
@@ -204,7 +212,9 @@ def convex(vector: Sequence[StoredHit], keyword: Sequence[StoredHit], alpha: flo
     return sorted(found.values(), key=lambda c: -c.score)
 
 
-def rrf(vector: Sequence[StoredHit], keyword: Sequence[StoredHit], k: int = 60, wv: float = 1.0, wk: float = 1.0) -> list[Candidate]:
+def rrf(
+    vector: Sequence[StoredHit], keyword: Sequence[StoredHit], k: int = 60, wv: float = 1.0, wk: float = 1.0
+) -> list[Candidate]:
     found: dict[str, Candidate] = {}
     for rank, hit in enumerate(vector, start=1):
         found[hit.id] = Candidate(hit, wv / (k + rank), vector_rank=rank)
@@ -244,7 +254,9 @@ def main() -> int:
         with OllamaStandIn(real_models={MINILM: minilm_backend()}) as standin:
             capture(args.keep, standin.url)
     else:
-        print("| variant | LoCoMo R@1 | R@5 | R@10 | nDCG@10 | eval para R@5 | nDCG | eval exact R@5 | nDCG | near para R@5 | nDCG | near exact R@5 | nDCG |")
+        print(
+            "| variant | LoCoMo R@1 | R@5 | R@10 | nDCG@10 | eval para R@5 | nDCG | eval exact R@5 | nDCG | near para R@5 | nDCG | near exact R@5 | nDCG |"
+        )
         print("|---|" + "---:|" * 12)
         compare(args.keep, args.only)
     return 0

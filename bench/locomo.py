@@ -127,7 +127,9 @@ def load(path: Path = LOCOMO) -> list[Conversation]:
             for n in numbers
             if conv[f"session_{n}"]
         )
-        questions = tuple(Question(q["question"], int(q["category"]), normalise_evidence(q.get("evidence") or [])) for q in sample["qa"])
+        questions = tuple(
+            Question(q["question"], int(q["category"]), normalise_evidence(q.get("evidence") or [])) for q in sample["qa"]
+        )
         conversations.append(Conversation(sample["sample_id"], conv["speaker_a"], conv["speaker_b"], sessions, questions))
     return conversations
 
@@ -164,12 +166,25 @@ def convert(conversation: Conversation, claude_home: Path, with_images: bool = F
             is_user = turn.speaker == conversation.speaker_a
             text = turn_text(turn, with_images)
             record: dict[str, Any] = {
-                "parentUuid": parent, "isSidechain": False, "userType": "external", "cwd": project,
-                "sessionId": session_id, "version": "2.1.0", "gitBranch": "", "type": "user" if is_user else "assistant",
-                "uuid": record_id, "timestamp": (session.date + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                "message": {"role": "user", "content": text} if is_user else
-                {"id": f"msg_{record_id}", "type": "message", "role": "assistant", "model": "locomo",
-                 "content": [{"type": "text", "text": text}]},
+                "parentUuid": parent,
+                "isSidechain": False,
+                "userType": "external",
+                "cwd": project,
+                "sessionId": session_id,
+                "version": "2.1.0",
+                "gitBranch": "",
+                "type": "user" if is_user else "assistant",
+                "uuid": record_id,
+                "timestamp": (session.date + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "message": {"role": "user", "content": text}
+                if is_user
+                else {
+                    "id": f"msg_{record_id}",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "locomo",
+                    "content": [{"type": "text", "text": text}],
+                },
             }
             lines.append(json.dumps(record, ensure_ascii=False))
             converted.turn_lines.setdefault(turn.dia_id, (f"{session_id}.jsonl", len(lines)))
@@ -244,15 +259,20 @@ class Scores:
 # --------------------------------------------------------------------------- running
 
 
-def settings_for(standin_url: str, claude_home: Path, data_dir: Path, model: str = MINILM, extra: dict[str, str] | None = None) -> Settings:
-    return load_settings(environ={
-        "OLLAMA_HOST": standin_url,
-        "SESSION_SEARCH_CLAUDE_DIR": str(claude_home),
-        "SESSION_SEARCH_DATA_DIR": str(data_dir),
-        "SESSION_SEARCH_MODEL": model,
-        "SESSION_SEARCH_RESULT_TOKENS": "20000",  # the most allowed: the bench wants every hit, not a model-sized answer
-        "SESSION_SEARCH_REFRESH_MINUTES": "0",
-    } | (extra or {}))
+def settings_for(
+    standin_url: str, claude_home: Path, data_dir: Path, model: str = MINILM, extra: dict[str, str] | None = None
+) -> Settings:
+    return load_settings(
+        environ={
+            "OLLAMA_HOST": standin_url,
+            "SESSION_SEARCH_CLAUDE_DIR": str(claude_home),
+            "SESSION_SEARCH_DATA_DIR": str(data_dir),
+            "SESSION_SEARCH_MODEL": model,
+            "SESSION_SEARCH_RESULT_TOKENS": "20000",  # the most allowed: the bench wants every hit, not a model-sized answer
+            "SESSION_SEARCH_REFRESH_MINUTES": "0",
+        }
+        | (extra or {})
+    )
 
 
 def prepare(conversation: Conversation, where: Path, with_images: bool = False) -> Converted:
@@ -299,8 +319,15 @@ async def run_conversation(
         await index.aclose()
 
 
-def measure(conversations: Sequence[Conversation], keep: Path, standin_url: str, model: str, modes: Sequence[str],
-            with_images: bool, extra: dict[str, str] | None = None) -> tuple[dict[str, Scores], int]:
+def measure(
+    conversations: Sequence[Conversation],
+    keep: Path,
+    standin_url: str,
+    model: str,
+    modes: Sequence[str],
+    with_images: bool,
+    extra: dict[str, str] | None = None,
+) -> tuple[dict[str, Scores], int]:
     scores = {m: Scores() for m in modes}
     embedded = 0
     for conversation in conversations:
@@ -309,7 +336,9 @@ def measure(conversations: Sequence[Conversation], keep: Path, standin_url: str,
         settings = settings_for(standin_url, converted.claude_home, where / "data", model, extra)
         started = time.perf_counter()
         embedded += asyncio.run(run_conversation(conversation, settings, converted, modes, scores))
-        log.warning("%s: %d questions in %.0f s", conversation.sample_id, len(conversation.questions), time.perf_counter() - started)
+        log.warning(
+            "%s: %d questions in %.0f s", conversation.sample_id, len(conversation.questions), time.perf_counter() - started
+        )
     return scores, embedded
 
 
@@ -330,9 +359,16 @@ def markdown(scores: dict[str, Scores], backend: str, questions: int, embedded: 
     ]
     for mode, s in scores.items():
         m = s.mean()
-        lines.append(f"| {mode} | {m['n']} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + f" | {1000 * s.seconds / max(1, m['n']):.0f} |")
-    lines += ["", "Per category (R@5):", "", "| mode | " + " | ".join(f"{c} {n}" for c, n in CATEGORY_NAMES.items()) + " |",
-              "|---|" + "---:|" * len(CATEGORY_NAMES)]
+        lines.append(
+            f"| {mode} | {m['n']} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + f" | {1000 * s.seconds / max(1, m['n']):.0f} |"
+        )
+    lines += [
+        "",
+        "Per category (R@5):",
+        "",
+        "| mode | " + " | ".join(f"{c} {n}" for c, n in CATEGORY_NAMES.items()) + " |",
+        "|---|" + "---:|" * len(CATEGORY_NAMES),
+    ]
     for mode, s in scores.items():
         lines.append(f"| {mode} | " + " | ".join(f"{s.mean(c).get('R@5', 0):.3f}" for c in CATEGORY_NAMES) + " |")
     return "\n".join(lines) + "\n"
@@ -343,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=LOCOMO, help="locomo10.json")
     parser.add_argument("--keep", type=Path, help="keep each conversation's transcripts and index here (reused next time)")
     parser.add_argument("--hashing", action="store_true", help="the stand-in's hashing vectors instead of all-MiniLM-L6-v2")
-    parser.add_argument("--model-dir", type=Path, help="a sentence-transformers model folder to serve instead of all-MiniLM-L6-v2 (e.g. all-mpnet-base-v2)")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        help="a sentence-transformers model folder to serve instead of all-MiniLM-L6-v2 (e.g. all-mpnet-base-v2)",
+    )
     parser.add_argument("--conversations", type=int, help="only the first N conversations")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated (default %(default)s)")
     parser.add_argument("--images", action="store_true", help="append each shared photo's caption to its turn")

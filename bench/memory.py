@@ -149,7 +149,9 @@ def _store_only_child(batches: Path, data: Path, dims: int) -> int:
 
 def serve_rss(url: str, built_data: Path, built_claude: Path, queries: list[str], dims: int | None) -> dict[str, float]:
     """MB of RSS of `session-search serve`: after the handshake, after the first search, after more."""
-    env = child_env(env_for(url, built_claude, built_data, dims, SESSION_SEARCH_SHARED_SEARCHER="0"))  # this process holds the index
+    env = child_env(
+        env_for(url, built_claude, built_data, dims, SESSION_SEARCH_SHARED_SEARCHER="0")
+    )  # this process holds the index
     pipe = McpPipe([str(SESSION_SEARCH), "serve"], env)
     found: dict[str, float] = {}
     try:
@@ -214,7 +216,9 @@ def wait_searchers_gone(data_dir: Path, timeout_s: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-def servers_rss(url: str, built_data: Path, built_claude: Path, queries: list[str], dims: int | None, count: int, shared: bool = True) -> dict[str, float]:
+def servers_rss(
+    url: str, built_data: Path, built_claude: Path, queries: list[str], dims: int | None, count: int, shared: bool = True
+) -> dict[str, float]:
     """count servers over one index, each after the same 21 searches: their summed RSS, and the last
     server's first search against its warm searches (the k-th window's cost)."""
     wait_searchers_gone(built_data)
@@ -263,11 +267,19 @@ def server_rows(url: str, built: object, queries: list[str], dims: int, counts: 
         elif count == 1:  # one server and its searcher: what one window costs
             alone = found["RSS MB"]
         first, warm, same = found["last server's first search ms"], found["warm search ms"], found["same query warm ms"]
-        rows.append([
-            f"{count}, searcher {'on' if shared else 'off'}", f"{found['searchers']:.0f}", f"{found['RSS MB']:.0f}",
-            f"{found['RSS MB'] / alone:.2f}" if alone else "", f"{found['RSS MB'] / alone_off:.2f}" if alone_off else "",
-            f"{first:.0f}", f"{same:.0f}", f"{first / same:.1f}", f"{warm:.0f}",
-        ])
+        rows.append(
+            [
+                f"{count}, searcher {'on' if shared else 'off'}",
+                f"{found['searchers']:.0f}",
+                f"{found['RSS MB']:.0f}",
+                f"{found['RSS MB'] / alone:.2f}" if alone else "",
+                f"{found['RSS MB'] / alone_off:.2f}" if alone_off else "",
+                f"{first:.0f}",
+                f"{same:.0f}",
+                f"{first / same:.1f}",
+                f"{warm:.0f}",
+            ]
+        )
     return rows
 
 
@@ -277,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mb", type=float, help="MB of JSONL for the big reindex (default 100, quick 3)")
     parser.add_argument("--chunks", type=int, help="chunks in the idle server's index (default 100000, quick 2000)")
     parser.add_argument("--dims", type=int, default=1024, help="dimensions of the idle server's index")
-    parser.add_argument("--cache", type=Path, default=default_cache(), help="where the synthetic index is kept between runs (default %(default)s)")
+    parser.add_argument(
+        "--cache", type=Path, default=default_cache(), help="where the synthetic index is kept between runs (default %(default)s)"
+    )
     parser.add_argument("--no-cache", action="store_true", help="build the synthetic index in a temporary dir")
     parser.add_argument("--servers", default="1,2,4", help="server counts over one index (default %(default)s)")
     parser.add_argument("--servers-only", action="store_true", help="only the servers over one index (no reindex)")
@@ -300,9 +314,17 @@ def main(argv: list[str] | None = None) -> int:
             got = jsonl_bytes(home / "projects")
             log(f"reindex of {mb(got):.1f} MB")
             result, report = reindex_peak(url, home, root / f"data-{size}")
-            reindex_rows.append([f"{mb(got):.1f}", report["files_indexed"], report["chunks_added"], f"{result['wall']:.1f}",
-                                 f"{int(result['maxrss_kb']) / 1024:.0f}", f"{int(result['tree_peak_kb']) / 1024:.0f}",
-                                 f"{mb(du(root / f'data-{size}')):.0f}"])
+            reindex_rows.append(
+                [
+                    f"{mb(got):.1f}",
+                    report["files_indexed"],
+                    report["chunks_added"],
+                    f"{result['wall']:.1f}",
+                    f"{int(result['maxrss_kb']) / 1024:.0f}",
+                    f"{int(result['tree_peak_kb']) / 1024:.0f}",
+                    f"{mb(du(root / f'data-{size}')):.0f}",
+                ]
+            )
         last_home, last_data = home, root / f"data-{big}"
         batches = root / "batches.jsonl"
         chunks = write_batches(last_home / "projects", settings_for(url, last_home, root / "unused"), batches)
@@ -314,8 +336,16 @@ def main(argv: list[str] | None = None) -> int:
         python = peak_rss([sys.executable, "-c", "pass"])
         store_rows = [
             ["python, nothing imported", f"{int(python['maxrss_kb']) / 1024:.0f}", ""],
-            ["import chromadb, open the store, create a collection", f"{int(opened['maxrss_kb']) / 1024:.0f}", f"{opened['wall']:.1f}"],
-            [f"store only: {chunks} chunks upserted in the embed batches", f"{int(store['maxrss_kb']) / 1024:.0f}", f"{store['wall']:.1f}"],
+            [
+                "import chromadb, open the store, create a collection",
+                f"{int(opened['maxrss_kb']) / 1024:.0f}",
+                f"{opened['wall']:.1f}",
+            ],
+            [
+                f"store only: {chunks} chunks upserted in the embed batches",
+                f"{int(store['maxrss_kb']) / 1024:.0f}",
+                f"{store['wall']:.1f}",
+            ],
         ]
         reindex_peak_mb = float(reindex_rows[-1][5])  # the whole tree: the reindex and its Chroma writer
         beyond = reindex_peak_mb - int(store["maxrss_kb"]) / 1024
@@ -326,27 +356,67 @@ def main(argv: list[str] | None = None) -> int:
         queries = [q for q, _ in queries_from(built.samples, 25)]
         log("idle servers")
         for label, data, claude, dims in (
-            (f"{built.chunks:,} synthetic chunks x {args.dims} dims ({mb(du(built.data_dir)):.0f} MB on disk)", built.data_dir, built.claude_dir, args.dims),
+            (
+                f"{built.chunks:,} synthetic chunks x {args.dims} dims ({mb(du(built.data_dir)):.0f} MB on disk)",
+                built.data_dir,
+                built.claude_dir,
+                args.dims,
+            ),
             (f"the {mb(big):.0f} MB reindex above: {reindex_rows[-1][2]} chunks x 2560 dims", last_data, last_home, None),
         ):
             found = serve_rss(url, data, claude, queries, dims)
-            serve_rows.append([label, f"{found['after handshake']:.0f}", f"{found['after first search']:.0f}", f"{found['first search s']:.1f}",
-                               f"{found['after 20 more searches']:.0f}", f"{found['peak (VmHWM)']:.0f}"])
+            serve_rows.append(
+                [
+                    label,
+                    f"{found['after handshake']:.0f}",
+                    f"{found['after first search']:.0f}",
+                    f"{found['first search s']:.1f}",
+                    f"{found['after 20 more searches']:.0f}",
+                    f"{found['peak (VmHWM)']:.0f}",
+                ]
+            )
 
     print("`session-search reindex --json` into an empty data dir, 2,560 dims, stand-in without delay:\n")
-    print(table(["MB of JSONL", "files", "chunks", "wall s", "peak RSS MB, largest process", "peak RSS MB, process tree", "data dir MB"], reindex_rows))
+    print(
+        table(
+            [
+                "MB of JSONL",
+                "files",
+                "chunks",
+                "wall s",
+                "peak RSS MB, largest process",
+                "peak RSS MB, process tree",
+                "data dir MB",
+            ],
+            reindex_rows,
+        )
+    )
     print("\nChroma's share, same chunks and batches as the last reindex:\n")
     print(table(["child process", "peak RSS MB", "wall s"], store_rows))
     verdict = "met" if beyond <= TARGET_MB else "NOT met"
-    print(f"\nReindex peak (process tree) beyond the store-only peak: **{beyond:.0f} MB** (target <= {TARGET_MB} MB: {verdict}).\n")
+    print(
+        f"\nReindex peak (process tree) beyond the store-only peak: **{beyond:.0f} MB** (target <= {TARGET_MB} MB: {verdict}).\n"
+    )
     print("`session-search serve` RSS (MB), SESSION_SEARCH_REFRESH_MINUTES=0:\n")
-    print(table(["index", "after handshake", "after first search", "first search s", "after 20 more searches", "peak (VmHWM)"], serve_rows))
+    print(
+        table(
+            ["index", "after handshake", "after first search", "first search s", "after 20 more searches", "peak (VmHWM)"],
+            serve_rows,
+        )
+    )
     return 0
 
 
 SERVER_HEADERS = [
-    "servers", "searcher processes", "RSS MB, all their processes", "x one server (searcher on)", "x one server (searcher off)",
-    "last server's first search ms", f"same query warm ms (median of {REPEATS})", "first / warm", "other queries warm ms (median of 20)",
+    "servers",
+    "searcher processes",
+    "RSS MB, all their processes",
+    "x one server (searcher on)",
+    "x one server (searcher off)",
+    "last server's first search ms",
+    f"same query warm ms (median of {REPEATS})",
+    "first / warm",
+    "other queries warm ms (median of 20)",
 ]
 
 
@@ -357,8 +427,10 @@ def _servers_only(args: argparse.Namespace, n_chunks: int) -> int:
         built = synthetic_index(Path(tmp) / "synthetic", n_chunks, args.dims, cache=cache)
         queries = [q for q, _ in queries_from(built.samples, 25)]
         rows = server_rows(url, built, queries, args.dims, counts)
-    print(f"`session-search serve` x N over one index of {built.chunks:,} chunks x {args.dims} dims, each after the same 21 "
-          "searches (MCP round trips, query embedding through the stand-in); RSS summed over every process, a shared one once:\n")
+    print(
+        f"`session-search serve` x N over one index of {built.chunks:,} chunks x {args.dims} dims, each after the same 21 "
+        "searches (MCP round trips, query embedding through the stand-in); RSS summed over every process, a shared one once:\n"
+    )
     print(table(SERVER_HEADERS, rows))
     return 0
 

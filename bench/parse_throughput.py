@@ -177,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--save", type=Path, metavar="PATH", help="write the output snapshot to PATH")
     group.add_argument("--check", type=Path, metavar="PATH", help="compare the output with the snapshot at PATH")
     group.add_argument("--profile", action="store_true", help="cProfile one parse+chunk pass over the fixtures")
-    group.add_argument("--agent", choices=sorted(AGENT_HOMES), help="measure this agent's parser on its fixtures beside the Claude home")
+    group.add_argument(
+        "--agent", choices=sorted(AGENT_HOMES), help="measure this agent's parser on its fixtures beside the Claude home"
+    )
     args = parser.parse_args(argv)
     if args.save:
         args.save.write_text("".join(line + "\n" for line in snapshot_lines(args.fixtures)), encoding="utf-8")

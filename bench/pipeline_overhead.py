@@ -118,6 +118,7 @@ def reindex_wall(settings: Settings) -> Wall:
                 originals[cls](self, chunks, vectors)
             finally:
                 upserts.append((started, time.monotonic()))
+
         return traced
 
     async def run() -> int:
@@ -153,8 +154,12 @@ def embed_alone(settings: Settings, batches: Batches) -> float:
 
     async def run() -> float:
         embedder = OllamaEmbedder(
-            settings.ollama_host, settings.model, dimensions=settings.dimensions, timeout_s=settings.embed_timeout_s,
-            num_ctx=settings.num_ctx, batch_size=settings.embed_batch_size,
+            settings.ollama_host,
+            settings.model,
+            dimensions=settings.dimensions,
+            timeout_s=settings.embed_timeout_s,
+            num_ctx=settings.num_ctx,
+            batch_size=settings.embed_batch_size,
         )
         try:
             await embedder.warm()
@@ -283,11 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few MB instead of >= 100 MB")
     parser.add_argument("--mb", type=float, help="MB of JSONL to index (default 100, quick 3)")
-    parser.add_argument("--runs", default=DEFAULT_RUNS, help=f"DIMS:DELAY,... (default {DEFAULT_RUNS}); DELAY is the stand-in's seconds per /api/embed")
+    parser.add_argument(
+        "--runs",
+        default=DEFAULT_RUNS,
+        help=f"DIMS:DELAY,... (default {DEFAULT_RUNS}); DELAY is the stand-in's seconds per /api/embed",
+    )
     args = parser.parse_args(argv)
     target = int((args.mb or (3 if args.quick else 100)) * 1e6)
     runs = [(int(d), float(t)) for d, t in (item.split(":") for item in args.runs.split(","))]
-    print(machine_header("Pipeline overhead: reindex wall vs embedding alone and storing alone", ["bench/pipeline_overhead.py", *(argv or sys.argv[1:])]))
+    print(
+        machine_header(
+            "Pipeline overhead: reindex wall vs embedding alone and storing alone",
+            ["bench/pipeline_overhead.py", *(argv or sys.argv[1:])],
+        )
+    )
     encoding()
 
     rows, trace_rows, size_rows, store_rows = [], [], [], []
@@ -312,56 +326,141 @@ def main(argv: list[str] | None = None) -> int:
                 wall = reindex_wall(settings)
                 embed_s = embed_alone(settings, batches)
             last[dims] = settings
-            log(f"{dims} dims, delay {delay}: wall {wall.seconds:.1f} s (cpu {wall.cpu:.1f} s, {wall.chunks} chunks), embed alone {embed_s:.1f} s")
+            log(
+                f"{dims} dims, delay {delay}: wall {wall.seconds:.1f} s (cpu {wall.cpu:.1f} s, {wall.chunks} chunks), embed alone {embed_s:.1f} s"
+            )
             ratio = wall.seconds / max(embed_s, store_s)
-            rows.append([
-                dims, delay, wall.chunks, f"{wall.seconds:.1f}", f"{embed_s:.1f}", f"{store_s:.1f}", f"{parse_s:.1f}", f"{ledger_s:.1f}",
-                "embed" if embed_s >= store_s else "store", f"{ratio:.2f}", "yes" if ratio <= 1.15 else "NO",
-            ])
-            trace_rows.append([
-                dims, delay, f"{wall.seconds:.1f}", f"{wall.cpu:.1f}", f"{wall.model_busy:.1f}", f"{wall.store_busy:.1f}", f"{wall.both:.1f}",
-                f"{wall.seconds - (wall.model_busy + wall.store_busy - wall.both):.1f}",
-            ])
+            rows.append(
+                [
+                    dims,
+                    delay,
+                    wall.chunks,
+                    f"{wall.seconds:.1f}",
+                    f"{embed_s:.1f}",
+                    f"{store_s:.1f}",
+                    f"{parse_s:.1f}",
+                    f"{ledger_s:.1f}",
+                    "embed" if embed_s >= store_s else "store",
+                    f"{ratio:.2f}",
+                    "yes" if ratio <= 1.15 else "NO",
+                ]
+            )
+            trace_rows.append(
+                [
+                    dims,
+                    delay,
+                    f"{wall.seconds:.1f}",
+                    f"{wall.cpu:.1f}",
+                    f"{wall.model_busy:.1f}",
+                    f"{wall.store_busy:.1f}",
+                    f"{wall.both:.1f}",
+                    f"{wall.seconds - (wall.model_busy + wall.store_busy - wall.both):.1f}",
+                ]
+            )
         for dims, settings in last.items():
             data = settings.data_dir
             chroma, ledger_bytes = du(data / "chroma"), du(data) - du(data / "chroma")
             p50, p95_ms = search_ms(settings, files, 40 if args.quick else 100)
-            size_rows.append([dims, f"{alone[dims][0]:.1f}", f"{mb(chroma):.0f}", f"{mb(ledger_bytes):.0f}", f"{mb(chroma + ledger_bytes):.0f}", f"{p50:.1f}", f"{p95_ms:.1f}"])
+            size_rows.append(
+                [
+                    dims,
+                    f"{alone[dims][0]:.1f}",
+                    f"{mb(chroma):.0f}",
+                    f"{mb(ledger_bytes):.0f}",
+                    f"{mb(chroma + ledger_bytes):.0f}",
+                    f"{p50:.1f}",
+                    f"{p95_ms:.1f}",
+                ]
+            )
         dims = runs[0][0]
         big = embed_batches(files, WRITE_BATCH)
         big_s = store_alone(root / "store-big", big, dims)
         share = gil_share(root / "store-gil", batches[:40], dims)
         store_rows = [
-            [f"{len(batches)} writes of {probe.embed_batch_size} (what IndexRun does)", f"{alone[dims][0]:.1f}", f"{n_chunks / alone[dims][0]:.0f}"],
-            [f"{len(big)} writes of {WRITE_BATCH} (VectorCollection's own batch limit)", f"{big_s:.1f}", f"{n_chunks / big_s:.0f}"],
+            [
+                f"{len(batches)} writes of {probe.embed_batch_size} (what IndexRun does)",
+                f"{alone[dims][0]:.1f}",
+                f"{n_chunks / alone[dims][0]:.0f}",
+            ],
+            [
+                f"{len(big)} writes of {WRITE_BATCH} (VectorCollection's own batch limit)",
+                f"{big_s:.1f}",
+                f"{n_chunks / big_s:.0f}",
+            ],
         ]
 
-    print(f"Corpus: {mb(size):.1f} MB of JSONL in {n_files} files, {n_chunks} chunks, {len(batches)} embed batches "
-          f"(batch size {probe.embed_batch_size}, filled across files as IndexRun does; embed_concurrency {probe.embed_concurrency}); "
-          "one run per cell.\n")
-    print(table(
-        ["dims", "delay s/request", "chunks", "(a) reindex wall s", "(b) embed alone s", "(c) store alone s",
-         "parse+chunk alone s", "ledger alone s", "bottleneck", "wall / max(b, c)", "<= 1.15"],
-        rows,
-    ))
-    print("\nInside (a): seconds during which the stand-in was working on at least one /api/embed request (model busy), "
-          "an upsert was running (store busy), both at once, and neither:\n")
-    print(table(["dims", "delay", "wall s", "CPU s of the indexer and its Chroma writer", "model busy s", "store busy s", "both s", "neither s"], trace_rows))
+    print(
+        f"Corpus: {mb(size):.1f} MB of JSONL in {n_files} files, {n_chunks} chunks, {len(batches)} embed batches "
+        f"(batch size {probe.embed_batch_size}, filled across files as IndexRun does; embed_concurrency {probe.embed_concurrency}); "
+        "one run per cell.\n"
+    )
+    print(
+        table(
+            [
+                "dims",
+                "delay s/request",
+                "chunks",
+                "(a) reindex wall s",
+                "(b) embed alone s",
+                "(c) store alone s",
+                "parse+chunk alone s",
+                "ledger alone s",
+                "bottleneck",
+                "wall / max(b, c)",
+                "<= 1.15",
+            ],
+            rows,
+        )
+    )
+    print(
+        "\nInside (a): seconds during which the stand-in was working on at least one /api/embed request (model busy), "
+        "an upsert was running (store busy), both at once, and neither:\n"
+    )
+    print(
+        table(
+            [
+                "dims",
+                "delay",
+                "wall s",
+                "CPU s of the indexer and its Chroma writer",
+                "model busy s",
+                "store busy s",
+                "both s",
+                "neither s",
+            ],
+            trace_rows,
+        )
+    )
     print(f"\nStoring the same chunks at {dims} dims, upserts only:\n")
     print(table(["writes", "seconds", "chunks/s"], store_rows))
-    print(f"\nWhile Chroma upserts (embed-sized writes) run in one thread, a pure-Python thread counts at {share:.0%} of its speed "
-          "alone: the upsert holds the GIL for most of its time, which is why a big reindex writes Chroma from a child "
-          "process (in one process, the event loop that parses and sends and decodes embed requests would stall meanwhile).\n")
-    print("What fewer dimensions buy (same chunks; disk after (a); search = hybrid SessionSearch.search with the query "
-          "vector precomputed, top_k 10, no filter, over the index (a) built):\n")
-    print(table(["dims", "store alone s", "Chroma on disk MB", "ledger MB", "data dir MB", "search p50 ms", "search p95 ms"], size_rows))
+    print(
+        f"\nWhile Chroma upserts (embed-sized writes) run in one thread, a pure-Python thread counts at {share:.0%} of its speed "
+        "alone: the upsert holds the GIL for most of its time, which is why a big reindex writes Chroma from a child "
+        "process (in one process, the event loop that parses and sends and decodes embed requests would stall meanwhile).\n"
+    )
+    print(
+        "What fewer dimensions buy (same chunks; disk after (a); search = hybrid SessionSearch.search with the query "
+        "vector precomputed, top_k 10, no filter, over the index (a) built):\n"
+    )
+    print(
+        table(
+            ["dims", "store alone s", "Chroma on disk MB", "ledger MB", "data dir MB", "search p50 ms", "search p95 ms"],
+            size_rows,
+        )
+    )
     print()
-    print("- (a) is `SessionSearch.reindex()` in this process, which writes Chroma from a child process (a run of 20 files or more); CPU s counts all its threads and that child (the stand-in runs in its own process).")
-    print("- (b) and (c) use the same batches as (a); (c) times only the upsert calls, one after another, as the single store worker makes them.")
+    print(
+        "- (a) is `SessionSearch.reindex()` in this process, which writes Chroma from a child process (a run of 20 files or more); CPU s counts all its threads and that child (the stand-in runs in its own process)."
+    )
+    print(
+        "- (b) and (c) use the same batches as (a); (c) times only the upsert calls, one after another, as the single store worker makes them."
+    )
     if len(size_rows) > 1:
         a, b = size_rows[0], size_rows[-1]
-        print(f"- {b[0]} instead of {a[0]} dims: store alone {a[1]} -> {b[1]} s, Chroma on disk {a[2]} -> {b[2]} MB, "
-              f"hybrid search p50 {a[5]} -> {b[5]} ms.")
+        print(
+            f"- {b[0]} instead of {a[0]} dims: store alone {a[1]} -> {b[1]} s, Chroma on disk {a[2]} -> {b[2]} MB, "
+            f"hybrid search p50 {a[5]} -> {b[5]} ms."
+        )
     return 0
 
 

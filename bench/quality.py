@@ -495,8 +495,12 @@ def describe_set(queries: Sequence[Query], report: SetReport) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Measure session-search retrieval quality on the shared transcripts.")
-    parser.add_argument("--set", choices=("fixtures", "nearmiss"), default="fixtures",
-                        help="fixtures: queries.jsonl over the shared transcripts; nearmiss: nearmiss.jsonl over bench/eval/nearmiss")
+    parser.add_argument(
+        "--set",
+        choices=("fixtures", "nearmiss"),
+        default="fixtures",
+        help="fixtures: queries.jsonl over the shared transcripts; nearmiss: nearmiss.jsonl over bench/eval/nearmiss",
+    )
     parser.add_argument("--queries", type=Path, help="evaluation set (JSONL); default: the --set's")
     parser.add_argument("--fixtures", type=Path, help="a Claude home with projects/; default: the --set's")
     parser.add_argument("--hashing", action="store_true", help="hashing vectors instead of the real model (no torch)")

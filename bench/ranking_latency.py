@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_header("Ranking latency, old against new", ["bench/ranking_latency.py", *(argv or sys.argv[1:])]))
     with tempfile.TemporaryDirectory(prefix="bench-ranking-") as tmp:
         old = old_ranking(args.ref, Path(tmp))
-        built = synthetic_index(Path(tmp) / "index", n, dims, corpus=Corpus.from_fixtures(), cache=default_cache() if n >= 10_000 else None)
+        built = synthetic_index(
+            Path(tmp) / "index", n, dims, corpus=Corpus.from_fixtures(), cache=default_cache() if n >= 10_000 else None
+        )
         queries = queries_from(built.samples, args.queries)
         settings = settings_for("http://127.0.0.1:9", built.claude_dir, built.data_dir, built.dims)
         embedder = PrecomputedEmbedder(built.dims)
@@ -124,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for mode in MODES:
         o, w = times[("old", mode)], times[("new", mode)]
-        rows.append([mode, f"{median(o):.1f}", f"{p95(o):.1f}", f"{median(w):.1f}", f"{p95(w):.1f}", f"{median(w) / median(o):.2f}"])
-    print(f"{len(queries) - 10} queries after 10 warm-up, no filter, top_k 10, milliseconds; old = indexer/search.py of {args.ref}.\n")
+        rows.append(
+            [mode, f"{median(o):.1f}", f"{p95(o):.1f}", f"{median(w):.1f}", f"{p95(w):.1f}", f"{median(w) / median(o):.2f}"]
+        )
+    print(
+        f"{len(queries) - 10} queries after 10 warm-up, no filter, top_k 10, milliseconds; old = indexer/search.py of {args.ref}.\n"
+    )
     print(table(["mode", "old p50", "old p95", "new p50", "new p95", "new/old p50"], rows))
     return 0
 

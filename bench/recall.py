@@ -113,7 +113,9 @@ async def ask_fixtures(settings: Settings, conversations: Sequence[locomo.Conver
         asked = []
         for query in questions:
             hits = await candidates(index, query.query)
-            right = frozenset(h.chunk_id for h in hits if any(covers(Span(h.source_path, h.line_start, h.line_end), t) for t in query.relevant))
+            right = frozenset(
+                h.chunk_id for h in hits if any(covers(Span(h.source_path, h.line_start, h.line_end), t) for t in query.relevant)
+            )
             asked.append(Asked("related", "none", tuple(hits), right, right))
         for group, prompts in (("coding", UNRELATED), ("locomo questions", chit_chat)):
             for prompt in prompts:
@@ -123,8 +125,9 @@ async def ask_fixtures(settings: Settings, conversations: Sequence[locomo.Conver
         await index.aclose()
 
 
-async def ask_conversation(conversation: locomo.Conversation, other: locomo.Conversation, settings: Settings,
-                           converted: locomo.Converted) -> list[Asked]:
+async def ask_conversation(
+    conversation: locomo.Conversation, other: locomo.Conversation, settings: Settings, converted: locomo.Converted
+) -> list[Asked]:
     """The conversation's own questions (related) and another's plus UNRELATED (unrelated), from its index."""
     number_of = converted.session_numbers
     last = max(number_of.values())
@@ -140,7 +143,11 @@ async def ask_conversation(conversation: locomo.Conversation, other: locomo.Conv
             hits = await candidates(index, question.question)
             right = frozenset(h.chunk_id for h in hits if number_of.get(h.session_id) in evidence)
             lines = [converted.turn_lines[d] for d in question.evidence if d in converted.turn_lines]
-            exact = frozenset(h.chunk_id for h in hits if any(Path(h.source_path).name == f and h.line_start <= n <= h.line_end for f, n in lines))
+            exact = frozenset(
+                h.chunk_id
+                for h in hits
+                if any(Path(h.source_path).name == f and h.line_start <= n <= h.line_end for f, n in lines)
+            )
             asked.append(Asked("related", current, tuple(hits), right, exact))
         for group, prompts in (("other conversation", [q.question for q in other.questions]), ("coding", UNRELATED)):
             for prompt in prompts:
@@ -205,13 +212,18 @@ def score(asked: Sequence[Asked], threshold: float) -> dict[str, object]:
 
 def table(name: str, asked: Sequence[Asked]) -> str:
     groups = {a.group: sum(1 for b in asked if b.group == a.group) for a in asked}
-    lines = [f"### {name}: " + ", ".join(f"{n} {g}" for g, n in groups.items()), "",
-             "| threshold | related given the right session | … the right exchange | related given anything | unrelated given anything | precision | chars p50/p95 | tokens p50/p95 |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"### {name}: " + ", ".join(f"{n} {g}" for g, n in groups.items()),
+        "",
+        "| threshold | related given the right session | … the right exchange | related given anything | unrelated given anything | precision | chars p50/p95 | tokens p50/p95 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for threshold in THRESHOLDS:
         r = score(asked, threshold)
-        lines.append(f"| {threshold:.2f} | {r['related_right']:.3f} | {r['related_right_exchange']:.3f} | {r['related_given']:.3f} | "
-                     f"{r['unrelated_given']:.3f} | {r['precision']:.3f} | {r['chars_p50']}/{r['chars_p95']} | {r['tokens_p50']}/{r['tokens_p95']} |")
+        lines.append(
+            f"| {threshold:.2f} | {r['related_right']:.3f} | {r['related_right_exchange']:.3f} | {r['related_given']:.3f} | "
+            f"{r['unrelated_given']:.3f} | {r['precision']:.3f} | {r['chars_p50']}/{r['chars_p95']} | {r['tokens_p50']}/{r['tokens_p95']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -221,7 +233,9 @@ def run_quality(args: argparse.Namespace) -> int:
     with OllamaStandIn(real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-recall-") as tmp:
         keep = (args.keep / ("hashing" if args.hashing else "minilm")) if args.keep else Path(tmp)
         sets = {
-            "fixtures": asyncio.run(ask_fixtures(build_settings(standin.url, DEFAULT_FIXTURES, Path(tmp) / "fixtures"), conversations)),
+            "fixtures": asyncio.run(
+                ask_fixtures(build_settings(standin.url, DEFAULT_FIXTURES, Path(tmp) / "fixtures"), conversations)
+            ),
             "locomo": ask_locomo(conversations, keep, standin.url),
         }
     if args.json:
@@ -270,9 +284,16 @@ def run_latency(args: argparse.Namespace) -> int:
                 await index.aclose()
 
         asyncio.run(build())
-        env = {**os.environ, "OLLAMA_HOST": settings.ollama_host, "SESSION_SEARCH_CLAUDE_DIR": str(settings.claude_dir),
-               "SESSION_SEARCH_DATA_DIR": str(settings.data_dir), "SESSION_SEARCH_MODEL": MINILM, "SESSION_SEARCH_RECALL": "1",
-               "SESSION_SEARCH_RECALL_MIN_SIMILARITY": "0", "PYTHONPATH": str(ROOT)}  # 0: every healthy run prints a block
+        env = {
+            **os.environ,
+            "OLLAMA_HOST": settings.ollama_host,
+            "SESSION_SEARCH_CLAUDE_DIR": str(settings.claude_dir),
+            "SESSION_SEARCH_DATA_DIR": str(settings.data_dir),
+            "SESSION_SEARCH_MODEL": MINILM,
+            "SESSION_SEARCH_RECALL": "1",
+            "SESSION_SEARCH_RECALL_MIN_SIMILARITY": "0",
+            "PYTHONPATH": str(ROOT),
+        }  # 0: every healthy run prints a block
         hook_seconds({**env, "SESSION_SEARCH_RECALL_DEADLINE": "30"}, prompts, 2)  # warm the page cache
         rows = {}
         for case in args.cases.split(","):
@@ -285,8 +306,14 @@ def run_latency(args: argparse.Namespace) -> int:
             load_before = os.getloadavg()[0]
             seconds, answered = hook_seconds(case_env, prompts, args.runs)
             seconds.sort()
-            rows[case] = {"runs": args.runs, "answered": answered, "p50_s": round(statistics.median(seconds), 3), "p95_s": round(percentile(seconds, 0.95), 3),
-                          "max_s": round(seconds[-1], 3), "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+            rows[case] = {
+                "runs": args.runs,
+                "answered": answered,
+                "p50_s": round(statistics.median(seconds), 3),
+                "p95_s": round(percentile(seconds, 0.95), 3),
+                "max_s": round(seconds[-1], 3),
+                "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            }
             print(json.dumps({"case": case} | rows[case]), flush=True)
     return 0
 
@@ -301,8 +328,11 @@ def main() -> int:
     quality.add_argument("--json", action="store_true", help="one JSON row per set and threshold")
     latency = commands.add_parser("latency", help="the hook's time as a subprocess, Ollama healthy, slow and down")
     latency.add_argument("--runs", type=int, default=30)
-    latency.add_argument("--cases", default="healthy,slow,down,unbounded",
-                         help="unbounded: healthy with a 30 s deadline, what the whole search costs (default %(default)s)")
+    latency.add_argument(
+        "--cases",
+        default="healthy,slow,down,unbounded",
+        help="unbounded: healthy with a 30 s deadline, what the whole search costs (default %(default)s)",
+    )
     args = parser.parse_args()
     return run_quality(args) if args.command == "quality" else run_latency(args)
 

@@ -27,21 +27,31 @@ def machine_header(title: str, argv: Sequence[str]) -> str:
     import chromadb
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return "\n".join([
-        f"# {title}",
-        "",
-        f"- command: `{' '.join(['python', *argv])}`",
-        (f"- machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
-         f"Python {platform.python_version()}, chromadb {chromadb.__version__}, load average {load} at start"),
-        f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# {title}",
+            "",
+            f"- command: `{' '.join(['python', *argv])}`",
+            (
+                f"- machine: {os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
+                f"Python {platform.python_version()}, chromadb {chromadb.__version__}, load average {load} at start"
+            ),
+            f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
+            "",
+        ]
+    )
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A markdown table."""
+
     def cell(value: object) -> str:
-        return f"{value:.3g}" if isinstance(value, float) and abs(value) < 1 else (f"{value:,.1f}" if isinstance(value, float) else str(value))
+        return (
+            f"{value:.3g}"
+            if isinstance(value, float) and abs(value) < 1
+            else (f"{value:,.1f}" if isinstance(value, float) else str(value))
+        )
+
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)

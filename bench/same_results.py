@@ -49,10 +49,17 @@ def top10s(built: SyntheticIndex, queries: list[tuple[str, str]]) -> list[dict[s
                 for f in FILTERS:
                     for m in MODES:
                         response = await index.search(request_for(q, s, f, m, built))
-                        found.append({"query": i, "text": q, "filter": f, "mode": m,
-                                      "ids": [h.chunk_id for h in response.results],
-                                      "scores": [h.score for h in response.results],
-                                      "lines": [[h.line_start, h.line_end] for h in response.results]})
+                        found.append(
+                            {
+                                "query": i,
+                                "text": q,
+                                "filter": f,
+                                "mode": m,
+                                "ids": [h.chunk_id for h in response.results],
+                                "scores": [h.score for h in response.results],
+                                "lines": [[h.line_start, h.line_end] for h in response.results],
+                            }
+                        )
         finally:
             await index.aclose()
 

@@ -168,7 +168,9 @@ def stage_breakdown(built: SyntheticIndex, queries: list[tuple[str, str]]) -> li
                     timer.tag = kind
                     started = time.perf_counter()
                     await index.search(request_for(q, s, kind, "hybrid", built))
-                    timer.spent[(kind, "whole search")] = timer.spent.get((kind, "whole search"), 0.0) + time.perf_counter() - started
+                    timer.spent[(kind, "whole search")] = (
+                        timer.spent.get((kind, "whole search"), 0.0) + time.perf_counter() - started
+                    )
         finally:
             await index.aclose()
 
@@ -182,16 +184,24 @@ def stage_breakdown(built: SyntheticIndex, queries: list[tuple[str, str]]) -> li
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2k chunks, 40 queries")
-    parser.add_argument("--sizes", help="N:DIMS,... (default 10000:2560,10000:1024,100000:1024,300000:1024; quick 2000:2560,2000:1024)")
+    parser.add_argument(
+        "--sizes", help="N:DIMS,... (default 10000:2560,10000:1024,100000:1024,300000:1024; quick 2000:2560,2000:1024)"
+    )
     parser.add_argument("--queries", type=int, help="queries per cell (default 200, quick 40)")
-    parser.add_argument("--cache", type=Path, default=default_cache(), help="where indexes of >= 10k chunks are kept (default %(default)s)")
+    parser.add_argument(
+        "--cache", type=Path, default=default_cache(), help="where indexes of >= 10k chunks are kept (default %(default)s)"
+    )
     parser.add_argument("--no-cache", action="store_true", help="build every index in a temporary dir")
     parser.add_argument("--all-cells", action="store_true", help="also keyword mode with each filter")
     args = parser.parse_args(argv)
     sizes_text = args.sizes or ("2000:2560,2000:1024" if args.quick else "10000:2560,10000:1024,100000:1024,300000:1024")
     sizes = [tuple(int(x) for x in item.split(":")) for item in sizes_text.split(",")]
     count = args.queries or (40 if args.quick else 200)
-    print(machine_header("Search latency (server side, query embedding excluded)", ["bench/search_latency.py", *(argv or sys.argv[1:])]))
+    print(
+        machine_header(
+            "Search latency (server side, query embedding excluded)", ["bench/search_latency.py", *(argv or sys.argv[1:])]
+        )
+    )
     encoding()
     corpus = Corpus.from_fixtures()
     combos = cells(args.all_cells)
@@ -201,12 +211,24 @@ def main(argv: list[str] | None = None) -> int:
             log(f"building {n:,} chunks at {dims} dims")
             cache = None if args.no_cache or args.quick or n < 10_000 else args.cache
             built = synthetic_index(Path(tmp) / f"{n}-{dims}", n, dims, corpus=corpus, cache=cache)
-            build_rows.append([f"{built.chunks:,}", dims, "reused" if built.reused else f"{built.build_s:.0f}",
-                               f"{mb(du(built.data_dir / 'chroma')):.0f}", f"{mb(du(built.data_dir)):.0f}"])
+            build_rows.append(
+                [
+                    f"{built.chunks:,}",
+                    dims,
+                    "reused" if built.reused else f"{built.build_s:.0f}",
+                    f"{mb(du(built.data_dir / 'chroma')):.0f}",
+                    f"{mb(du(built.data_dir)):.0f}",
+                ]
+            )
             queries = queries_from(built.samples, count)
             log(f"timing {count} queries x {len(combos)} cells")
             times, found = time_searches(built, queries, min(10, count), combos)
-            selected = {"none": 1.0, "project": built.project_fraction, "session": built.session_chunks_median / built.chunks, "since": built.since_fraction}
+            selected = {
+                "none": 1.0,
+                "project": built.project_fraction,
+                "session": built.session_chunks_median / built.chunks,
+                "since": built.since_fraction,
+            }
             base = median(times[("none", "hybrid")])
             for f in FILTERS:
                 row: list[object] = [f"{built.chunks:,}", dims, f, f"{selected[f]:.2%}"]
@@ -221,33 +243,45 @@ def main(argv: list[str] | None = None) -> int:
                 verdicts.append(f"**{n:,} x {dims}**" + (" (targets)" if n == 100_000 else " (measured and reported)") + ":")
                 for m in MODES:
                     t = times[("none", m)]
-                    verdicts.append(f"{m}, no filter: p50 {median(t):.1f} ms (target <= {P50_TARGET_MS:.0f}: {'met' if median(t) <= P50_TARGET_MS else 'NOT met'}), "
-                                    f"p95 {p95(t):.1f} ms (target <= {P95_TARGET_MS:.0f}: {'met' if p95(t) <= P95_TARGET_MS else 'NOT met'})")
+                    verdicts.append(
+                        f"{m}, no filter: p50 {median(t):.1f} ms (target <= {P50_TARGET_MS:.0f}: {'met' if median(t) <= P50_TARGET_MS else 'NOT met'}), "
+                        f"p95 {p95(t):.1f} ms (target <= {P95_TARGET_MS:.0f}: {'met' if p95(t) <= P95_TARGET_MS else 'NOT met'})"
+                    )
                 for f in FILTERS[1:]:
                     for m in ("hybrid", "vector"):
                         ratio = median(times[(f, m)]) / median(times[("none", m)])
-                        verdicts.append(f"{m} with the {f} filter: p50 {ratio:.2f}x the unfiltered {m} search "
-                                        f"({'ok' if ratio <= FILTER_SLOWDOWN else 'MUCH SLOWER'}; threshold {FILTER_SLOWDOWN}x)")
+                        verdicts.append(
+                            f"{m} with the {f} filter: p50 {ratio:.2f}x the unfiltered {m} search "
+                            f"({'ok' if ratio <= FILTER_SLOWDOWN else 'MUCH SLOWER'}; threshold {FILTER_SLOWDOWN}x)"
+                        )
 
-    print(f"{count} queries per cell (2-4 consecutive words of a stored chunk's line; the session filter is that chunk's session), "
-          f"after {min(10, count)} warm-up queries; top_k 10; milliseconds.\n")
+    print(
+        f"{count} queries per cell (2-4 consecutive words of a stored chunk's line; the session filter is that chunk's session), "
+        f"after {min(10, count)} warm-up queries; top_k 10; milliseconds.\n"
+    )
     headers = ["chunks", "dims", "filter", "selects"]
     for m in MODES:
         headers += [f"{m} p50", f"{m} p95"]
     headers += ["hybrid results", "hybrid p50 / unfiltered"]
     print(table(headers, rows))
     print()
-    print("The indexes (vectors, documents, metadata in Chroma; chunk rows and FTS5 keywords in the ledger; "
-          "build s is `reused` for one kept from an earlier run):\n")
+    print(
+        "The indexes (vectors, documents, metadata in Chroma; chunk rows and FTS5 keywords in the ledger; "
+        "build s is `reused` for one kept from an earlier run):\n"
+    )
     print(table(["chunks", "dims", "build s", "Chroma MB", "data dir MB"], build_rows))
     print()
     for n, dims, stage_rows in breakdowns:
-        print(f"Where a hybrid search spends its time at {n:,} x {dims} (mean ms per search over {min(30, count)} queries; "
-              "each step wrapped with a timer, so the whole is slightly slower than above):\n")
+        print(
+            f"Where a hybrid search spends its time at {n:,} x {dims} (mean ms per search over {min(30, count)} queries; "
+            "each step wrapped with a timer, so the whole is slightly slower than above):\n"
+        )
         print(table(["step", "no filter", "project filter", "session filter", "since filter"], stage_rows))
         print()
-    print("Filters: project = `project=\"target-service\"` (one project among 50); session = the source chunk's session; "
-          "since = an ISO date 36 days before the newest chunk. `selects` is the share of chunks the filter keeps.\n")
+    print(
+        'Filters: project = `project="target-service"` (one project among 50); session = the source chunk\'s session; '
+        "since = an ISO date 36 days before the newest chunk. `selects` is the share of chunks the filter keeps.\n"
+    )
     if verdicts:
         print("Targets at 100k x 1,024, and the same cells at 300k:\n")
         for line in verdicts:

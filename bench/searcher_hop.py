@@ -70,15 +70,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--cache", type=Path, default=default_cache())
     args = parser.parse_args(argv)
-    print(machine_header("Search through the shared searcher against in process", ["bench/searcher_hop.py", *(argv or sys.argv[1:])]))
+    print(
+        machine_header(
+            "Search through the shared searcher against in process", ["bench/searcher_hop.py", *(argv or sys.argv[1:])]
+        )
+    )
     with tempfile.TemporaryDirectory(prefix="bench-hop-") as tmp, standin_process(0.0) as url:
-        built = synthetic_index(Path(tmp) / "synthetic", args.chunks, args.dims, cache=args.cache if args.chunks >= 10_000 else None)
+        built = synthetic_index(
+            Path(tmp) / "synthetic", args.chunks, args.dims, cache=args.cache if args.chunks >= 10_000 else None
+        )
         queries = [q for q, _ in queries_from(built.samples, args.queries + 5)]
         log(f"{len(queries)} hybrid searches on each side")
         spent = anyio.run(measure, url, built.data_dir, built.claude_dir, args.dims, queries)
     rows = [[name, f"{percentile(v, 0.5):.1f}", f"{percentile(v, 0.95):.1f}"] for name, v in spent.items()]
     hop = [b - a for a, b in zip(spent["in this process"], spent["through the searcher"], strict=True)]
-    print(f"Hybrid search, {built.chunks:,} chunks x {args.dims} dims, {len(hop)} queries, query embedded through the stand-in (ms):\n")
+    print(
+        f"Hybrid search, {built.chunks:,} chunks x {args.dims} dims, {len(hop)} queries, query embedded through the stand-in (ms):\n"
+    )
     print(table(["side", "p50", "p95"], rows))
     print(f"\nMedian per-query difference (the hop): {percentile(hop, 0.5):.1f} ms")
     return 0

@@ -97,7 +97,9 @@ class LineVectors:
         out = np.empty((len(compositions), self.dims), dtype=np.float32)
         for row, ids in enumerate(compositions):
             parts = [self.prefix] + [self.lines[i] for i in ids]
-            vector = np.bincount(np.concatenate([b for b, _ in parts]), np.concatenate([w for _, w in parts]), minlength=self.dims)
+            vector = np.bincount(
+                np.concatenate([b for b, _ in parts]), np.concatenate([w for _, w in parts]), minlength=self.dims
+            )
             norm = np.linalg.norm(vector)
             if norm == 0:
                 vector[0], norm = 1.0, 1.0
@@ -158,14 +160,21 @@ def _session_chunks(
         when = start + timedelta(minutes=3 * k)
         lines = rng.randint(3, 40)
         meta: dict[str, Any] = {
-            "session_id": session_id, "project": project, "git_branch": branch,
+            "session_id": session_id,
+            "project": project,
+            "git_branch": branch,
             "timestamp": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "is_sidechain": subagent, "agent_id": agent_id,
+            "is_sidechain": subagent,
+            "agent_id": agent_id,
             "first_uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "last_uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "source_path": str(claude_dir / "projects" / rel_path), "line_start": line, "line_end": line + lines,
-            "kind": "compaction_summary" if rng.random() < 0.02 else "exchange", "chunker": SPEC.name,
-            "ts_epoch": int(when.timestamp()), "window": 0,
+            "source_path": str(claude_dir / "projects" / rel_path),
+            "line_start": line,
+            "line_end": line + lines,
+            "kind": "compaction_summary" if rng.random() < 0.02 else "exchange",
+            "chunker": SPEC.name,
+            "ts_epoch": int(when.timestamp()),
+            "window": 0,
             "content_hash": hashlib.sha256(text.encode()).hexdigest()[:32],
         }
         tools = rng.choice(corpus.tools)
@@ -175,7 +184,15 @@ def _session_chunks(
         chunks.append(Chunk(chunk_id, text, meta))
         line += lines + 1
     mtime_ns = int((start + timedelta(minutes=3 * size)).timestamp() * 1e9)
-    source = SourceFile(claude_dir / "projects" / rel_path, rel_path, session_id, agent_id or None, None, sum(len(c.text) for c in chunks), mtime_ns)
+    source = SourceFile(
+        claude_dir / "projects" / rel_path,
+        rel_path,
+        session_id,
+        agent_id or None,
+        None,
+        sum(len(c.text) for c in chunks),
+        mtime_ns,
+    )
     return source, chunks, compositions
 
 
@@ -248,7 +265,15 @@ def build_synthetic_index(
     forget_open_clients()
     since = (END - timedelta(days=SINCE_DAYS)).isoformat().replace("+00:00", "Z")
     return SyntheticIndex(
-        data_dir, claude_dir, made, dims, samples, in_project / made, since, recent / made, median(sizes),
+        data_dir,
+        claude_dir,
+        made,
+        dims,
+        samples,
+        in_project / made,
+        since,
+        recent / made,
+        median(sizes),
         build_s=time.perf_counter() - started,
     )
 
@@ -275,7 +300,9 @@ def _store_code_key() -> str:
     return digest.hexdigest()[:10]
 
 
-def synthetic_index(root: Path, n: int, dims: int, seed: int = 0, corpus: Corpus | None = None, cache: Path | None = None) -> SyntheticIndex:
+def synthetic_index(
+    root: Path, n: int, dims: int, seed: int = 0, corpus: Corpus | None = None, cache: Path | None = None
+) -> SyntheticIndex:
     """build_synthetic_index under root; or, with cache, the one kept there by an earlier run with the
     same n, dims, seed, builder version and store write path. Several worktrees share the cache: a
     build holds `<dir>.lock` (another run waits for it), and other versions are left for their owners."""

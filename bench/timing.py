@@ -75,6 +75,7 @@ class StageTimer:
         import inspect
 
         if inspect.iscoroutinefunction(fn):
+
             @functools.wraps(fn)
             async def timed_async(*args: Any, **kwargs: Any) -> Any:
                 started = time.perf_counter()
@@ -82,6 +83,7 @@ class StageTimer:
                     return await fn(*args, **kwargs)
                 finally:
                     self._add(label, time.perf_counter() - started)
+
             return timed_async
 
         @functools.wraps(fn)
@@ -91,6 +93,7 @@ class StageTimer:
                 return fn(*args, **kwargs)
             finally:
                 self._add(label, time.perf_counter() - started)
+
         return timed
 
     def __enter__(self) -> Self:

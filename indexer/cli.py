@@ -34,7 +34,10 @@ T = TypeVar("T")
 EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 75, 130
 # The request each command takes; its fields are the command's options (the MCP tools take the same models).
 REQUESTS: dict[str, type[Request]] = {
-    "reindex": ReindexOptions, "search": SearchRequest, "read": ReadSessionRequest, "sessions": ListSessionsRequest,
+    "reindex": ReindexOptions,
+    "search": SearchRequest,
+    "read": ReadSessionRequest,
+    "sessions": ListSessionsRequest,
 }
 NOT_OPTIONS = {"paths"}  # ReindexOptions.paths is the Stop hook's, not the user's
 SHORTER_FLAGS = {"top_k": ("-k",), "session_id": ("--session",), "git_branch": ("--branch",)}  # spellings users already type
@@ -128,7 +131,9 @@ class _Progress:
             self.bar.total = update.files_total
             self.bar.set_postfix_str(rate, refresh=False)
             self.bar.update(update.files_done - self.bar.n)
-        elif not self.quiet and (time.monotonic() - self.last_line >= self.LINE_EVERY_S or update.files_done == update.files_total):
+        elif not self.quiet and (
+            time.monotonic() - self.last_line >= self.LINE_EVERY_S or update.files_done == update.files_total
+        ):
             self.last_line = time.monotonic()
             print(f"reindex: {update.files_done}/{update.files_total} files, {rate}", file=sys.stderr, flush=True)
 
@@ -218,7 +223,9 @@ def _main(argv: list[str] | None) -> int:
         from indexer.hooks import run_hook
 
         return run_hook(args.event)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "serve":
         from mcp_server.server import serve
 
@@ -244,5 +251,8 @@ def _main(argv: list[str] | None) -> int:
     except (OSError, sqlite3.Error, RuntimeError, ValueError) as exc:  # not ours: still one line, the detail with -v
         if args.verbose:
             raise
-        print(f"session-search: {type(exc).__name__}: {exc}. Run `session-search doctor`, or again with -v for the traceback.", file=sys.stderr)
+        print(
+            f"session-search: {type(exc).__name__}: {exc}. Run `session-search doctor`, or again with -v for the traceback.",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE

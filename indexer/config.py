@@ -114,13 +114,21 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    claude_dir: Path = Field(default_factory=default_claude_dir, description="Claude Code home; transcripts are under <dir>/projects.")
+    claude_dir: Path = Field(
+        default_factory=default_claude_dir, description="Claude Code home; transcripts are under <dir>/projects."
+    )
     data_dir: Path = Field(default_factory=default_data_dir, description="Where the index lives.")
     ollama_host: str = Field("http://127.0.0.1:11434", description="Ollama's address, as Ollama reads OLLAMA_HOST.")
     model: str = Field("qwen3-embedding:4b", min_length=1, description="Ollama embedding model.")
-    dimensions: int | None = Field(None, ge=32, le=8192, description="Cut vectors to this length (MRL models); default: the model's own.")
-    chroma_url: str | None = Field(None, description="Use a Chroma server (chroma run) at this URL instead of the embedded store.")
-    chroma_headers: dict[str, SecretStr] = Field({}, description="HTTP headers for the Chroma server (an auth proxy's or a hosted service's key); secret.")
+    dimensions: int | None = Field(
+        None, ge=32, le=8192, description="Cut vectors to this length (MRL models); default: the model's own."
+    )
+    chroma_url: str | None = Field(
+        None, description="Use a Chroma server (chroma run) at this URL instead of the embedded store."
+    )
+    chroma_headers: dict[str, SecretStr] = Field(
+        {}, description="HTTP headers for the Chroma server (an auth proxy's or a hosted service's key); secret."
+    )
     chroma_tenant: str | None = Field(None, min_length=1, description="The Chroma server's tenant (its default when unset).")
     chroma_database: str | None = Field(None, min_length=1, description="The Chroma server's database (its default when unset).")
     chunker: Literal["exchange", "message"] = Field("exchange", description="How transcripts are cut into chunks.")
@@ -129,29 +137,51 @@ class Settings(BaseModel):
     tool_output_chars: int = Field(1500, ge=0, le=20000, description="Cap on the tool-result text kept per call.")
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Inputs per /api/embed request.")
     embed_timeout_s: float = Field(120.0, gt=0, description="Timeout of one Ollama request, in seconds.")
-    query_timeout_s: float = Field(5.0, gt=0, le=600, description="Deadline for embedding a search's query (and for info's questions to Ollama), in seconds.")
+    query_timeout_s: float = Field(
+        5.0, gt=0, le=600, description="Deadline for embedding a search's query (and for info's questions to Ollama), in seconds."
+    )
     embed_concurrency: int = Field(2, ge=1, le=32, description="Embed requests in flight at once.")
     refresh_minutes: float = Field(5.0, ge=0, description="The server reindexes at start and then this often; 0 turns it off.")
     result_tokens: int = Field(3000, ge=500, le=20000, description="Token budget of one search or read_session answer.")
     num_ctx: int = Field(4096, ge=512, description="Ollama num_ctx, sent identically on every call.")
-    rerank_url: str | None = Field(None, description="A /rerank server (TEI, llama.cpp, vLLM) to reorder the top results; unset: off.")
+    rerank_url: str | None = Field(
+        None, description="A /rerank server (TEI, llama.cpp, vLLM) to reorder the top results; unset: off."
+    )
     rerank_model: str | None = Field(None, description="The reranking model to name in each request, if the server wants one.")
-    rerank_timeout_s: float = Field(2.0, gt=0, le=60, description="Time budget of one rerank request; past it, results keep their order.")
+    rerank_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Time budget of one rerank request; past it, results keep their order."
+    )
     rerank_depth: int = Field(20, ge=2, le=100, description="How many of the first results the reranker reorders.")
     prompt_file: Path | None = Field(None, description="A prompt-template TOML file to use instead of the built-in one.")
-    embed_backend: Literal["ollama", "openai"] = Field("ollama", description="Who embeds: Ollama, or an OpenAI-compatible server.")
+    embed_backend: Literal["ollama", "openai"] = Field(
+        "ollama", description="Who embeds: Ollama, or an OpenAI-compatible server."
+    )
     openai_base_url: str | None = Field(None, description="The OpenAI-compatible server, e.g. http://gpu-box:8080/v1.")
     openai_api_key: SecretStr | None = Field(None, description="Its API key; never logged or shown.")
     redact_patterns: dict[str, str] = Field({}, description="More secrets to redact: kind -> regular expression.")
     exclude: list[str] = Field([], description="Globs of projects (cwd), session ids or transcript paths never to index.")
     recall: bool = Field(False, description="The UserPromptSubmit hook quotes relevant past exchanges to Claude.")
-    recall_min_similarity: float = Field(0.5, ge=0, le=1, description="Cosine similarity a past exchange needs to be quoted by recall.")
-    recall_deadline_s: float = Field(1.3, gt=0, le=30, description="Seconds from the hook process's start by which recall must have its answer; past it, nothing is quoted.")
+    recall_min_similarity: float = Field(
+        0.5, ge=0, le=1, description="Cosine similarity a past exchange needs to be quoted by recall."
+    )
+    recall_deadline_s: float = Field(
+        1.3,
+        gt=0,
+        le=30,
+        description="Seconds from the hook process's start by which recall must have its answer; past it, nothing is quoted.",
+    )
     codex_dir: Path = Field(default_factory=default_codex_dir, description="Codex CLI home; rollouts are under <dir>/sessions.")
     gemini_dir: Path = Field(default_factory=default_gemini_dir, description="Gemini CLI home; chats are under <dir>/tmp.")
-    agents: list[str] | None = Field(None, description="Which agents' sessions to index; default: every agent whose folder exists.")
-    shared_searcher: bool = Field(True, description="Servers on one data dir search through one shared process holding the index; off: each server loads its own.")
-    searcher_idle_s: float = Field(60.0, ge=1, le=86400, description="Seconds the shared searcher stays after its last server left.")
+    agents: list[str] | None = Field(
+        None, description="Which agents' sessions to index; default: every agent whose folder exists."
+    )
+    shared_searcher: bool = Field(
+        True,
+        description="Servers on one data dir search through one shared process holding the index; off: each server loads its own.",
+    )
+    searcher_idle_s: float = Field(
+        60.0, ge=1, le=86400, description="Seconds the shared searcher stays after its last server left."
+    )
 
     @field_validator("agents")
     @classmethod
@@ -199,7 +229,9 @@ class Settings(BaseModel):
         if not self.chroma_url:
             given = [ENV_VARS[f] for f in ("chroma_headers", "chroma_tenant", "chroma_database") if getattr(self, f)]
             if given:
-                raise ValueError(f"{', '.join(given)} need SESSION_SEARCH_CHROMA_URL: the embedded store takes no headers, tenant or database")
+                raise ValueError(
+                    f"{', '.join(given)} need SESSION_SEARCH_CHROMA_URL: the embedded store takes no headers, tenant or database"
+                )
         return self
 
     @property

@@ -41,7 +41,9 @@ def prepare(data_dir: Path, *, write: bool = True) -> None:
     tighten(data_dir)
     wanted = os.R_OK | os.X_OK | (os.W_OK if write else 0)
     if not os.access(data_dir, wanted, effective_ids=os.access in os.supports_effective_ids):
-        raise DataDirError(f"Cannot {'write' if write else 'read'} the data dir {data_dir} (permission denied or a read-only file system). {FIX}")
+        raise DataDirError(
+            f"Cannot {'write' if write else 'read'} the data dir {data_dir} (permission denied or a read-only file system). {FIX}"
+        )
 
 
 def tighten(data_dir: Path) -> None:

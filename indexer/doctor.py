@@ -103,9 +103,13 @@ def _agreement(index: SessionSearch, name: str) -> Agreement:
             search_error = str(exc)
     missing = sorted(recorded - (vectors or set()))
     return Agreement(
-        vectors=None if vectors is None else len(vectors), ledger=len(recorded), keywords=len(keyword),
-        missing_vectors=missing[:EXAMPLES], missing_vectors_count=len(missing),
-        stray_vectors_count=len((vectors or set()) - recorded), keyword_mismatch_count=len(recorded ^ keyword),
+        vectors=None if vectors is None else len(vectors),
+        ledger=len(recorded),
+        keywords=len(keyword),
+        missing_vectors=missing[:EXAMPLES],
+        missing_vectors_count=len(missing),
+        stray_vectors_count=len((vectors or set()) - recorded),
+        keyword_mismatch_count=len(recorded ^ keyword),
         vector_search_error=search_error,
     )
 
@@ -156,7 +160,10 @@ def _problems(report: DoctorReport) -> list[str]:
 async def examine(index: SessionSearch) -> DoctorReport:
     """Every fact doctor shows; nothing is written (except what opening the ledger always does)."""
     settings = index.settings
-    folders = [FolderFacts(agent=f.agent, folder=str(f.folder), transcripts=f.transcripts, problem=f.problem) for f in transcript_folders(settings)]
+    folders = [
+        FolderFacts(agent=f.agent, folder=str(f.folder), transcripts=f.transcripts, problem=f.problem)
+        for f in transcript_folders(settings)
+    ]
     before = data_dir_facts(settings.data_dir)
     info = served = agreement = None
     unusable = None
@@ -175,14 +182,26 @@ async def examine(index: SessionSearch) -> DoctorReport:
             agreement = Agreement(vectors=None, ledger=0, keywords=0, vector_search_error=str(exc))
     dd = data_dir_facts(settings.data_dir)
     report = DoctorReport(
-        folders=folders, ollama_host=settings.ollama_host if settings.embed_backend == "ollama" else str(settings.openai_base_url),
-        ollama_answers=bool(info and info.ollama_version), ollama_version=info.ollama_version if info else None,
-        model=settings.model, model_pulled=info.model_pulled if info else None, dimensions=info.dimensions if info else None,
-        ollama_error=info.ollama_error if info else None, store=info.store if info else "",
-        served_index=served[0] if served else None, index_model=info.index_model if info else None,
-        index_dimensions=info.index_dimensions if info else None, chunks=info.chunks if info else 0,
-        sessions=info.sessions if info else 0, migration=info.migration if info else None, agreement=agreement,
-        data_dir=str(dd.path), data_dir_exists=dd.exists, data_dir_mode=dd.mode, data_dir_bytes=dd.size_bytes,
+        folders=folders,
+        ollama_host=settings.ollama_host if settings.embed_backend == "ollama" else str(settings.openai_base_url),
+        ollama_answers=bool(info and info.ollama_version),
+        ollama_version=info.ollama_version if info else None,
+        model=settings.model,
+        model_pulled=info.model_pulled if info else None,
+        dimensions=info.dimensions if info else None,
+        ollama_error=info.ollama_error if info else None,
+        store=info.store if info else "",
+        served_index=served[0] if served else None,
+        index_model=info.index_model if info else None,
+        index_dimensions=info.index_dimensions if info else None,
+        chunks=info.chunks if info else 0,
+        sessions=info.sessions if info else 0,
+        migration=info.migration if info else None,
+        agreement=agreement,
+        data_dir=str(dd.path),
+        data_dir_exists=dd.exists,
+        data_dir_mode=dd.mode,
+        data_dir_bytes=dd.size_bytes,
         data_dir_loose_files=dd.loose_files,
     )
     report.problems = ([unusable] if unusable else []) + _problems(report)
@@ -262,13 +281,19 @@ def render_doctor(report: DoctorReport) -> str:
         f"Embedder: {report.ollama_host} {answers}; model {report.model} {pulled}"
         + (f", {report.dimensions} dimensions" if report.dimensions else ""),
         f"Index: {report.served_index or 'none'} in {report.store or '-'}"
-        + (f": {report.chunks} chunks, {report.sessions} sessions, {report.index_model} at {report.index_dimensions} dimensions" if report.served_index else ""),
+        + (
+            f": {report.chunks} chunks, {report.sessions} sessions, {report.index_model} at {report.index_dimensions} dimensions"
+            if report.served_index
+            else ""
+        ),
     ]
     if report.migration:
         lines.append(f"Migration: {report.migration}")
     if report.agreement is not None:
         a = report.agreement
-        lines.append(f"Agreement: vectors {a.vectors if a.vectors is not None else 'missing'}, ledger {a.ledger}, keyword index {a.keywords}")
+        lines.append(
+            f"Agreement: vectors {a.vectors if a.vectors is not None else 'missing'}, ledger {a.ledger}, keyword index {a.keywords}"
+        )
     mode = report.data_dir_mode or "-"
     size = f"{report.data_dir_bytes / 1e6:.1f} MB" if report.data_dir_exists else "not created yet"
     lines.append(f"Data dir: {report.data_dir} ({size}, mode {mode})")

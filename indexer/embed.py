@@ -247,11 +247,14 @@ class OllamaEmbedder(Embedder):
             info = dict(shown.modelinfo or {})
             native = _find(info, ".embedding_length")
             if native is None:
-                raise self._error(EmbedderError, f"Ollama at {self.host} reports no embedding length for {self.model!r}: is it an embedding model?")
+                raise self._error(
+                    EmbedderError,
+                    f"Ollama at {self.host} reports no embedding length for {self.model!r}: is it an embedding model?",
+                )
             if self.requested_dimensions and self.requested_dimensions > native:
                 raise self._error(
                     EmbedderError,
-                    f"SESSION_SEARCH_DIMENSIONS={self.requested_dimensions} is larger than {self.model!r}'s {native} dimensions"
+                    f"SESSION_SEARCH_DIMENSIONS={self.requested_dimensions} is larger than {self.model!r}'s {native} dimensions",
                 )
             dims = self.requested_dimensions or native
             self._facts = ModelFacts(self.model, dims, native, _find(info, ".context_length"), await self._digest())
@@ -284,7 +287,11 @@ class OllamaEmbedder(Embedder):
         sent = sum(count_tokens(t) for t in texts)
         if evaluated and sent >= TRUNCATION_MIN_TOKENS and evaluated < sent * TRUNCATION_RATIO:
             self.truncated_batches += 1
-            log.warning("Ollama evaluated %d tokens of about %d sent: inputs were probably truncated; lower SESSION_SEARCH_CHUNK_TOKENS or raise SESSION_SEARCH_NUM_CTX", evaluated, sent)
+            log.warning(
+                "Ollama evaluated %d tokens of about %d sent: inputs were probably truncated; lower SESSION_SEARCH_CHUNK_TOKENS or raise SESSION_SEARCH_NUM_CTX",
+                evaluated,
+                sent,
+            )
 
     def _describe(self) -> str:
         return f"Ollama at {self.host}"

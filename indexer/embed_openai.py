@@ -25,14 +25,18 @@ class OpenAIEmbedder(Embedder):
 
     backend = "openai"
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None, dimensions: int | None, timeout_s: float, batch_size: int):
+    def __init__(
+        self, base_url: str, model: str, *, api_key: str | None, dimensions: int | None, timeout_s: float, batch_size: int
+    ):
         import httpx
 
         self.host, self.model, self.timeout_s = base_url.rstrip("/"), model, timeout_s
         self.requested_dimensions = dimensions
         self.batch_size = batch_size
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(base_url=self.host, headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
+        self._client = httpx.AsyncClient(
+            base_url=self.host, headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        )
         self._facts: ModelFacts | None = None
 
     def _describe(self) -> str:
@@ -52,12 +56,17 @@ class OpenAIEmbedder(Embedder):
             try:
                 response = await self._client.post("/embeddings", json=body)
             except httpx.ConnectError:
-                raise self._error(EmbedderUnreachable, f"Cannot reach the embedding server at {self.host}. Start it, or fix SESSION_SEARCH_OPENAI_BASE_URL.") from None
+                raise self._error(
+                    EmbedderUnreachable,
+                    f"Cannot reach the embedding server at {self.host}. Start it, or fix SESSION_SEARCH_OPENAI_BASE_URL.",
+                ) from None
             except httpx.TimeoutException:
                 if attempt < RETRIES:
                     await anyio.sleep(RETRY_DELAY_S * attempt)
                     continue
-                raise self._error(EmbedderUnreachable, f"{self._describe()} did not answer within {self.timeout_s:g} s, {RETRIES} tries.") from None
+                raise self._error(
+                    EmbedderUnreachable, f"{self._describe()} did not answer within {self.timeout_s:g} s, {RETRIES} tries."
+                ) from None
             if response.status_code >= 500 and attempt < RETRIES:
                 log.warning("%s answered %s; retrying", self._describe(), response.status_code)
                 await anyio.sleep(RETRY_DELAY_S * attempt)
@@ -68,7 +77,11 @@ class OpenAIEmbedder(Embedder):
     def _answer(self, response: Any) -> dict[str, Any]:
         text, status = summarise_answer(response.text), response.status_code
         if status in (401, 403):
-            raise self._error(EmbedderError, f"{self._describe()} refused the API key (HTTP {status}); check SESSION_SEARCH_OPENAI_API_KEY.", status)
+            raise self._error(
+                EmbedderError,
+                f"{self._describe()} refused the API key (HTTP {status}); check SESSION_SEARCH_OPENAI_API_KEY.",
+                status,
+            )
         if status == 404:  # no such model, or no such path: not Ollama's ModelNotPulled, which `ollama pull` fixes
             raise self._error(EmbedderError, f"{self._describe()} has no model {self.model!r} (HTTP 404: {text}).", status)
         if status == 400 and "nan" in text.lower():

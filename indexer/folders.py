@@ -38,10 +38,10 @@ def claude_dir_problem(settings: Settings) -> str | None:
     if not home.is_dir():
         return f"The Claude Code folder {home} is a file, not a folder. {FIX}"
     if home.name == "projects" or any(home.glob("*/*.jsonl")):
-        return f"{home} looks like the projects folder itself, one level too deep: set SESSION_SEARCH_CLAUDE_DIR to {home.parent}."
-    return (
-        f"{home} has no projects/ folder: Claude Code has saved no session there yet, or this is not its home. {FIX}"
-    )
+        return (
+            f"{home} looks like the projects folder itself, one level too deep: set SESSION_SEARCH_CLAUDE_DIR to {home.parent}."
+        )
+    return f"{home} has no projects/ folder: Claude Code has saved no session there yet, or this is not its home. {FIX}"
 
 
 def _problem(settings: Settings, agent: str, folder: Path) -> str | None:

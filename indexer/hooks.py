@@ -57,8 +57,13 @@ def start_catch_up(settings: Settings) -> int:
     try:
         child = subprocess.Popen(
             [sys.executable, "-m", "indexer", "--quiet"],
-            stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile, close_fds=True,
-            start_new_session=True, env={**os.environ, GUARD: "1"}, cwd=settings.data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=logfile,
+            stderr=logfile,
+            close_fds=True,
+            start_new_session=True,
+            env={**os.environ, GUARD: "1"},
+            cwd=settings.data_dir,
         )
     finally:
         logfile.close()

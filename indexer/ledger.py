@@ -187,7 +187,9 @@ class Ledger(DocsIndex, CatalogState):
         return row is not None and tuple(row) == (source.size, source.mtime_ns)
 
     def chunk_hashes(self, collection: str, rel_path: str) -> dict[str, str]:
-        rows = self._db.execute("SELECT id, content_hash FROM chunks WHERE collection = ? AND rel_path = ?", (collection, rel_path))
+        rows = self._db.execute(
+            "SELECT id, content_hash FROM chunks WHERE collection = ? AND rel_path = ?", (collection, rel_path)
+        )
         return dict(rows.fetchall())
 
     def owned_elsewhere(self, collection: str, rel_path: str, ids: Iterable[str]) -> set[str]:
@@ -217,7 +219,14 @@ class Ledger(DocsIndex, CatalogState):
         self._commit()
 
     def record(
-        self, collection: str, source: SourceFile, session_id: str, chunks: Sequence[Chunk], removed: Sequence[str] = (), *, complete: bool = True
+        self,
+        collection: str,
+        source: SourceFile,
+        session_id: str,
+        chunks: Sequence[Chunk],
+        removed: Sequence[str] = (),
+        *,
+        complete: bool = True,
     ) -> None:
         """Replace what is known about one source, once its vectors are stored.
 
@@ -252,7 +261,9 @@ class Ledger(DocsIndex, CatalogState):
         found: set[str] = set()
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
-            rows = self._db.execute(f"SELECT rel_path FROM chunks WHERE collection = ? AND id IN ({','.join('?' * len(part))})", (collection, *part))
+            rows = self._db.execute(
+                f"SELECT rel_path FROM chunks WHERE collection = ? AND id IN ({','.join('?' * len(part))})", (collection, *part)
+            )
             found.update(row[0] for row in rows)
         return found
 

@@ -53,10 +53,18 @@ class ChunkMeta:
     @classmethod
     def of(cls, values: dict[str, MetadataValue]) -> ChunkMeta:
         return cls(
-            session_id=_str(values, "session_id"), project=_str(values, "project"), git_branch=_str(values, "git_branch"),
-            timestamp=_str(values, "timestamp"), kind=_str(values, "kind"), agent=_str(values, "agent") or DEFAULT_AGENT,
-            agent_id=_str(values, "agent_id"), first_uuid=_str(values, "first_uuid"), source_path=_str(values, "source_path"),
-            line_start=_int(values, "line_start"), window=_int(values, "window"), values=values,
+            session_id=_str(values, "session_id"),
+            project=_str(values, "project"),
+            git_branch=_str(values, "git_branch"),
+            timestamp=_str(values, "timestamp"),
+            kind=_str(values, "kind"),
+            agent=_str(values, "agent") or DEFAULT_AGENT,
+            agent_id=_str(values, "agent_id"),
+            first_uuid=_str(values, "first_uuid"),
+            source_path=_str(values, "source_path"),
+            line_start=_int(values, "line_start"),
+            window=_int(values, "window"),
+            values=values,
         )
 
     @classmethod
@@ -105,9 +113,19 @@ def _tools_column(tools: MetadataValue | None) -> str:
 def doc_row(collection: str, chunk: Chunk) -> tuple[object, ...]:
     meta = chunk.metadata
     return (
-        collection, chunk.id, meta.get("session_id", ""), meta.get("project", ""), meta.get("git_branch", ""),
-        meta.get("ts_epoch"), meta.get("kind", ""), meta.get("agent_id", ""), int(bool(meta.get("is_sidechain"))),
-        _tools_column(meta.get("tools")), json.dumps(meta), chunk.text, meta.get("agent") or DEFAULT_AGENT,
+        collection,
+        chunk.id,
+        meta.get("session_id", ""),
+        meta.get("project", ""),
+        meta.get("git_branch", ""),
+        meta.get("ts_epoch"),
+        meta.get("kind", ""),
+        meta.get("agent_id", ""),
+        int(bool(meta.get("is_sidechain"))),
+        _tools_column(meta.get("tools")),
+        json.dumps(meta),
+        chunk.text,
+        meta.get("agent") or DEFAULT_AGENT,
     )
 
 
@@ -214,7 +232,10 @@ class DocsIndex:
         if span is None and not where.sql:
             sql, args = f"SELECT words.rowid, words.rank {join} ORDER BY words.rank LIMIT ?", (match, collection, limit)
         elif span is None:
-            sql, args = f"SELECT words.rowid, bm25(words) AS r {join}{where.sql} ORDER BY r LIMIT ?", (match, collection, *where.params, limit)
+            sql, args = (
+                f"SELECT words.rowid, bm25(words) AS r {join}{where.sql} ORDER BY r LIMIT ?",
+                (match, collection, *where.params, limit),
+            )
         else:
             sql = f"SELECT words.rowid, bm25(words) AS r {join} AND words.rowid BETWEEN ? AND ?{where.sql} ORDER BY r LIMIT ?"
             args = (match, collection, *span, *where.params, limit)
@@ -222,7 +243,11 @@ class DocsIndex:
 
     def session_span(self, collection: str, session_id: str) -> tuple[int, int] | None:
         """The lowest and highest doc rowid of a session: what keyword_search seeks to."""
-        row = self._reading().execute("SELECT min(rowid), max(rowid) FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id)).fetchone()
+        row = (
+            self._reading()
+            .execute("SELECT min(rowid), max(rowid) FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id))
+            .fetchone()
+        )
         return (int(row[0]), int(row[1])) if row and row[0] is not None else None
 
     def docs_at(self, rowids: Sequence[int]) -> dict[int, StoredDoc]:
@@ -237,17 +262,26 @@ class DocsIndex:
         """Docs by chunk id; ids not recorded (yet) are left out."""
         found: dict[str, StoredDoc] = {}
         for marks, part in _batches(ids):
-            rows = self._db.execute(f"SELECT id, text, meta FROM docs WHERE collection = ? AND id IN ({marks})", (collection, *part))
+            rows = self._db.execute(
+                f"SELECT id, text, meta FROM docs WHERE collection = ? AND id IN ({marks})", (collection, *part)
+            )
             found.update((id_, StoredDoc(id_, text, ChunkMeta.from_json(meta))) for id_, text, meta in rows)
         return found
 
     def matching_ids(self, collection: str, where: DocsFilter, limit: int) -> list[str] | None:
         """Ids of the chunks the filters keep, or None when there are more than limit."""
-        rows = self._db.execute(f"SELECT id FROM docs d WHERE d.collection = ?{where.sql} LIMIT ?", (collection, *where.params, limit + 1)).fetchall()
+        rows = self._db.execute(
+            f"SELECT id FROM docs d WHERE d.collection = ?{where.sql} LIMIT ?", (collection, *where.params, limit + 1)
+        ).fetchall()
         return None if len(rows) > limit else [row[0] for row in rows]
 
     def has_session(self, collection: str, session_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM docs WHERE collection = ? AND session_id = ? LIMIT 1", (collection, session_id)).fetchone() is not None
+        return (
+            self._db.execute(
+                "SELECT 1 FROM docs WHERE collection = ? AND session_id = ? LIMIT 1", (collection, session_id)
+            ).fetchone()
+            is not None
+        )
 
     def filter_values(self, collection: str) -> dict[str, set[str]]:
         """Every branch, tool and kind of the collection's chunks: what a filter may name."""
@@ -265,7 +299,9 @@ class DocsIndex:
 
     def session_docs(self, collection: str, session_id: str) -> list[StoredDoc]:
         """A session's stored chunks: what is left of a deleted transcript."""
-        rows = self._db.execute("SELECT id, text, meta FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id))
+        rows = self._db.execute(
+            "SELECT id, text, meta FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id)
+        )
         return [StoredDoc(id_, text, ChunkMeta.from_json(meta)) for id_, text, meta in rows]
 
     def chunk_meta(self, collection: str, chunk_id: str) -> ChunkMeta | None:
@@ -288,10 +324,15 @@ class DocsIndex:
 
     def first_prompt(self, collection: str, session_id: str) -> str:
         """The text of the session's first main-conversation exchange or prompt; "" if none."""
-        row = self._reading().execute(
-            "SELECT text FROM docs WHERE collection = ? AND session_id = ? AND is_sidechain = 0 AND kind IN ('exchange', 'prompt')"
-            " ORDER BY ts_epoch, rowid LIMIT 1", (collection, session_id),
-        ).fetchone()
+        row = (
+            self._reading()
+            .execute(
+                "SELECT text FROM docs WHERE collection = ? AND session_id = ? AND is_sidechain = 0 AND kind IN ('exchange', 'prompt')"
+                " ORDER BY ts_epoch, rowid LIMIT 1",
+                (collection, session_id),
+            )
+            .fetchone()
+        )
         return str(row[0]) if row else ""
 
     def set_title(self, session_id: str, title: str) -> None:

@@ -103,7 +103,9 @@ def migrate(db: sqlite3.Connection) -> None:
     try:
         found = version(db)  # again, under the lock: another process may have migrated meanwhile
         if found > LATEST:
-            raise sqlite3.DatabaseError(f"the ledger has schema version {found}; this session-search knows up to {LATEST}: upgrade it")
+            raise sqlite3.DatabaseError(
+                f"the ledger has schema version {found}; this session-search knows up to {LATEST}: upgrade it"
+            )
         for migration in MIGRATIONS[found:]:
             migration(db)
         db.execute(f"PRAGMA user_version = {LATEST}")

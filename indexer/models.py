@@ -47,7 +47,9 @@ def parse_when(value: str, *, end_of_day: bool, now: datetime | None = None) -> 
         else:
             moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO date such as 2026-03-01 or 2026-03-01T14:30:00Z, nor a span such as 7d or 2w") from None
+        raise ValueError(
+            f"{value!r} is not an ISO date such as 2026-03-01 or 2026-03-01T14:30:00Z, nor a span such as 7d or 2w"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -120,12 +122,15 @@ class SearchRequest(_Period):
     """A search over indexed sessions."""
 
     query: str = Field(
-        min_length=1, max_length=MAX_QUERY_CHARS,
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
         description="What to look for: a question in plain words, or an exact error, file name or command.",
     )
     top_k: int = Field(10, ge=1, le=MAX_TOP_K, description="How many results to return.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Skip this many results (paging: use next_offset).")
-    mode: Mode = Field("hybrid", description="hybrid (meaning and exact words, fused), vector (meaning) or keyword (exact words).")
+    mode: Mode = Field(
+        "hybrid", description="hybrid (meaning and exact words, fused), vector (meaning) or keyword (exact words)."
+    )
     project: str | None = Field(
         None, description="Only sessions whose project path contains this; the current working directory narrows to this project."
     )
@@ -134,7 +139,8 @@ class SearchRequest(_Period):
     since: str | None = Field(None, description="From this ISO date or datetime (2026-03-01) or span back from now (7d, 2w, 3m).")
     until: str | None = Field(None, description="Up to this ISO date or datetime, or span back from now.")
     kind: Kind | None = Field(
-        None, description="Only this kind of chunk: exchange, compaction_summary, or with the message chunker prompt, answer, tool_output."
+        None,
+        description="Only this kind of chunk: exchange, compaction_summary, or with the message chunker prompt, answer, tool_output.",
     )
     tool: str | None = Field(None, description="Only exchanges that used this tool, e.g. Bash, Edit or Read.")
     include_subagents: StrictBool = Field(True, description="Include what subagents did; false leaves out subagent transcripts.")
@@ -148,11 +154,12 @@ class SearchRequest(_Period):
         return value.strip()
 
 
-
 class SearchHit(BaseModel):
     """One matching exchange of a past session."""
 
-    score: float = Field(description="Relevance, higher is better: cosine similarity in vector mode, the fused score (0-1) in hybrid, the reranker's score for reranked results.")
+    score: float = Field(
+        description="Relevance, higher is better: cosine similarity in vector mode, the fused score (0-1) in hybrid, the reranker's score for reranked results."
+    )
     match: Literal["vector", "keyword", "both"] = Field(description="Which ranking found it.")
     session_id: str
     project: str = Field(description="The working directory of the session.")
@@ -166,7 +173,9 @@ class SearchHit(BaseModel):
     line_end: int
     tools: list[str] = []
     chunk_id: str
-    resume_command: str = Field(description="Run this in a terminal (in the project's folder) to reopen the session in its agent.")
+    resume_command: str = Field(
+        description="Run this in a terminal (in the project's folder) to reopen the session in its agent."
+    )
     agent: AgentName = Field("claude-code", description="The coding agent the session was held in.")
     title: str | None = Field(None, description="The session's name, when its agent gave it one.")
 
@@ -187,10 +196,13 @@ class ReadSessionRequest(Request):
 
     session_id: str = Field(min_length=1, max_length=200, description="The session to read (a search result's session_id).")
     around: str | None = Field(
-        None, max_length=200,
+        None,
+        max_length=200,
         description="A search result's chunk_id, or a message uuid, to centre on; the page starts a few messages before it.",
     )
-    offset: int | None = Field(None, ge=0, description="Start at this message index instead (paging: use previous_offset / next_offset).")
+    offset: int | None = Field(
+        None, ge=0, description="Start at this message index instead (paging: use previous_offset / next_offset)."
+    )
     limit: int = Field(20, ge=1, le=MAX_READ_MESSAGES, description="Messages per page; a long page is cut to the size budget.")
     agent_id: str | None = Field(
         None, max_length=100, description="Read this subagent's conversation (a result's agent_id) instead of the main one."
@@ -288,12 +300,16 @@ class ModelInfo(BaseModel):
     index_dimensions: int | None = None
     migration: str | None = Field(None, description="A new index being built beside the served one, and how far it is.")
     changed_files: int | None = Field(None, description="Transcript files new or changed since the last index.")
-    agents: dict[str, str] = Field({}, description="The coding agents whose sessions are indexed, and the folder each is read from.")
+    agents: dict[str, str] = Field(
+        {}, description="The coding agents whose sessions are indexed, and the folder each is read from."
+    )
     index_error: str | None = Field(None, description="Why the index cannot be searched, if it cannot.")
     folders: list[str] = Field([], description="The transcript folders read, per agent, and how many transcripts each holds.")
     data_dir: str | None = Field(None, description="Where the index lives, its size and mode.")
     agreement: str | None = Field(None, description="Chunk counts in the vectors, the ledger and the keyword index.")
-    index_process: str | None = Field(None, description="Which process holds the index in memory (its pid): this one, or the shared searcher.")
+    index_process: str | None = Field(
+        None, description="Which process holds the index in memory (its pid): this one, or the shared searcher."
+    )
 
 
 MAX_SESSIONS = 100
@@ -305,14 +321,14 @@ class ListSessionsRequest(_Period):
     since: str | None = Field(None, description="Sessions active from this ISO date (2026-03-01) or span back from now (7d, 2w).")
     until: str | None = Field(None, description="Sessions active up to this ISO date or span back from now.")
     project: str | None = Field(
-        None, max_length=1000,
+        None,
+        max_length=1000,
         description="Only sessions whose project path contains this; the current working directory narrows to this project.",
     )
     git_branch: str | None = Field(None, max_length=300, description="Only sessions with work on this git branch.")
     agent: AgentName | None = Field(None, description="Only sessions of this coding agent: claude-code, codex or gemini-cli.")
     limit: int = Field(20, ge=1, le=MAX_SESSIONS, description="Sessions per page.")
     offset: int = Field(0, ge=0, description="Skip this many sessions (paging: use next_offset).")
-
 
 
 class SessionSummary(BaseModel):

@@ -23,7 +23,19 @@ from indexer.sources import SourceFile
 Role = Literal["user", "assistant", "tool", "summary"]
 Cleaner = Callable[[str], str]
 
-TOOL_INPUT_KEYS = ("description", "command", "cmd", "file_path", "absolute_path", "path", "dir_path", "pattern", "url", "query", "subagent_type")
+TOOL_INPUT_KEYS = (
+    "description",
+    "command",
+    "cmd",
+    "file_path",
+    "absolute_path",
+    "path",
+    "dir_path",
+    "pattern",
+    "url",
+    "query",
+    "subagent_type",
+)
 TOOL_INPUT_CAP = 300
 ERROR_CAP_FLOOR = 500
 
@@ -160,7 +172,9 @@ def loads_or_empty(text: str) -> Any:
     return {} if value is MALFORMED else value
 
 
-def finish(source: SourceFile, messages: list[Message], stats: ParseStats, clean: Cleaner, title: str | None = None) -> Transcript:
+def finish(
+    source: SourceFile, messages: list[Message], stats: ParseStats, clean: Cleaner, title: str | None = None
+) -> Transcript:
     """Drop empty messages and redact the rest (tool results were redacted before their cap)."""
     kept = [m for m in messages if m.text.strip()]
     for message in kept:

@@ -83,8 +83,17 @@ class IndexRun:
     """Index a list of files into one collection."""
 
     def __init__(
-        self, *, collection: VectorCollection, ledger: Ledger, embedder: Embedder, template: PromptTemplate,
-        spec: ChunkerSpec, tool_output_chars: int, concurrency: int, clean: Cleaner, skip: SkipFn,
+        self,
+        *,
+        collection: VectorCollection,
+        ledger: Ledger,
+        embedder: Embedder,
+        template: PromptTemplate,
+        spec: ChunkerSpec,
+        tool_output_chars: int,
+        concurrency: int,
+        clean: Cleaner,
+        skip: SkipFn,
         progress: ProgressFn | None = None,
     ):
         self.collection, self.ledger, self.embedder = collection, ledger, embedder
@@ -144,7 +153,9 @@ class IndexRun:
         plan = _FilePlan(source, session_id, chunks, stale, transcript.stats.malformed)
         return plan, fresh
 
-    async def _embed(self, batch: list[tuple[_FilePlan, Chunk]], send: MemoryObjectSendStream[_Batch], slots: anyio.Semaphore) -> None:
+    async def _embed(
+        self, batch: list[tuple[_FilePlan, Chunk]], send: MemoryObjectSendStream[_Batch], slots: anyio.Semaphore
+    ) -> None:
         try:
             async with send:
                 vectors = await self.embedder.embed([self.template.format_document(c.text) for _, c in batch])
@@ -187,7 +198,9 @@ class IndexRun:
         name, rel_path = self.collection.name, plan.source.rel_path
         removable = self.ledger.removable(name, rel_path, plan.stale)
         await anyio.to_thread.run_sync(self.collection.delete, removable)
-        self.ledger.record(name, plan.source, plan.session_id, [c for c in plan.chunks if c.id not in plan.nan], removable, complete=not plan.nan)
+        self.ledger.record(
+            name, plan.source, plan.session_id, [c for c in plan.chunks if c.id not in plan.nan], removable, complete=not plan.nan
+        )
         self._count(plan, len(removable))
         await _report(self.progress, ReindexProgress(self.tally.files_indexed, self._files_total, self.tally.added, rel_path))
 

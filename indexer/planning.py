@@ -66,7 +66,9 @@ def choose_sources(settings: Settings, options: ReindexOptions) -> list[SourceFi
         wanted = _encoded(options.project.rstrip("/"))
         sources = [s for s in sources if s.agent == CLAUDE_CODE and wanted in s.rel_path.split("/", 1)[0]]
         if not sources:
-            raise InvalidArgument(f"No transcripts under {settings.projects_dir} belong to a project matching {options.project!r}.")
+            raise InvalidArgument(
+                f"No transcripts under {settings.projects_dir} belong to a project matching {options.project!r}."
+            )
     if options.paths is not None:
         wanted_paths = {str(Path(p).resolve()) for p in options.paths}
         sources = [s for s in sources if str(s.path.resolve()) in wanted_paths]

@@ -91,7 +91,9 @@ class Query:
         else:
             ranked = single(keyword if mode == "keyword" else vector_hits, keyword=mode == "keyword")
         exchanges = collapse(ranked)
-        ranked, not_reranked = await self._rerank(request.query, with_session_evidence(exchanges) if mode == "hybrid" else exchanges)
+        ranked, not_reranked = await self._rerank(
+            request.query, with_session_evidence(exchanges) if mode == "hybrid" else exchanges
+        )
         return self._page(served, request, mode, ranked, " ".join(n for n in (fallback, not_reranked) if n) or None)
 
     async def _rerank(self, query: str, ranked: list[Candidate]) -> tuple[list[Candidate], str | None]:
@@ -101,7 +103,9 @@ class Query:
 
     def _query_text(self, served: Served, query: str) -> str:
         r = self.resources
-        same_template = served.identity.model == r.settings.model and served.identity.document_template == r.template.document_hash
+        same_template = (
+            served.identity.model == r.settings.model and served.identity.document_template == r.template.document_hash
+        )
         return r.template.format_query(query) if same_template else served.record.query_template.replace("{query}", query)
 
     async def _query_vector(self, served: Served, query: str) -> list[float]:
@@ -129,7 +133,9 @@ class Query:
                     f"{', '.join(sorted(kinds)) or 'none'}. Use one of those, or leave kind out."
                 )
 
-    def _page(self, served: Served, request: SearchRequest, mode: Mode, ranked: list[Candidate], fallback: str | None) -> SearchResponse:
+    def _page(
+        self, served: Served, request: SearchRequest, mode: Mode, ranked: list[Candidate], fallback: str | None
+    ) -> SearchResponse:
         terms = query_terms(request.query)
         page = ranked[request.offset : request.offset + request.top_k]
         weights = term_weights(terms, [c.stored.text for c in ranked[:SNIPPET_CONTEXT]])
@@ -139,15 +145,23 @@ class Query:
         more = request.offset + len(hits) < len(ranked)
         notes = [n for n in (fallback, self._note(bool(hits))) if n]
         if len(hits) < len(page):
-            notes.append(f"Only {len(hits)} results fit the size budget; ask again with offset={request.offset + len(hits)} for more.")
+            notes.append(
+                f"Only {len(hits)} results fit the size budget; ask again with offset={request.offset + len(hits)} for more."
+            )
         return SearchResponse(
-            query=request.query, mode=mode, results=hits, total_chunks=served.count(),
-            next_offset=request.offset + len(hits) if more else None, note=" ".join(notes) or None,
+            query=request.query,
+            mode=mode,
+            results=hits,
+            total_chunks=served.count(),
+            next_offset=request.offset + len(hits) if more else None,
+            note=" ".join(notes) or None,
         )
 
     def _note(self, found: bool) -> str | None:
         notes = [] if found else ["No indexed chunk matches these filters."]
         changed = self.catalog.changed_files(max_age_s=CHANGED_CACHE_S)
         if changed:
-            notes.append(f"{changed} transcript files changed since the last index; results may miss recent work (the reindex tool updates it).")
+            notes.append(
+                f"{changed} transcript files changed since the last index; results may miss recent work (the reindex tool updates it)."
+            )
         return " ".join(notes) or None

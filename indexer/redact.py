@@ -429,40 +429,202 @@ _MAX_NAME = 64
 
 _PASSWORD_PARTS = frozenset({"password", "passwd", "pwd", "pass", "pw", "passphrase", "dbpass"})
 _SECRET_PARTS = frozenset(
-    {"secret", "secrets", "token", "key", "credential", "credentials", "auth", "authorization",
-     "apikey", "secretkey", "privatekey", "accesskey", "signingkey", "masterkey", "encryptionkey",
-     "licensekey", "authkey", "sessionkey", "clientkey", "appkey", "servicekey", "deploykey"}
+    {
+        "secret",
+        "secrets",
+        "token",
+        "key",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "apikey",
+        "secretkey",
+        "privatekey",
+        "accesskey",
+        "signingkey",
+        "masterkey",
+        "encryptionkey",
+        "licensekey",
+        "authkey",
+        "sessionkey",
+        "clientkey",
+        "appkey",
+        "servicekey",
+        "deploykey",
+    }
 )
 _SECRET_SUFFIXES = ("token", "secret", "password", "passwd")
 # What may follow the secret word in a secret's name: SECRET_KEY_BASE, password2, token_b64.
 # Anything else makes the name about the secret, not the secret: token_count, key_path.
 _STILL_SECRET = frozenset(
-    {"base", "value", "hash", "data", "b64", "base64", "hex", "pem", "raw", "str",
-     "string", "bytes", "material", "plain", "plaintext", "enc", "encrypted", "live", "prod",
-     "production", "dev", "development", "test", "staging", "new", "old", "current", "previous",
-     "prev", "secondary", "backup", "override", "confirm", "confirmation", "again", "repeat",
-     "retype", "verify", "v"}
+    {
+        "base",
+        "value",
+        "hash",
+        "data",
+        "b64",
+        "base64",
+        "hex",
+        "pem",
+        "raw",
+        "str",
+        "string",
+        "bytes",
+        "material",
+        "plain",
+        "plaintext",
+        "enc",
+        "encrypted",
+        "live",
+        "prod",
+        "production",
+        "dev",
+        "development",
+        "test",
+        "staging",
+        "new",
+        "old",
+        "current",
+        "previous",
+        "prev",
+        "secondary",
+        "backup",
+        "override",
+        "confirm",
+        "confirmation",
+        "again",
+        "repeat",
+        "retype",
+        "verify",
+        "v",
+    }
 )
 # Keys that index data, not unlock it: primary_key, sort_key, cache key.
 _DATA_KEY_PREFIXES = frozenset(
-    {"primary", "foreign", "sort", "sorting", "partition", "hash", "range", "cache", "lookup",
-     "unique", "composite", "natural", "dedup", "dedupe", "group", "join", "map", "dict",
-     "object", "s3", "redis", "row", "idempotency", "list", "item", "public", "pub", "node",
-     "entity", "shard", "routing", "order", "table", "index", "react", "hot", "short",
-     "translation", "i18n", "locale", "message", "label", "state", "storage", "config",
-     "setting", "settings", "column", "field", "attr", "property", "prop", "json", "yaml",
-     "query", "search", "kv", "registry", "dictionary", "hotkey", "mask", "source", "target",
-     "dest", "destination", "parent", "child", "sub", "next", "prev", "previous", "metadata"}
+    {
+        "primary",
+        "foreign",
+        "sort",
+        "sorting",
+        "partition",
+        "hash",
+        "range",
+        "cache",
+        "lookup",
+        "unique",
+        "composite",
+        "natural",
+        "dedup",
+        "dedupe",
+        "group",
+        "join",
+        "map",
+        "dict",
+        "object",
+        "s3",
+        "redis",
+        "row",
+        "idempotency",
+        "list",
+        "item",
+        "public",
+        "pub",
+        "node",
+        "entity",
+        "shard",
+        "routing",
+        "order",
+        "table",
+        "index",
+        "react",
+        "hot",
+        "short",
+        "translation",
+        "i18n",
+        "locale",
+        "message",
+        "label",
+        "state",
+        "storage",
+        "config",
+        "setting",
+        "settings",
+        "column",
+        "field",
+        "attr",
+        "property",
+        "prop",
+        "json",
+        "yaml",
+        "query",
+        "search",
+        "kv",
+        "registry",
+        "dictionary",
+        "hotkey",
+        "mask",
+        "source",
+        "target",
+        "dest",
+        "destination",
+        "parent",
+        "child",
+        "sub",
+        "next",
+        "prev",
+        "previous",
+        "metadata",
+    }
 )
 # "api key: ..." names a secret even though the name itself is just `key`.
 _SECRET_KEY_PREFIXES = frozenset(
-    {"api", "secret", "private", "access", "signing", "master", "encryption", "license", "auth",
-     "client", "app", "deploy", "service", "my", "your", "our", "openai", "anthropic", "stripe"}
+    {
+        "api",
+        "secret",
+        "private",
+        "access",
+        "signing",
+        "master",
+        "encryption",
+        "license",
+        "auth",
+        "client",
+        "app",
+        "deploy",
+        "service",
+        "my",
+        "your",
+        "our",
+        "openai",
+        "anthropic",
+        "stripe",
+    }
 )
 _WEAK_KEY = "weak_key"  # a lone `key`: only a high-entropy value next to it is taken
 _DATA_TOKEN_PREFIXES = frozenset(
-    {"next", "page", "pagination", "continuation", "cancel", "cancellation", "sync", "stop",
-     "eos", "bos", "pad", "unk", "sep", "cls", "mask", "special", "start", "end", "max", "num"}
+    {
+        "next",
+        "page",
+        "pagination",
+        "continuation",
+        "cancel",
+        "cancellation",
+        "sync",
+        "stop",
+        "eos",
+        "bos",
+        "pad",
+        "unk",
+        "sep",
+        "cls",
+        "mask",
+        "special",
+        "start",
+        "end",
+        "max",
+        "num",
+    }
 )
 
 _VALUE = (
@@ -482,9 +644,7 @@ _STRICT_TAIL = re.compile(
     r"(?P<sep>==|=>|:=|=|:)[ \t]*(?:[bBrRuUfF]{1,2}(?=[\"']))?" + _VALUE
 )
 _TYPE_FOLLOWS = re.compile(r"[ \t]*[|,)\]=]")
-_LOOSE_TAIL = re.compile(
-    r"(?:\\?[\"'`])?[ \t]+(?:(?P<verb>(?i:is|was))[ \t]+)?[`\"']?(?P<bare>[^\s\"'`,;&<>()\[\]{}\\]+)"
-)
+_LOOSE_TAIL = re.compile(r"(?:\\?[\"'`])?[ \t]+(?:(?P<verb>(?i:is|was))[ \t]+)?[`\"']?(?P<bare>[^\s\"'`,;&<>()\[\]{}\\]+)")
 
 
 def _secret_part(part: str, before: str) -> str | None:

@@ -67,8 +67,14 @@ class Reindexer:
             # No store opened (no chromadb import) and no new generation (no reader reopens).
             self.ledger.stamp_indexed()
             return ReindexReport(
-                full=False, files_scanned=len(sources), files_indexed=0, chunks_added=0, chunks_removed=0,
-                chunks_skipped=0, malformed_lines=0, seconds=round(time.monotonic() - started, 3),
+                full=False,
+                files_scanned=len(sources),
+                files_indexed=0,
+                chunks_added=0,
+                chunks_removed=0,
+                chunks_skipped=0,
+                malformed_lines=0,
+                seconds=round(time.monotonic() - started, 3),
                 files_gone=self._gone(options, sources),
             )
         nothing_served = self.ledger.active is None
@@ -83,9 +89,16 @@ class Reindexer:
         if len(todo) >= CHILD_WRITER_FROM_FILES and store.path is not None:
             target = await anyio.to_thread.run_sync(ChildWrites, target, store.path, lock_fd)
         run = IndexRun(
-            collection=target, ledger=self.ledger, embedder=r.embedder, template=r.template, spec=r.spec,
-            tool_output_chars=settings.tool_output_chars, concurrency=settings.embed_concurrency,
-            clean=r.redactor.redact_text, skip=skip_rule(settings.exclude, self.ledger), progress=progress,
+            collection=target,
+            ledger=self.ledger,
+            embedder=r.embedder,
+            template=r.template,
+            spec=r.spec,
+            tool_output_chars=settings.tool_output_chars,
+            concurrency=settings.embed_concurrency,
+            clean=r.redactor.redact_text,
+            skip=skip_rule(settings.exclude, self.ledger),
+            progress=progress,
         )
         pruned = switched = pruned_chunks = 0
         carry_over = migrating and not _narrowed(options)
@@ -107,10 +120,19 @@ class Reindexer:
         finally:
             self.catalog.publish(written_here=not isinstance(target, ChildWrites))
         return ReindexReport(
-            full=options.full, files_scanned=len(sources), files_indexed=tally.files_indexed, chunks_added=tally.added,
-            chunks_removed=tally.removed + pruned_chunks, chunks_skipped=tally.skipped_count, skipped=tally.skipped, files_pruned=pruned,
-            malformed_lines=tally.malformed, migrated=bool(switched), first_index=bool(switched) and nothing_served,
-            files_gone=self._gone(options, sources), seconds=round(time.monotonic() - started, 3),
+            full=options.full,
+            files_scanned=len(sources),
+            files_indexed=tally.files_indexed,
+            chunks_added=tally.added,
+            chunks_removed=tally.removed + pruned_chunks,
+            chunks_skipped=tally.skipped_count,
+            skipped=tally.skipped,
+            files_pruned=pruned,
+            malformed_lines=tally.malformed,
+            migrated=bool(switched),
+            first_index=bool(switched) and nothing_served,
+            files_gone=self._gone(options, sources),
+            seconds=round(time.monotonic() - started, 3),
         )
 
     def _gone(self, options: ReindexOptions, sources: list[SourceFile]) -> int:
@@ -185,10 +207,21 @@ class Reindexer:
         for source in todo:
             planned = await plan_file(source, settings.tool_output_chars, r.redactor.redact_text, skip, r.spec)
             texts = [c.text for c in planned.chunks]
-            chunks, tokens, malformed = chunks + len(texts), tokens + sum(map(count_tokens, texts)), malformed + planned.transcript.stats.malformed
+            chunks, tokens, malformed = (
+                chunks + len(texts),
+                tokens + sum(map(count_tokens, texts)),
+                malformed + planned.transcript.stats.malformed,
+            )
         return ReindexReport(
-            full=options.full, dry_run=True, files_scanned=len(sources), files_indexed=len(todo), chunks_added=chunks,
-            chunks_removed=0, chunks_skipped=0, malformed_lines=malformed, estimated_tokens=tokens,
+            full=options.full,
+            dry_run=True,
+            files_scanned=len(sources),
+            files_indexed=len(todo),
+            chunks_added=chunks,
+            chunks_removed=0,
+            chunks_skipped=0,
+            malformed_lines=malformed,
+            estimated_tokens=tokens,
             seconds=round(time.monotonic() - started, 3),
         )
 

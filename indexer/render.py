@@ -8,7 +8,7 @@ from indexer.models import ListSessionsResponse, ModelInfo, ReindexReport, Searc
 
 
 def _title(title: str | None) -> str:
-    return f" \"{title}\"" if title else ""
+    return f' "{title}"' if title else ""
 
 
 def _hit(rank: int, hit: SearchHit) -> str:

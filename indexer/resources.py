@@ -34,13 +34,21 @@ class Resources:
             if backend == "openai":
                 key_text = s.openai_api_key.get_secret_value() if s.openai_api_key else None
                 self._embedders[key] = OpenAIEmbedder(
-                    s.openai_base_url or "", model, api_key=key_text, dimensions=dimensions,
-                    timeout_s=s.embed_timeout_s, batch_size=s.embed_batch_size,
+                    s.openai_base_url or "",
+                    model,
+                    api_key=key_text,
+                    dimensions=dimensions,
+                    timeout_s=s.embed_timeout_s,
+                    batch_size=s.embed_batch_size,
                 )
             else:
                 self._embedders[key] = OllamaEmbedder(
-                    s.ollama_host, model, dimensions=dimensions, timeout_s=s.embed_timeout_s,
-                    num_ctx=s.num_ctx, batch_size=s.embed_batch_size,
+                    s.ollama_host,
+                    model,
+                    dimensions=dimensions,
+                    timeout_s=s.embed_timeout_s,
+                    num_ctx=s.num_ctx,
+                    batch_size=s.embed_batch_size,
                 )
         return self._embedders[key]
 
@@ -74,7 +82,9 @@ class Resources:
 
     def identity_for(self, facts: ModelFacts) -> IndexIdentity:
         s = self.settings
-        return IndexIdentity(s.embed_backend, s.model, facts.dimensions, self.spec.identity, self.template.document_hash, facts.fingerprint)
+        return IndexIdentity(
+            s.embed_backend, s.model, facts.dimensions, self.spec.identity, self.template.document_hash, facts.fingerprint
+        )
 
     async def identity(self) -> IndexIdentity:
         """The identity an index built with these settings has; asks the embedder for the dimensions."""

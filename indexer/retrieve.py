@@ -59,11 +59,15 @@ class Retriever:
         ranked = self.ledger.keyword_search(self.name, every, docs_filter, wanted, span) if every else []
         if len(ranked) < KEYWORD_ALL_WORDS_ENOUGH and anyone:
             seen = {rowid for rowid, _ in ranked}
-            ranked += [pair for pair in self.ledger.keyword_search(self.name, anyone, docs_filter, wanted, span) if pair[0] not in seen]
+            ranked += [
+                pair for pair in self.ledger.keyword_search(self.name, anyone, docs_filter, wanted, span) if pair[0] not in seen
+            ]
         ranked = ranked[:wanted]
         return keyword_hits(ranked, self.ledger.docs_at([rowid for rowid, _ in ranked]))
 
-    async def complete(self, vector: list[float], nearest: list[tuple[str, float]], keyword: list[StoredHit], wanted: int) -> list[StoredHit]:
+    async def complete(
+        self, vector: list[float], nearest: list[tuple[str, float]], keyword: list[StoredHit], wanted: int
+    ) -> list[StoredHit]:
         """The nearest chunks as hits. Keyword candidates the approximate search missed are scored
         exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
         seen = {id_ for id_, _ in nearest}
@@ -94,7 +98,9 @@ class Retriever:
             log.info("search by ids failed, post-filtering a wider search instead: %s", exc)
             return await self._post_filtered(vector, ids, wanted, OVERSAMPLE_MAX) or []
 
-    async def _post_filtered(self, vector: list[float], ids: set[str], wanted: int, at_most: int | None = None) -> list[tuple[str, float]] | None:
+    async def _post_filtered(
+        self, vector: list[float], ids: set[str], wanted: int, at_most: int | None = None
+    ) -> list[tuple[str, float]] | None:
         """The nearest of ids, from an unfiltered search wide enough to hold `wanted` of them; None when it did not."""
         n = min(self.total, at_most or math.ceil(wanted * OVERSAMPLE * self.total / max(1, len(ids))))
         found = await anyio.to_thread.run_sync(self.collection.query, vector, n)

@@ -91,7 +91,11 @@ def vector_weight_for(query: str, cosines: Sequence[float], matches: Sequence[fl
 
 
 def fuse(
-    vector: Sequence[StoredHit], keyword: Sequence[StoredHit], query: str = "", *, vector_weight: float | None = None,
+    vector: Sequence[StoredHit],
+    keyword: Sequence[StoredHit],
+    query: str = "",
+    *,
+    vector_weight: float | None = None,
 ) -> list[Candidate]:
     """A convex combination of the two rankings' min-max normalised scores (Bruch et al., TOIS
     2023), weighted by the query and by how sure each list is of its top (`vector_weight_for`).
@@ -124,7 +128,11 @@ def with_session_evidence(candidates: list[Candidate], share: float = SESSION_EV
     raised: dict[int, float] = {}
     for candidate in candidates:
         start, end = _lines(candidate.stored)
-        others = [o.score for o in by_session[candidate.stored.metadata.get("session_id")] if o is not candidate and not _overlap(o, start, end)]
+        others = [
+            o.score
+            for o in by_session[candidate.stored.metadata.get("session_id")]
+            if o is not candidate and not _overlap(o, start, end)
+        ]
         raised[id(candidate)] = (candidate.score + share * sum(sorted(others, reverse=True)[:2])) / (1 + 2 * share)
     for candidate in candidates:
         candidate.score = raised[id(candidate)]
@@ -195,7 +203,9 @@ def term_weights(terms: Sequence[str], texts: Sequence[str]) -> dict[str, float]
     return weights
 
 
-def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS, query: str = "", weights: dict[str, float] | None = None) -> str:
+def snippet(
+    text: str, terms: Sequence[str], width: int = SNIPPET_CHARS, query: str = "", weights: dict[str, float] | None = None
+) -> str:
     """About `width` characters of text showing why it matched: the exact query string when the text
     holds it, else the window holding the most telling (rarest) query words."""
     if len(text) <= width:

@@ -78,7 +78,14 @@ class Searcher:
                 while True:
                     line = await reader.receive_until(b"\n", MAX_LINE)
                     await stream.send(await self.answer(line))
-        except (OSError, anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.DelimiterNotFound):
+        except (
+            OSError,
+            anyio.EndOfStream,
+            anyio.IncompleteRead,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            anyio.DelimiterNotFound,
+        ):
             pass  # the server left (or was killed)
         finally:
             self.clients -= 1
@@ -89,7 +96,7 @@ class Searcher:
         log.info("searcher pid %d listening on %s", os.getpid(), self.paths.socket)
         async with anyio.create_task_group() as group:
             group.start_soon(listener.serve, self.serve_client)
-            while self.clients or time.monotonic() - self.idle_since < self.idle_s:
+            while self.clients or time.monotonic() - self.idle_since < self.idle_s:  # noqa: ASYNC110 - a deadline that moves, not an event
                 await anyio.sleep(min(1.0, self.idle_s / 4 or 0.05))
             # Unlink first: a server connecting from now on starts a new searcher instead of reaching this one.
             self.paths.socket.unlink(missing_ok=True)
@@ -118,7 +125,9 @@ def _hold_life_lock(path: Path) -> int | None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s searcher[{os.getpid()}] %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s searcher[{os.getpid()}] %(levelname)s %(message)s"
+    )
     settings = settings_from_json(sys.stdin.read())
     paths = SearcherPaths.of(settings)
     fd = _hold_life_lock(paths.life_lock)

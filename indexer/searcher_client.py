@@ -108,7 +108,9 @@ def _private_tmp() -> Path:
     folder.mkdir(mode=0o700, exist_ok=True)
     found = folder.lstat()
     if found.st_uid != os.getuid() or found.st_mode & 0o077 or not folder.is_dir() or folder.is_symlink():
-        raise errors.DataDirError(f"{folder} is not a private folder of this user (0700); remove it so the shared searcher can listen there.")
+        raise errors.DataDirError(
+            f"{folder} is not a private folder of this user (0700); remove it so the shared searcher can listen there."
+        )
     return folder
 
 
@@ -150,14 +152,18 @@ class SearcherClient:
         Raises:
             SessionSearchError: what the searcher raised, or why it could not be reached.
         """
-        line = json.dumps({"op": op, "request": request.model_dump(mode="json") if request is not None else None}).encode() + b"\n"
+        line = (
+            json.dumps({"op": op, "request": request.model_dump(mode="json") if request is not None else None}).encode() + b"\n"
+        )
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 reply = await self._exchange(line)
                 break
             except SearcherGone as exc:
                 await self._drop_idle()  # connections to a dead searcher are all dead
-                log.info("the shared searcher went away (%s); %s", exc, "starting it again" if attempt < ATTEMPTS else "giving up")
+                log.info(
+                    "the shared searcher went away (%s); %s", exc, "starting it again" if attempt < ATTEMPTS else "giving up"
+                )
                 if attempt == ATTEMPTS:
                     raise errors.StoreError(
                         f"The shared searcher stopped answering {ATTEMPTS} times ({exc}); see {self.paths.log}. "
@@ -210,7 +216,10 @@ class SearcherClient:
         with open(self.paths.log, "ab") as log_file:
             os.chmod(self.paths.log, 0o600)
             child = subprocess.Popen(
-                [sys.executable, "-m", "indexer.searcher"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log_file,
+                [sys.executable, "-m", "indexer.searcher"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
                 start_new_session=True,  # Ctrl-C in a terminal, or a client killing the server's group, leaves it to its other servers
             )
         assert child.stdin is not None
@@ -220,7 +229,9 @@ class SearcherClient:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _connectable(self.paths.socket):
             if child.poll() is not None:
-                raise errors.StoreError(f"The shared searcher exited at start ({_log_tail(self.paths.log)}); see {self.paths.log}.")
+                raise errors.StoreError(
+                    f"The shared searcher exited at start ({_log_tail(self.paths.log)}); see {self.paths.log}."
+                )
             if time.monotonic() > deadline:
                 raise errors.StoreError(f"The shared searcher did not listen within {START_TIMEOUT_S:g} s; see {self.paths.log}.")
             time.sleep(0.02)

@@ -68,7 +68,14 @@ def from_excerpts(docs: Sequence[StoredDoc], agent_id: str | None) -> list[Sessi
     """A deleted transcript, rebuilt from the indexed chunks, in file order."""
     kept = sorted((d for d in docs if d.meta.agent_id == (agent_id or "")), key=lambda d: (d.meta.line_start, d.meta.window))
     return [
-        SessionMessage(index=i, uuid=d.meta.first_uuid, role="excerpt", timestamp=d.meta.timestamp, text=_capped(d.text), line=d.meta.line_start)
+        SessionMessage(
+            index=i,
+            uuid=d.meta.first_uuid,
+            role="excerpt",
+            timestamp=d.meta.timestamp,
+            text=_capped(d.text),
+            line=d.meta.line_start,
+        )
         for i, d in enumerate(kept)
     ]
 
@@ -81,7 +88,9 @@ def start_index(messages: Sequence[SessionMessage], request: ReadSessionRequest,
         return 0
     found = next((m.index for m in messages if m.uuid == around_uuid), None)
     if found is None:
-        raise InvalidArgument(f"Session {request.session_id} has no message {request.around!r} (a message uuid or a search hit's chunk_id).")
+        raise InvalidArgument(
+            f"Session {request.session_id} has no message {request.around!r} (a message uuid or a search hit's chunk_id)."
+        )
     return max(found - CONTEXT_BEFORE, 0)
 
 
@@ -98,20 +107,35 @@ def page(messages: Sequence[SessionMessage], start: int, limit: int, budget_toke
 
 
 def session_page(
-    request: ReadSessionRequest, messages: list[SessionMessage], start: int, shown: list[SessionMessage], meta: ChunkMeta,
-    note: str | None, title: str | None = None,
+    request: ReadSessionRequest,
+    messages: list[SessionMessage],
+    start: int,
+    shown: list[SessionMessage],
+    meta: ChunkMeta,
+    note: str | None,
+    title: str | None = None,
 ) -> SessionPage:
     end = start + len(shown)
     return SessionPage(
-        session_id=request.session_id, project=meta.project, git_branch=meta.git_branch,
-        agent_id=request.agent_id or "", source_path=meta.source_path, total_messages=len(messages),
-        messages=shown, previous_offset=max(start - request.limit, 0) if start > 0 else None,
-        next_offset=end if end < len(messages) else None, resume_command=resume_command(meta.agent, request.session_id), note=note,
-        agent=cast(AgentName, meta.agent), title=title,  # the ledger holds only known agents' names
+        session_id=request.session_id,
+        project=meta.project,
+        git_branch=meta.git_branch,
+        agent_id=request.agent_id or "",
+        source_path=meta.source_path,
+        total_messages=len(messages),
+        messages=shown,
+        previous_offset=max(start - request.limit, 0) if start > 0 else None,
+        next_offset=end if end < len(messages) else None,
+        resume_command=resume_command(meta.agent, request.session_id),
+        note=note,
+        agent=cast(AgentName, meta.agent),
+        title=title,  # the ledger holds only known agents' names
     )
 
 
-async def read_session(ledger: Ledger, collection: str, settings: Settings, clean: Cleaner, request: ReadSessionRequest) -> SessionPage:
+async def read_session(
+    ledger: Ledger, collection: str, settings: Settings, clean: Cleaner, request: ReadSessionRequest
+) -> SessionPage:
     """Messages of one session around a message or hit, in order; from the index if the transcript is gone."""
     rel_paths = ledger.session_sources(collection, request.session_id)
     if not rel_paths:

@@ -41,7 +41,9 @@ def stat_source(
         stat = path.stat()
     except OSError:
         return None
-    return SourceFile(path, ledger_key(agent, relative), session_hint, agent_id, agent_type, stat.st_size, stat.st_mtime_ns, agent)
+    return SourceFile(
+        path, ledger_key(agent, relative), session_hint, agent_id, agent_type, stat.st_size, stat.st_mtime_ns, agent
+    )
 
 
 def discover(projects_dir: Path) -> Iterator[SourceFile]:

@@ -149,13 +149,18 @@ class VectorCollection:
         cosines = stored @ query / np.where(norms == 0, 1.0, norms)
         return [(id_, 1.0 - float(c)) for id_, c in zip(got["ids"], cosines, strict=True)]
 
-    def query(self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None, ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
+    def query(
+        self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None, ids: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
         """(id, distance) of the n nearest vectors, within where and ids; texts come from the ledger,
         since asking Chroma for documents and metadata costs far more than the search itself."""
         query: list[Sequence[float]] = [list(vector)]
         with self._errors("search"):
             found = self._collection.query(
-                query_embeddings=query, n_results=n, where=where or None, ids=list(ids) if ids is not None else None,
+                query_embeddings=query,
+                n_results=n,
+                where=where or None,
+                ids=list(ids) if ids is not None else None,
                 include=["distances"],
             )
         distances = (found.get("distances") or [[]])[0] or []
@@ -225,9 +230,13 @@ def _http_client(server: ChromaServer, settings: Any) -> ClientAPI:
     where = server.describe()
     try:
         return chromadb.HttpClient(
-            host=parts.hostname or "127.0.0.1", port=parts.port or (443 if parts.scheme == "https" else 8000),
-            ssl=parts.scheme == "https", headers=dict(server.headers), settings=settings,
-            tenant=server.tenant or DEFAULT_TENANT, database=server.database or DEFAULT_DATABASE,
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https",
+            headers=dict(server.headers),
+            settings=settings,
+            tenant=server.tenant or DEFAULT_TENANT,
+            database=server.database or DEFAULT_DATABASE,
         )
     except Exception as exc:  # chromadb raises bare ValueError/Exception on a failed handshake
         raise StoreError(_refusal(where, server, exc)) from None
@@ -241,8 +250,7 @@ def _refusal(where: str, server: ChromaServer, exc: Exception) -> str:
     lowered = text.lower()
     if any(word in lowered for word in ("401", "403", "unauthorized", "forbidden", "authenticat", "permission")):
         sent = ", ".join(sorted(server.headers)) or "no headers"
-        return (f"{where} refused the credentials ({sent} sent): {text}. "
-                "Check the key in SESSION_SEARCH_CHROMA_HEADERS.")
+        return f"{where} refused the credentials ({sent} sent): {text}. Check the key in SESSION_SEARCH_CHROMA_HEADERS."
     if (server.tenant or server.database) and ("tenant" in lowered or "database" in lowered):
         return f"{where}: {text}. Check SESSION_SEARCH_CHROMA_TENANT and SESSION_SEARCH_CHROMA_DATABASE."
     return f"Cannot reach {where}: {text}. Start it with `chroma run --path DIR`, or unset SESSION_SEARCH_CHROMA_URL."

@@ -32,10 +32,19 @@ def list_sessions(ledger: Ledger, collection: str, request: ListSessionsRequest,
     used = 0
     for session_id, agent, project, branch, first, last, exchanges, subagents in page:
         summary = SessionSummary(
-            session_id=str(session_id), agent=str(agent), project=str(project or ""), git_branch=str(branch or ""),
-            title=titles.get(str(session_id)), started=_iso(first), ended=_iso(last), exchanges=int(exchanges or 0),
-            first_prompt=_snippet(ledger.first_prompt(collection, str(session_id))), subagents=int(subagents or 0),
-            resume_command=AGENTS[str(agent)].resume_command(str(session_id)) if agent in AGENTS else f"claude --resume {session_id}",
+            session_id=str(session_id),
+            agent=str(agent),
+            project=str(project or ""),
+            git_branch=str(branch or ""),
+            title=titles.get(str(session_id)),
+            started=_iso(first),
+            ended=_iso(last),
+            exchanges=int(exchanges or 0),
+            first_prompt=_snippet(ledger.first_prompt(collection, str(session_id))),
+            subagents=int(subagents or 0),
+            resume_command=AGENTS[str(agent)].resume_command(str(session_id))
+            if agent in AGENTS
+            else f"claude --resume {session_id}",
         )
         used += count_tokens(summary.model_dump_json())
         if sessions and used > budget_tokens:
@@ -44,5 +53,7 @@ def list_sessions(ledger: Ledger, collection: str, request: ListSessionsRequest,
     more = len(sessions) < len(page) or len(rows) > request.limit
     note = None if sessions else "No indexed session matches these filters."
     if len(sessions) < len(page):
-        note = f"Only {len(sessions)} sessions fit the size budget; ask again with offset={request.offset + len(sessions)} for more."
+        note = (
+            f"Only {len(sessions)} sessions fit the size budget; ask again with offset={request.offset + len(sessions)} for more."
+        )
     return ListSessionsResponse(sessions=sessions, next_offset=request.offset + len(sessions) if more else None, note=note)

@@ -39,7 +39,9 @@ class ChildWrites(VectorCollection):
         super().__init__(collection._collection, collection._errors)
         context = multiprocessing.get_context("spawn")  # forking a process with threads can deadlock
         self._conn, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child_end, str(chroma_dir), self.name), daemon=True, name="chroma-writer")
+        self._process = context.Process(
+            target=_serve, args=(child_end, str(chroma_dir), self.name), daemon=True, name="chroma-writer"
+        )
         self._process.start()
         child_end.close()
         self._lock = threading.Lock()

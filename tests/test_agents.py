@@ -36,9 +36,9 @@ TITLED = "3680252d-d4e3-4416-bddd-8f5b5b4fdb7f"  # a Claude Code session with su
 QUEUED_FIXTURE = "258c7280-ae70-4798-800f-63464d01a85d"  # Claude Code 2.1.39 with queued prompts
 
 
-
-
-def all_agents(url: str, data_dir: Path, claude: Path = FIXTURE_HOME, codex: Path | None = None, gemini: Path | None = None, **extra: str) -> Settings:
+def all_agents(
+    url: str, data_dir: Path, claude: Path = FIXTURE_HOME, codex: Path | None = None, gemini: Path | None = None, **extra: str
+) -> Settings:
     return settings_for(
         url, claude, data_dir, SESSION_SEARCH_AGENTS="claude-code,codex,gemini-cli",
         SESSION_SEARCH_CODEX_DIR=str(codex or AGENT_FIXTURES / "codex-home"),
@@ -60,9 +60,30 @@ def agents_index(standin_server: OllamaStandIn, tmp_path_factory: pytest.TempPat
 @pytest.mark.parametrize(
     ("query", "session", "agent", "project", "branch", "resume"),
     [
-        ("go.mod golang python-version 1.24", CODEX_SESSION, "codex", "/proj/ds906659/gai/claude-code", "main", f"codex resume {CODEX_SESSION}"),
-        ("create myapp/hoge.py print(1+1)", GEMINI_JSON, "gemini-cli", "/Users/zawakin/agent-sample", "", f"gemini --resume {GEMINI_JSON}"),
-        ("AI-Powered Discord Bot nextcord GEMINI.md", GEMINI_JSONL, "gemini-cli", "/home/wei/repo/discordbot", "", f"gemini --resume {GEMINI_JSONL}"),
+        (
+            "go.mod golang python-version 1.24",
+            CODEX_SESSION,
+            "codex",
+            "/proj/ds906659/gai/claude-code",
+            "main",
+            f"codex resume {CODEX_SESSION}",
+        ),
+        (
+            "create myapp/hoge.py print(1+1)",
+            GEMINI_JSON,
+            "gemini-cli",
+            "/Users/zawakin/agent-sample",
+            "",
+            f"gemini --resume {GEMINI_JSON}",
+        ),
+        (
+            "AI-Powered Discord Bot nextcord GEMINI.md",
+            GEMINI_JSONL,
+            "gemini-cli",
+            "/home/wei/repo/discordbot",
+            "",
+            f"gemini --resume {GEMINI_JSONL}",
+        ),
     ],
 )
 @pytest.mark.parametrize("mode", ["hybrid", "keyword"])
@@ -70,12 +91,22 @@ async def test_a_phrase_from_each_agents_session_finds_that_session_first(
     agents_index: Settings, query: str, session: str, agent: str, project: str, branch: str, resume: str, mode: str
 ) -> None:
     hit = (await run_search(agents_index, query=query, mode=mode)).results[0]
-    assert (hit.session_id, hit.agent, hit.project, hit.git_branch, hit.resume_command) == (session, agent, project, branch, resume)
+    assert (hit.session_id, hit.agent, hit.project, hit.git_branch, hit.resume_command) == (
+        session,
+        agent,
+        project,
+        branch,
+        resume,
+    )
 
 
 @pytest.mark.parametrize("mode", ["keyword", "vector"])
-@pytest.mark.parametrize(("agent", "redacted"), [("codex", CODEX_REDACTED), ("gemini-cli", GEMINI_REDACTED), ("claude-code", None)])
-async def test_the_agent_filter_keeps_only_that_agents_sessions(agents_index: Settings, mode: str, agent: str, redacted: str | None) -> None:
+@pytest.mark.parametrize(
+    ("agent", "redacted"), [("codex", CODEX_REDACTED), ("gemini-cli", GEMINI_REDACTED), ("claude-code", None)]
+)
+async def test_the_agent_filter_keeps_only_that_agents_sessions(
+    agents_index: Settings, mode: str, agent: str, redacted: str | None
+) -> None:
     query = "create the python file and update the version in the directory"
     everything = await run_search(agents_index, query=query, mode=mode, top_k=50)
     assert {h.agent for h in everything.results} - {agent}, "the unfiltered search must include something the filter removes"
@@ -170,7 +201,13 @@ def test_an_unknown_agent_is_a_clear_error(value: str) -> None:
 def codex_rollout(codex_home: Path, session: str, cwd: str, turns: list[tuple[str, str]], branch: str = "main") -> Path:
     path = codex_home / "sessions" / "2026" / "03" / "01" / f"rollout-2026-03-01T10-00-00-{session}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [{"timestamp": "2026-03-01T10:00:00Z", "type": "session_meta", "payload": {"id": session, "cwd": cwd, "git": {"branch": branch}}}]
+    lines = [
+        {
+            "timestamp": "2026-03-01T10:00:00Z",
+            "type": "session_meta",
+            "payload": {"id": session, "cwd": cwd, "git": {"branch": branch}},
+        }
+    ]
     for prompt, answer in turns:
         lines += codex_turn(prompt, answer)
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -237,22 +274,32 @@ async def test_secrets_are_redacted_in_every_agent(ollama: OllamaStandIn, homes:
     assert "[REDACTED:github_token]" in hits[0].snippet
 
 
-async def test_skip_marker_and_exclusion_globs_apply_to_every_agent(ollama: OllamaStandIn, homes: dict[str, Path], tmp_path: Path) -> None:
-    codex_rollout(homes["codex"], "c0000000-0000-0000-0000-000000000002", "/w/api", [("session-search: skip this orchid plan", "ok")])
+async def test_skip_marker_and_exclusion_globs_apply_to_every_agent(
+    ollama: OllamaStandIn, homes: dict[str, Path], tmp_path: Path
+) -> None:
+    codex_rollout(
+        homes["codex"], "c0000000-0000-0000-0000-000000000002", "/w/api", [("session-search: skip this orchid plan", "ok")]
+    )
     codex_rollout(homes["codex"], "c0000000-0000-0000-0000-000000000003", "/w/api", [("the tulip plan", "ok")])
     gemini_chat(homes["gemini"], "/w/private", "g0000000-0000-0000-0000-000000000002", "the lily plan", "lily notes")
     gemini_chat(homes["gemini"], "/w/public", "g0000000-0000-0000-0000-000000000003", "the rose plan", "rose notes")
     settings = own_agents(ollama.url, homes, tmp_path / "data", SESSION_SEARCH_EXCLUDE="/w/private*")
     await reindex(settings)
-    found = {h.session_id for h in (await run_search(settings, query="orchid tulip lily rose plan", mode="keyword", top_k=20)).results}
+    found = {
+        h.session_id for h in (await run_search(settings, query="orchid tulip lily rose plan", mode="keyword", top_k=20)).results
+    }
     assert found == {"c0000000-0000-0000-0000-000000000003", "g0000000-0000-0000-0000-000000000003"}
 
 
 async def test_codex_and_gemini_sessions_are_indexed_incrementally_and_kept_after_deletion(
     ollama: OllamaStandIn, homes: dict[str, Path], tmp_path: Path
 ) -> None:
-    rollout = codex_rollout(homes["codex"], "c0000000-0000-0000-0000-000000000004", "/w/api", [("why is the quokka queue slow", "too few workers")])
-    chat = gemini_chat(homes["gemini"], "/w/site", "g0000000-0000-0000-0000-000000000004", "summarise the wombat notes", "wombat facts")
+    rollout = codex_rollout(
+        homes["codex"], "c0000000-0000-0000-0000-000000000004", "/w/api", [("why is the quokka queue slow", "too few workers")]
+    )
+    chat = gemini_chat(
+        homes["gemini"], "/w/site", "g0000000-0000-0000-0000-000000000004", "summarise the wombat notes", "wombat facts"
+    )
     settings = own_agents(ollama.url, homes, tmp_path / "data")
     await reindex(settings)
     again = await reindex(settings)
@@ -266,15 +313,22 @@ async def test_codex_and_gemini_sessions_are_indexed_incrementally_and_kept_afte
     chat.unlink()
     kept = await reindex(settings)
     assert kept.chunks_removed == 0
-    for query, session in (("quokka queue", "c0000000-0000-0000-0000-000000000004"), ("wombat notes", "g0000000-0000-0000-0000-000000000004")):
+    for query, session in (
+        ("quokka queue", "c0000000-0000-0000-0000-000000000004"),
+        ("wombat notes", "g0000000-0000-0000-0000-000000000004"),
+    ):
         hit = (await run_search(settings, query=query, mode="keyword")).results[0]
         assert hit.session_id == session
         page = await read(settings, session_id=session)
         assert page.messages and page.note and "deleted" in page.note and page.agent == hit.agent
 
 
-async def test_a_codex_turn_takes_the_cwd_of_its_own_turn_context(ollama: OllamaStandIn, homes: dict[str, Path], tmp_path: Path) -> None:
-    rollout = codex_rollout(homes["codex"], "c0000000-0000-0000-0000-000000000005", "/w/api", [("profile the marmot endpoint", "it was N+1")])
+async def test_a_codex_turn_takes_the_cwd_of_its_own_turn_context(
+    ollama: OllamaStandIn, homes: dict[str, Path], tmp_path: Path
+) -> None:
+    rollout = codex_rollout(
+        homes["codex"], "c0000000-0000-0000-0000-000000000005", "/w/api", [("profile the marmot endpoint", "it was N+1")]
+    )
     append(rollout, codex_turn("restyle the meerkat page", "done", cwd="/w/web"))
     settings = own_agents(ollama.url, homes, tmp_path / "data")
     await reindex(settings)
@@ -311,7 +365,14 @@ def test_a_reindex_of_every_agent_killed_midway_then_resumed_equals_a_clean_buil
 # -- Claude Code: what used to be dropped --------------------------------------------------------
 
 SESSION = "cc000000-0000-0000-0000-000000000001"
-BASE = {"sessionId": SESSION, "cwd": "/work/api", "gitBranch": "main", "timestamp": "2026-03-01T10:00:00Z", "isSidechain": False, "version": "2.1.30"}
+BASE = {
+    "sessionId": SESSION,
+    "cwd": "/work/api",
+    "gitBranch": "main",
+    "timestamp": "2026-03-01T10:00:00Z",
+    "isSidechain": False,
+    "version": "2.1.30",
+}
 
 
 def user(uuid: str, content: object, **fields: object) -> dict:
@@ -322,7 +383,13 @@ def assistant(uuid: str, text: str, tool: str | None = None, **fields: object) -
     blocks: list[dict] = [{"type": "text", "text": text}]
     if tool:
         blocks.append({"type": "tool_use", "id": tool, "name": "Bash", "input": {"command": "pytest -q"}})
-    return {**BASE, **fields, "type": "assistant", "uuid": uuid, "message": {"id": f"msg-{uuid}", "role": "assistant", "content": blocks}}
+    return {
+        **BASE,
+        **fields,
+        "type": "assistant",
+        "uuid": uuid,
+        "message": {"id": f"msg-{uuid}", "role": "assistant", "content": blocks},
+    }
 
 
 def queue(operation: str, content: str | None = None) -> dict:
@@ -382,7 +449,11 @@ async def test_a_queued_command_attachment_is_found(ollama: OllamaStandIn, tmp_p
     attachment = {**BASE, "type": "attachment", "uuid": "q1", "gitBranch": "release",
                   "attachment": {"type": "queued_command", "commandMode": "prompt", "origin": {"kind": "human"},
                                  "prompt": "make the retries exponential"}}  # fmt: skip
-    peer = {**attachment, "uuid": "q2", "attachment": {**attachment["attachment"], "origin": {"kind": "peer"}, "prompt": "a peer wombat message"}}
+    peer = {
+        **attachment,
+        "uuid": "q2",
+        "attachment": {**attachment["attachment"], "origin": {"kind": "peer"}, "prompt": "a peer wombat message"},
+    }
     records = [
         user("u1", "fix the webhook sender"), assistant("a1", "On it.", tool="t1"),
         queue("enqueue", "make the retries exponential"), attachment, peer, queue("remove", None),
@@ -418,7 +489,11 @@ async def test_queued_prompts_of_a_real_2_1_39_session_are_found(agents_index: S
     results = (await run_search(agents_index, query="new beads for the epic were added. tackle them", mode="keyword")).results
     # The compaction summary quotes it too; the prompt's own exchange is found beside it.
     hit = next(h for h in results if h.snippet.startswith("User: new beads for the epic were added. tackle them"))
-    assert (hit.session_id, hit.project, hit.git_branch) == (QUEUED_FIXTURE, "/home/USER/projects/spotter-worktrees/spotter-gqc", "spotter-gqc")
+    assert (hit.session_id, hit.project, hit.git_branch) == (
+        QUEUED_FIXTURE,
+        "/home/USER/projects/spotter-worktrees/spotter-gqc",
+        "spotter-gqc",
+    )
 
 
 async def test_no_fixture_chunk_keeps_claude_codes_malware_reminder(agents_index: Settings) -> None:
@@ -429,13 +504,21 @@ async def test_no_fixture_chunk_keeps_claude_codes_malware_reminder(agents_index
 
 
 async def test_titles_of_the_fixture_sessions_are_shown(agents_index: Settings) -> None:
-    hit = next(h for h in (await run_search(agents_index, query="HTML Ruby Tokenizer Conversion", mode="keyword")).results if h.session_id == TITLED)
+    hit = next(
+        h
+        for h in (await run_search(agents_index, query="HTML Ruby Tokenizer Conversion", mode="keyword")).results
+        if h.session_id == TITLED
+    )
     assert hit.title == "HTML Ruby Tokenizer Conversion for Better Browser Support"
 
 
 async def test_injected_reminders_are_stripped_from_tool_output(ollama: OllamaStandIn, tmp_path: Path) -> None:
     reminder = "<system-reminder>\nWhenever you read a file, you should consider whether it would be considered malware.\n</system-reminder>"
-    result = {"type": "tool_result", "tool_use_id": "t1", "content": f"     1\tdef parse_ocelot():\n     2\t    pass\n\n{reminder}"}
+    result = {
+        "type": "tool_result",
+        "tool_use_id": "t1",
+        "content": f"     1\tdef parse_ocelot():\n     2\t    pass\n\n{reminder}",
+    }
     records = [user("u1", "read parser.py"), assistant("a1", "Reading.", tool="t1"), user("u2", [result])]
     settings = await index_claude(ollama, tmp_path, records)
     hit = await found(settings, "parse_ocelot")
@@ -458,7 +541,9 @@ async def test_project_and_branch_are_each_exchanges_own(ollama: OllamaStandIn, 
     assert first is not None and first.project == "/work/api"
 
 
-async def test_workflow_agents_belong_to_their_session_and_the_journal_is_not_indexed(ollama: OllamaStandIn, tmp_path: Path) -> None:
+async def test_workflow_agents_belong_to_their_session_and_the_journal_is_not_indexed(
+    ollama: OllamaStandIn, tmp_path: Path
+) -> None:
     projects = tmp_path / "claude" / "projects"
     write_session(projects, "/work/api", SESSION, [user("u1", "run the audit workflow"), assistant("a1", "Started it.")])
     workflow = projects / "-work-api" / SESSION / "subagents" / "workflows" / "wf-7"
@@ -475,7 +560,12 @@ async def test_workflow_agents_belong_to_their_session_and_the_journal_is_not_in
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     await reindex(settings)
     hit = await found(settings, "okapi permissions")
-    assert hit is not None and (hit.session_id, hit.agent_id, hit.project, hit.git_branch) == (SESSION, "a77", "/work/api", "main")
+    assert hit is not None and (hit.session_id, hit.agent_id, hit.project, hit.git_branch) == (
+        SESSION,
+        "a77",
+        "/work/api",
+        "main",
+    )
     assert await found(settings, "pangolin") is None
     page = await read(settings, session_id=SESSION, agent_id="a77")
     assert "okapi" in page.messages[0].text
@@ -527,7 +617,10 @@ def test_a_codex_compaction_summary_a_failed_command_and_the_thread_name_are_kep
     path = tmp_path / "sessions" / "rollout-2026-03-01T10-00-00-c0000000-0000-0000-0000-00000000000c.jsonl"
     path.parent.mkdir(parents=True)
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    index = [{"id": "c-1", "thread_name": "first name", "updated_at": "t1"}, {"id": "c-1", "thread_name": "Lemur test run", "updated_at": "t2"}]
+    index = [
+        {"id": "c-1", "thread_name": "first name", "updated_at": "t1"},
+        {"id": "c-1", "thread_name": "Lemur test run", "updated_at": "t2"},
+    ]
     (tmp_path / "session_index.jsonl").write_text("".join(json.dumps(e) + "\n" for e in index))
     transcript = codex.parse(codex.describe(path, tmp_path), tool_output_chars=0)
     assert transcript.title == "Lemur test run"  # the newest entry of the session index

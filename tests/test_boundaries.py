@@ -38,7 +38,9 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-async def test_indexing_serving_and_hooks_never_write_in_the_claude_dir(ollama: OllamaStandIn, home: Path, tmp_path: Path) -> None:
+async def test_indexing_serving_and_hooks_never_write_in_the_claude_dir(
+    ollama: OllamaStandIn, home: Path, tmp_path: Path
+) -> None:
     before = snapshot(home)
     settings = settings_for(ollama.url, home, tmp_path / "data")
     await reindex(settings, full=True)
@@ -48,7 +50,9 @@ async def test_indexing_serving_and_hooks_never_write_in_the_claude_dir(ollama: 
         await client.call_tool("reindex", {})
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": os.environ["PATH"]}
     transcript = next(home.rglob(f"{SESSION}.jsonl"))
-    subprocess.run([COMMAND, "hook", "Stop"], input=f'{{"transcript_path": "{transcript}"}}', text=True, env=env, timeout=60, check=True)
+    subprocess.run(
+        [COMMAND, "hook", "Stop"], input=f'{{"transcript_path": "{transcript}"}}', text=True, env=env, timeout=60, check=True
+    )
     assert snapshot(home) == before
     assert not (home / "session-search").exists()
 

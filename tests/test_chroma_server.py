@@ -38,7 +38,8 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     path = tmp_path_factory.mktemp("chroma-server")
     proc = subprocess.Popen(
         [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -52,8 +53,15 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.mark.slow
 async def test_index_and_search_through_a_chroma_server(chroma_url: str, ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
-    write_session(projects, "/srv/api", "s-hnsw", exchange("s-hnsw", "/srv/api", "what HNSW settings did we pick", "ef_search 100 and max_neighbors 16"))
-    write_session(projects, "/srv/api", "s-css", exchange("s-css", "/srv/api", "center the login button", "Use flexbox on the form"))
+    write_session(
+        projects,
+        "/srv/api",
+        "s-hnsw",
+        exchange("s-hnsw", "/srv/api", "what HNSW settings did we pick", "ef_search 100 and max_neighbors 16"),
+    )
+    write_session(
+        projects, "/srv/api", "s-css", exchange("s-css", "/srv/api", "center the login button", "Use flexbox on the form")
+    )
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_CHROMA_URL=chroma_url)
     async with Client(build_server(settings)) as client:
         report = (await client.call_tool("reindex", {})).structured_content
@@ -109,7 +117,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.headers.get("x-chroma-token") != KEY:
-            status, headers, answer = 401, {"Content-Type": "application/json"}, b'{"error":"Unauthorized","message":"invalid x-chroma-token"}'
+            status, headers, answer = (
+                401,
+                {"Content-Type": "application/json"},
+                b'{"error":"Unauthorized","message":"invalid x-chroma-token"}',
+            )
         else:
             upstream = http.client.HTTPConnection(self.server.upstream.hostname, self.server.upstream.port, timeout=30)
             sent = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "x-chroma-token")}
@@ -146,20 +158,42 @@ def test_a_hosted_chroma_behind_an_auth_proxy_takes_the_key_tenant_and_database(
     """The right key, in a tenant and database of our own: indexed and searched through the proxy."""
     import chromadb
 
-    admin = chromadb.AdminClient(chromadb.config.Settings(
-        chroma_api_impl="chromadb.api.fastapi.FastAPI", chroma_server_host="127.0.0.1", chroma_server_http_port=urlsplit(chroma_url).port, anonymized_telemetry=False,
-    ))
+    admin = chromadb.AdminClient(
+        chromadb.config.Settings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI",
+            chroma_server_host="127.0.0.1",
+            chroma_server_http_port=urlsplit(chroma_url).port,
+            anonymized_telemetry=False,
+        )
+    )
     admin.create_tenant("team")
     admin.create_database("sessions", tenant="team")
     projects = tmp_path / "claude" / "projects"
-    write_session(projects, "/srv/api", "s-hnsw", exchange("s-hnsw", "/srv/api", "what HNSW settings did we pick", "ef_search 100 and max_neighbors 16"))
-    env = env_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_CHROMA_URL=proxy.url,
-                  SESSION_SEARCH_CHROMA_HEADERS=json.dumps({"x-chroma-token": KEY}),
-                  SESSION_SEARCH_CHROMA_TENANT="team", SESSION_SEARCH_CHROMA_DATABASE="sessions")
+    write_session(
+        projects,
+        "/srv/api",
+        "s-hnsw",
+        exchange("s-hnsw", "/srv/api", "what HNSW settings did we pick", "ef_search 100 and max_neighbors 16"),
+    )
+    env = env_for(
+        ollama.url,
+        tmp_path / "claude",
+        tmp_path / "data",
+        SESSION_SEARCH_CHROMA_URL=proxy.url,
+        SESSION_SEARCH_CHROMA_HEADERS=json.dumps({"x-chroma-token": KEY}),
+        SESSION_SEARCH_CHROMA_TENANT="team",
+        SESSION_SEARCH_CHROMA_DATABASE="sessions",
+    )
     before = proxy.forwarded
     run = subprocess.run([SESSION_SEARCH, "reindex", "--quiet"], env=child_env(env), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    found = subprocess.run([SESSION_SEARCH, "search", "HNSW settings ef_search", "--json"], env=child_env(env), capture_output=True, text=True, timeout=120)
+    found = subprocess.run(
+        [SESSION_SEARCH, "search", "HNSW settings ef_search", "--json"],
+        env=child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     info = subprocess.run([SESSION_SEARCH, "info", "--json"], env=child_env(env), capture_output=True, text=True, timeout=120)
     assert json.loads(found.stdout)["results"][0]["session_id"] == "s-hnsw"
     assert "tenant team, database sessions" in json.loads(info.stdout)["store"]
@@ -170,10 +204,17 @@ def test_a_hosted_chroma_behind_an_auth_proxy_takes_the_key_tenant_and_database(
 
 
 @pytest.mark.slow
-def test_a_wrong_key_is_refused_with_one_clear_line_that_never_shows_a_key(proxy: _HeaderCheckingProxy, ollama: OllamaStandIn, tmp_path: Path) -> None:
+def test_a_wrong_key_is_refused_with_one_clear_line_that_never_shows_a_key(
+    proxy: _HeaderCheckingProxy, ollama: OllamaStandIn, tmp_path: Path
+) -> None:
     wrong = "ck-wrong-0000aaaa"
-    env = env_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_CHROMA_URL=proxy.url,
-                  SESSION_SEARCH_CHROMA_HEADERS=json.dumps({"x-chroma-token": wrong}))
+    env = env_for(
+        ollama.url,
+        tmp_path / "claude",
+        tmp_path / "data",
+        SESSION_SEARCH_CHROMA_URL=proxy.url,
+        SESSION_SEARCH_CHROMA_HEADERS=json.dumps({"x-chroma-token": wrong}),
+    )
     (tmp_path / "claude" / "projects").mkdir(parents=True)
     write_session(tmp_path / "claude" / "projects", "/srv/api", "s-1", exchange("s-1", "/srv/api", "a question", "an answer"))
     run = subprocess.run([SESSION_SEARCH, "-v", "reindex"], env=child_env(env), capture_output=True, text=True, timeout=120)

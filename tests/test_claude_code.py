@@ -45,5 +45,7 @@ def test_the_claude_mcp_add_route_connects(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_plugin_route_installs_and_connects(tmp_path: Path) -> None:
     claude(tmp_path, "plugin", "marketplace", "add", str(ROOT))
-    assert "Successfully installed plugin: session-search@session-search" in claude(tmp_path, "plugin", "install", "session-search@session-search")
+    assert "Successfully installed plugin: session-search@session-search" in claude(
+        tmp_path, "plugin", "install", "session-search@session-search"
+    )
     assert "plugin:session-search:session-search: session-search serve - ✔ Connected" in claude(tmp_path, "mcp", "list")

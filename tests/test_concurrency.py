@@ -20,7 +20,12 @@ PHRASE = "quasar telemetry pipeline backpressure"
 
 def seed(projects: Path, count: int) -> None:
     for i in range(count):
-        write_session(projects, f"/home/dev/app{i % 4}", f"s-{i}", exchange(f"s-{i}", f"/home/dev/app{i % 4}", f"question {i} about module{i}", f"answer {i} touching file{i}.py"))
+        write_session(
+            projects,
+            f"/home/dev/app{i % 4}",
+            f"s-{i}",
+            exchange(f"s-{i}", f"/home/dev/app{i % 4}", f"question {i} about module{i}", f"answer {i} touching file{i}.py"),
+        )
 
 
 @pytest.mark.slow
@@ -30,8 +35,17 @@ async def test_three_servers_and_a_reindex_on_one_data_dir(ollama: OllamaStandIn
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     await reindex(settings)
     seed(projects, 60)  # 40 more sessions for the reindex to write while the servers search
-    write_session(projects, "/home/dev/space", "s-new", exchange("s-new", "/home/dev/space", f"why does the {PHRASE} stall", "a bounded queue fixed it"))
-    env = {**env_for(ollama.url, settings.claude_dir, settings.data_dir), "PATH": os.environ["PATH"], "SESSION_SEARCH_EMBED_BATCH_SIZE": "4"}
+    write_session(
+        projects,
+        "/home/dev/space",
+        "s-new",
+        exchange("s-new", "/home/dev/space", f"why does the {PHRASE} stall", "a bounded queue fixed it"),
+    )
+    env = {
+        **env_for(ollama.url, settings.claude_dir, settings.data_dir),
+        "PATH": os.environ["PATH"],
+        "SESSION_SEARCH_EMBED_BATCH_SIZE": "4",
+    }
     errors: list[str] = []
     searches = [0, 0, 0]
     params = server_params(settings)
@@ -85,7 +99,12 @@ async def test_the_server_keeps_its_index_fresh_by_itself(ollama: OllamaStandIn,
 
         with anyio.fail_after(30):
             await await_until(answers, 60, poll_s=0.3)
-        write_session(projects, "/home/dev/space", "s-new", exchange("s-new", "/home/dev/space", f"why does the {PHRASE} stall", "bounded queue"))
+        write_session(
+            projects,
+            "/home/dev/space",
+            "s-new",
+            exchange("s-new", "/home/dev/space", f"why does the {PHRASE} stall", "bounded queue"),
+        )
         with anyio.fail_after(30):
             await await_until(finds_the_new_session, 60, poll_s=0.3)
 

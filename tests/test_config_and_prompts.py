@@ -61,11 +61,17 @@ def test_unknown_and_bad_toml_keys_name_the_file(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_prints_the_config_error_without_a_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "indexer"], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "indexer"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SESSION_SEARCH_EMBED_BATCH_SIZE": "0"},
     )
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "session-search: SESSION_SEARCH_EMBED_BATCH_SIZE: Input should be greater than or equal to 1 (got '0')"
+    assert (
+        proc.stderr.strip()
+        == "session-search: SESSION_SEARCH_EMBED_BATCH_SIZE: Input should be greater than or equal to 1 (got '0')"
+    )
 
 
 @pytest.mark.parametrize(
@@ -105,15 +111,25 @@ def test_a_template_file_overrides_the_builtin(tmp_path: Path) -> None:
 
 def test_every_builtin_template_is_valid() -> None:
     families = {t.family for t in builtin_templates()}
-    assert families >= {"qwen3-embedding", "nomic-embed-text", "mxbai-embed-large", "bge-m3", "all-minilm",
-                        "snowflake-arctic-embed", "embeddinggemma", "default"}
+    assert families >= {
+        "qwen3-embedding",
+        "nomic-embed-text",
+        "mxbai-embed-large",
+        "bge-m3",
+        "all-minilm",
+        "snowflake-arctic-embed",
+        "embeddinggemma",
+        "default",
+    }
 
 
 @pytest.mark.slow
 def test_the_wheel_ships_the_prompt_templates(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (wheel,) = tmp_path.glob("session_search-*.whl")

@@ -23,9 +23,21 @@ NAN_MARKER = "zzqnanzz"
 def small_home(tmp_path: Path) -> Path:
     """A Claude home with three short sessions, one of which makes the model return NaN."""
     projects = tmp_path / "claude" / "projects"
-    write_session(projects, CWD, "s-cart", exchange("s-cart", CWD, "why is the cart total negative", "A discount was applied twice in cart.py"))
-    write_session(projects, CWD, "s-auth", exchange("s-auth", CWD, "login fails with 401 after deploy", "The JWT secret differs between the pods"))
-    write_session(projects, "/home/dev/blog", "s-nan", exchange("s-nan", "/home/dev/blog", f"render the {NAN_MARKER} page", "Done."))
+    write_session(
+        projects,
+        CWD,
+        "s-cart",
+        exchange("s-cart", CWD, "why is the cart total negative", "A discount was applied twice in cart.py"),
+    )
+    write_session(
+        projects,
+        CWD,
+        "s-auth",
+        exchange("s-auth", CWD, "login fails with 401 after deploy", "The JWT secret differs between the pods"),
+    )
+    write_session(
+        projects, "/home/dev/blog", "s-nan", exchange("s-nan", "/home/dev/blog", f"render the {NAN_MARKER} page", "Done.")
+    )
     return tmp_path / "claude"
 
 
@@ -97,7 +109,9 @@ async def test_vectors_of_the_wrong_length_are_refused_and_nothing_is_stored(set
 
 
 @pytest.mark.slow
-async def test_new_dimensions_build_a_new_index_while_the_old_one_serves(settings: Settings, ollama: OllamaStandIn, small_home: Path) -> None:
+async def test_new_dimensions_build_a_new_index_while_the_old_one_serves(
+    settings: Settings, ollama: OllamaStandIn, small_home: Path
+) -> None:
     async with Client(build_server(settings)) as client:
         assert not (await client.call_tool("reindex", {})).is_error
     smaller = settings_for(ollama.url, small_home, settings.data_dir, SESSION_SEARCH_DIMENSIONS="1024")
@@ -155,7 +169,9 @@ async def test_filters_narrow_results(settings: Settings) -> None:
         by_project = (await client.call_tool("search", {"query": "page", "project": "blog"})).structured_content
         by_session = (await client.call_tool("search", {"query": "cart", "session_id": "s-auth"})).structured_content
         too_late = (await client.call_tool("search", {"query": "cart", "since": "2026-03-02"})).structured_content
-        in_range = (await client.call_tool("search", {"query": "cart", "since": "2026-03-01", "until": "2026-03-01"})).structured_content
+        in_range = (
+            await client.call_tool("search", {"query": "cart", "since": "2026-03-01", "until": "2026-03-01"})
+        ).structured_content
     assert {h["project"] for h in by_project["results"]} == {"/home/dev/blog"}
     assert {h["session_id"] for h in by_session["results"]} == {"s-auth"}
     assert too_late["results"] == [] and too_late["note"]

@@ -126,7 +126,9 @@ async def test_a_short_5xx_burst_is_retried(clean_ids: set[str], ollama: OllamaS
     assert await ids_of(settings) == clean_ids
 
 
-async def test_nan_for_one_input_is_skipped_then_retried(clean_ids: set[str], ollama: OllamaStandIn, home: Path, tmp_path: Path) -> None:
+async def test_nan_for_one_input_is_skipped_then_retried(
+    clean_ids: set[str], ollama: OllamaStandIn, home: Path, tmp_path: Path
+) -> None:
     settings = settings_in(ollama, home, tmp_path / "data")
     ollama.nan_marker = "mix phx.server doesnt seem to start"
     first = await run(settings)

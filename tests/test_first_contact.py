@@ -29,8 +29,18 @@ CWD = "/home/dev/shop"
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     projects = tmp_path / "claude" / "projects"
-    write_session(projects, CWD, "s-cart", exchange("s-cart", CWD, "why is the cart total negative", "A discount was applied twice in cart.py"))
-    write_session(projects, CWD, "s-auth", exchange("s-auth", CWD, "login fails with 401 after deploy", "The JWT secret differs between the pods"))
+    write_session(
+        projects,
+        CWD,
+        "s-cart",
+        exchange("s-cart", CWD, "why is the cart total negative", "A discount was applied twice in cart.py"),
+    )
+    write_session(
+        projects,
+        CWD,
+        "s-auth",
+        exchange("s-auth", CWD, "login fails with 401 after deploy", "The JWT secret differs between the pods"),
+    )
     write_session(projects, "/home/dev/blog", "s-blog", exchange("s-blog", "/home/dev/blog", "render the about page", "Done."))
     return tmp_path / "claude"
 
@@ -71,7 +81,9 @@ def text_of(result) -> str:
 @pytest.mark.slow
 def test_serve_says_it_waits_for_a_client_and_one_sigint_ends_it_within_2_s(settings: Settings) -> None:
     env = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([COMMAND, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [COMMAND, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         first = proc.stderr.readline()  # printed before the server waits on stdin
         assert "waiting for an MCP client" in first and "Ctrl-D" in first
@@ -101,7 +113,9 @@ def test_serve_says_it_waits_for_a_client_and_one_sigint_ends_it_within_2_s(sett
     ],
     ids=["missing", "a-file", "projects-itself", "no-projects"],
 )
-def test_a_wrong_claude_dir_is_one_line_and_exit_1(ollama: OllamaStandIn, home: Path, tmp_path: Path, make, expected: str) -> None:
+def test_a_wrong_claude_dir_is_one_line_and_exit_1(
+    ollama: OllamaStandIn, home: Path, tmp_path: Path, make, expected: str
+) -> None:
     claude_dir = make(tmp_path, home)
     env = env_for(ollama.url, claude_dir, tmp_path / "data")
     proc = run_cli(env, "reindex")
@@ -204,7 +218,9 @@ async def test_search_with_a_hung_ollama_answers_from_keywords_within_15_s(setti
 
 
 @pytest.mark.slow
-async def test_a_web_server_at_ollama_host_is_named_in_one_line_without_its_html(settings: Settings, ollama: OllamaStandIn) -> None:
+async def test_a_web_server_at_ollama_host_is_named_in_one_line_without_its_html(
+    settings: Settings, ollama: OllamaStandIn
+) -> None:
     await reindex(settings)
     ollama.not_ollama = True
     env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
@@ -274,7 +290,9 @@ async def test_prune_reports_the_chunks_it_removed(settings: Settings, home: Pat
 
 
 @pytest.mark.slow
-def test_first_build_is_not_called_beside_the_old_one_and_a_deleted_transcript_hints_prune(settings: Settings, home: Path) -> None:
+def test_first_build_is_not_called_beside_the_old_one_and_a_deleted_transcript_hints_prune(
+    settings: Settings, home: Path
+) -> None:
     env = env_for(settings.ollama_host, settings.claude_dir, settings.data_dir)
     first = run_cli(env, "reindex")
     assert first.returncode == 0 and "beside the old one" not in first.stdout and "first index" in first.stdout
@@ -285,9 +303,14 @@ def test_first_build_is_not_called_beside_the_old_one_and_a_deleted_transcript_h
 
 @pytest.mark.slow
 def test_search_into_a_closed_pipe_ends_quietly(settings: Settings) -> None:
-    env = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "PATH": f"{Path(COMMAND).parent}:/usr/bin:/bin"}
+    env = {
+        **env_for(settings.ollama_host, settings.claude_dir, settings.data_dir),
+        "PATH": f"{Path(COMMAND).parent}:/usr/bin:/bin",
+    }
     assert run_cli(env, "reindex").returncode == 0
-    proc = subprocess.run(f"'{COMMAND}' search cart -k 50 | head -c 0", shell=True, capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        f"'{COMMAND}' search cart -k 50 | head -c 0", shell=True, capture_output=True, text=True, env=env, timeout=60
+    )
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
 
 

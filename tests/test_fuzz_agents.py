@@ -24,17 +24,29 @@ from indexer.sources import SourceFile
 
 pytestmark = pytest.mark.usefixtures("transcripts")  # they read the shared transcripts
 
-FUZZ = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 AGENT_FIXTURES = FIXTURE_HOME.parent  # beside claude-home, wherever SESSION_SEARCH_FIXTURES puts it
 CODEX_LINES = [
-    line.rstrip(b"\n") for path in sorted((AGENT_FIXTURES / "codex-home").rglob("*.jsonl")) for line in path.open("rb") if line.strip()
+    line.rstrip(b"\n")
+    for path in sorted((AGENT_FIXTURES / "codex-home").rglob("*.jsonl"))
+    for line in path.open("rb")
+    if line.strip()
 ]
 CODEX_RECORDS = [json.loads(line) for line in CODEX_LINES]
 GEMINI_DOCUMENTS = [json.loads(p.read_text()) for p in sorted((AGENT_FIXTURES / "gemini-home").rglob("*.json"))]
 GEMINI_LINES = [
-    line.rstrip(b"\n") for path in sorted((AGENT_FIXTURES / "gemini-home").rglob("*.jsonl")) for line in path.open("rb") if line.strip()
+    line.rstrip(b"\n")
+    for path in sorted((AGENT_FIXTURES / "gemini-home").rglob("*.jsonl"))
+    for line in path.open("rb")
+    if line.strip()
 ]
-CODEX_SOURCE = SourceFile(Path("/fuzz/sessions/rollout-x.jsonl"), "codex:sessions/rollout-x.jsonl", "x", None, None, 0, 0, "codex")
+CODEX_SOURCE = SourceFile(
+    Path("/fuzz/sessions/rollout-x.jsonl"), "codex:sessions/rollout-x.jsonl", "x", None, None, 0, 0, "codex"
+)
 
 
 @st.composite
@@ -105,8 +117,14 @@ def _document_messages() -> list[Any]:
 def _gemini_documents(draw: st.DrawFn) -> bytes:
     """A chat document whose header, messages and tool calls carry wrong types, or bytes that are no JSON."""
     document = copy.deepcopy(draw(st.sampled_from(GEMINI_DOCUMENTS)))
-    document["messages"] = copy.deepcopy(draw(st.lists(_mutated(_document_messages()) | st.sampled_from(_document_messages()), max_size=6)))
-    document = replace_at(document, draw(st.sampled_from(list(paths(document)))), draw(WRONG_VALUES)) if draw(st.booleans()) else document
+    document["messages"] = copy.deepcopy(
+        draw(st.lists(_mutated(_document_messages()) | st.sampled_from(_document_messages()), max_size=6))
+    )
+    document = (
+        replace_at(document, draw(st.sampled_from(list(paths(document)))), draw(WRONG_VALUES))
+        if draw(st.booleans())
+        else document
+    )
     raw = json.dumps(document, indent=draw(st.sampled_from([None, 2]))).encode()
     damage = draw(st.sampled_from(["none", "cut", "junk", "surrogate"]))
     if damage == "cut":

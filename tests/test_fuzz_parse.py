@@ -50,6 +50,7 @@ def _fixture_lines() -> list[bytes]:
 LINES = _fixture_lines()
 RECORDS = [r for r in map(json.loads, LINES) if r.get("type") in ("user", "assistant")]
 
+
 @st.composite
 def mutated_records(draw: st.DrawFn) -> Any:
     """A real user or assistant record with one to three values, anywhere in it, of a wrong type."""
@@ -128,8 +129,17 @@ NOISE = st.sampled_from([raw for raw in LINES if json.loads(raw).get("type") not
 def test_a_line_skipped_undecoded_as_noise_is_noise_when_decoded(raw: bytes) -> None:
     if claude_code._noise_type(raw):
         record = parse.decode(raw)
-        assert not isinstance(record, dict) or record.get("type") not in ("user", "assistant", "queue-operation", *claude_code.TITLE_FIELDS)
-        queued = isinstance(record, dict) and isinstance(record.get("attachment"), dict) and record["attachment"].get("type") == "queued_command"
+        assert not isinstance(record, dict) or record.get("type") not in (
+            "user",
+            "assistant",
+            "queue-operation",
+            *claude_code.TITLE_FIELDS,
+        )
+        queued = (
+            isinstance(record, dict)
+            and isinstance(record.get("attachment"), dict)
+            and record["attachment"].get("type") == "queued_command"
+        )
         assert not (queued and record.get("type") == "attachment")
 
 

@@ -25,7 +25,9 @@ CWD = "/home/dev/rocket"
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     projects = tmp_path / "claude" / "projects"
-    write_session(projects, CWD, "s-one", exchange("s-one", CWD, "why does the booster wobble", "the gimbal PID gains were too high"))
+    write_session(
+        projects, CWD, "s-one", exchange("s-one", CWD, "why does the booster wobble", "the gimbal PID gains were too high")
+    )
     return tmp_path / "claude"
 
 
@@ -44,7 +46,13 @@ def alive(pid: int) -> bool:
 
 def session_start_payload(home: Path) -> dict:
     transcript = next((home / "projects").rglob("s-one.jsonl"))
-    return {"session_id": "s-one", "transcript_path": str(transcript), "cwd": CWD, "hook_event_name": "SessionStart", "source": "startup"}
+    return {
+        "session_id": "s-one",
+        "transcript_path": str(transcript),
+        "cwd": CWD,
+        "hook_event_name": "SessionStart",
+        "source": "startup",
+    }
 
 
 @pytest.mark.slow
@@ -68,8 +76,12 @@ def test_stop_indexes_the_new_lines_of_that_session(settings: Settings, home: Pa
     anyio.run(reindex, settings)
     transcript = next((home / "projects").rglob("s-one.jsonl"))
     with transcript.open("a") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in exchange("s-one", CWD, "and the landing legs", "hydraulic pressure was low", n=2))
-    write_session(home / "projects", "/home/dev/other", "s-other", exchange("s-other", "/home/dev/other", "unrelated", "other session"))
+        fh.writelines(
+            json.dumps(r) + "\n" for r in exchange("s-one", CWD, "and the landing legs", "hydraulic pressure was low", n=2)
+        )
+    write_session(
+        home / "projects", "/home/dev/other", "s-other", exchange("s-other", "/home/dev/other", "unrelated", "other session")
+    )
     before = len(ollama.embedded_inputs)
     payload = {"session_id": "s-one", "transcript_path": str(transcript), "hook_event_name": "Stop", "stop_hook_active": False}
     proc, _ = hook(settings, "Stop", payload)
@@ -80,7 +92,9 @@ def test_stop_indexes_the_new_lines_of_that_session(settings: Settings, home: Pa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("event", ["SessionStart", "Stop"])
-def test_with_ollama_down_the_hooks_exit_cleanly_and_log_why(settings: Settings, home: Path, ollama: OllamaStandIn, event: str) -> None:
+def test_with_ollama_down_the_hooks_exit_cleanly_and_log_why(
+    settings: Settings, home: Path, ollama: OllamaStandIn, event: str
+) -> None:
     ollama.down()
     proc, _ = hook(settings, event, {**session_start_payload(home), "hook_event_name": event})
     assert proc.returncode == 0 and proc.stdout == ""

@@ -39,8 +39,16 @@ async def test_an_appended_exchange_is_the_only_thing_embedded(home: Path, ollam
     await reindex(settings)
     before = len(ollama.embedded_inputs)
     session = home / SPOTTER
-    append(session, exchange("55604662-cf2a-4331-851a-ec234028f8ca", "/home/marco/projects/spotter",
-                             "why does the flux capacitor overheat", "The cooling loop was disabled in config.exs", n=99))
+    append(
+        session,
+        exchange(
+            "55604662-cf2a-4331-851a-ec234028f8ca",
+            "/home/marco/projects/spotter",
+            "why does the flux capacitor overheat",
+            "The cooling loop was disabled in config.exs",
+            n=99,
+        ),
+    )
     report = await reindex(settings)
     sent = ollama.embedded_inputs[before:]
     assert report.files_indexed == 1
@@ -57,7 +65,9 @@ async def test_a_no_change_reindex_sends_nothing_to_the_embedder(fixture_index: 
 
 async def test_a_truncated_file_loses_its_stale_chunks(ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
-    records = exchange("s1", "/p", "first question about kafka", "answer one", n=1) + exchange("s1", "/p", "second question about redis", "answer two", n=2)
+    records = exchange("s1", "/p", "first question about kafka", "answer one", n=1) + exchange(
+        "s1", "/p", "second question about redis", "answer two", n=2
+    )
     path = write_session(projects, "/p", "s1", records)
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     await reindex(settings)
@@ -203,7 +213,9 @@ async def test_a_dead_chroma_writer_fails_the_run_clearly_and_loses_nothing(
 
 
 @pytest.mark.slow
-async def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings) -> None:
+async def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(
+    home: Path, ollama: OllamaStandIn, tmp_path: Path, fixture_index: Settings
+) -> None:
     """Ctrl-C on a terminal reaches the whole process group, the chroma-writer child included."""
     ollama.delay_s = 0.08
     env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
@@ -238,7 +250,12 @@ async def test_interrupted_migration_leaves_the_old_index_serving(home: Path, ol
     await reindex(settings_for(ollama.url, home, data))
     old_ids = stored_ids(data)
     ollama.delay_s = 0.08
-    env = {**env_for(ollama.url, home, data), "PATH": "/usr/bin:/bin", "SESSION_SEARCH_DIMENSIONS": "1024", "SESSION_SEARCH_EMBED_BATCH_SIZE": "8"}
+    env = {
+        **env_for(ollama.url, home, data),
+        "PATH": "/usr/bin:/bin",
+        "SESSION_SEARCH_DIMENSIONS": "1024",
+        "SESSION_SEARCH_EMBED_BATCH_SIZE": "8",
+    }
     proc = cli(env)
     await wait_for_building(data, files=5)
     proc.send_signal(signal.SIGKILL)
@@ -308,7 +325,12 @@ def to_format_2(ledger: Path) -> None:
 async def test_an_index_from_the_previous_release_is_upgraded_in_place(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     settings = settings_for(ollama.url, home, tmp_path / "data")
     await reindex(settings)
-    queries = [("flux capacitor", {}), ("mix test", {}), ("phoenix liveview", {"project": "spotter"}), ("error", {"mode": "keyword"})]
+    queries = [
+        ("flux capacitor", {}),
+        ("mix test", {}),
+        ("phoenix liveview", {"project": "spotter"}),
+        ("error", {"mode": "keyword"}),
+    ]
     before = [await search(settings, q, **f) for q, f in queries]
     assert any(before)
     to_format_2(settings.data_dir / "ledger.sqlite")
@@ -332,7 +354,9 @@ async def test_a_server_sees_what_its_own_big_reindex_wrote(home: Path, ollama: 
         for n in range(25):  # enough new files for a child writer
             session = f"00000000-0000-4000-8000-{n:012d}"
             prompt = "why does the zeppelin hangar door jam" if n == 7 else f"routine question number {n}"
-            write_session(home / "projects", "/home/dev/hangar", session, exchange(session, "/home/dev/hangar", prompt, "checked it", n=n))
+            write_session(
+                home / "projects", "/home/dev/hangar", session, exchange(session, "/home/dev/hangar", prompt, "checked it", n=n)
+            )
         report = await index.reindex(ReindexOptions())
         assert report.files_indexed == 25
         found = await index.search(SearchRequest(query="why does the zeppelin hangar door jam", mode="vector"))
@@ -344,14 +368,20 @@ async def test_a_server_sees_what_its_own_big_reindex_wrote(home: Path, ollama: 
 def to_format_3(ledger: Path) -> None:
     """Rewrite a ledger as release 3 kept it: docs without the agent column, no titles."""
     with sqlite3.connect(ledger) as db:
-        db.executescript("DROP INDEX docs_by_agent; ALTER TABLE docs DROP COLUMN agent; DROP TABLE titles; PRAGMA user_version = 0;")
+        db.executescript(
+            "DROP INDEX docs_by_agent; ALTER TABLE docs DROP COLUMN agent; DROP TABLE titles; PRAGMA user_version = 0;"
+        )
 
 
 async def test_an_index_from_before_agents_is_upgraded_in_place(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     settings = settings_for(ollama.url, home, tmp_path / "data")
     await reindex(settings)
     # top_k 5: a format-3 ledger has no titles, so more results would fit the size budget.
-    queries = [("flux capacitor", {"top_k": 5}), ("phoenix liveview", {"project": "spotter", "top_k": 5}), ("error", {"mode": "keyword", "top_k": 5})]
+    queries = [
+        ("flux capacitor", {"top_k": 5}),
+        ("phoenix liveview", {"project": "spotter", "top_k": 5}),
+        ("error", {"mode": "keyword", "top_k": 5}),
+    ]
     before = [await search(settings, q, **f) for q, f in queries]
     assert any(before)
     to_format_3(settings.data_dir / "ledger.sqlite")
@@ -368,7 +398,12 @@ async def test_an_index_from_before_agents_is_upgraded_in_place(home: Path, olla
 async def test_a_sessions_title_is_kept_in_the_ledger(ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
     records = exchange("s-titled", "/work/api", "tune the vacuum settings", "set autovacuum_naptime to 30s")
-    write_session(projects, "-work-api", "s-titled", [*records, {"type": "summary", "summary": "Vacuum tuning for the api", "leafUuid": "x"}])
+    write_session(
+        projects,
+        "-work-api",
+        "s-titled",
+        [*records, {"type": "summary", "summary": "Vacuum tuning for the api", "leafUuid": "x"}],
+    )
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     await reindex(settings)
     index = SessionSearch(settings)

@@ -42,10 +42,39 @@ CREATE VIRTUAL TABLE words USING fts5(text, content = 'docs', content_rowid = 'r
 CREATE TRIGGER docs_added AFTER INSERT ON docs BEGIN INSERT INTO words(rowid, text) VALUES (new.rowid, new.text); END;
 """
 ROWS = [
-    ("k1", "User: why does the zeppelin hangar door jam", {"session_id": "s1", "project": "/w/api", "git_branch": "main", "ts_epoch": 100,
-     "kind": "exchange", "agent_id": "", "is_sidechain": False, "tools": ["Bash"], "first_uuid": "u1", "line_start": 1, "window": 0}),
-    ("k2", "User: a subagent checked the hinges", {"session_id": "s1", "project": "/w/api", "git_branch": "main", "ts_epoch": 200,
-     "kind": "exchange", "agent_id": "a1", "is_sidechain": True, "first_uuid": "u2", "line_start": 1, "window": 0}),
+    (
+        "k1",
+        "User: why does the zeppelin hangar door jam",
+        {
+            "session_id": "s1",
+            "project": "/w/api",
+            "git_branch": "main",
+            "ts_epoch": 100,
+            "kind": "exchange",
+            "agent_id": "",
+            "is_sidechain": False,
+            "tools": ["Bash"],
+            "first_uuid": "u1",
+            "line_start": 1,
+            "window": 0,
+        },
+    ),
+    (
+        "k2",
+        "User: a subagent checked the hinges",
+        {
+            "session_id": "s1",
+            "project": "/w/api",
+            "git_branch": "main",
+            "ts_epoch": 200,
+            "kind": "exchange",
+            "agent_id": "a1",
+            "is_sidechain": True,
+            "first_uuid": "u2",
+            "line_start": 1,
+            "window": 0,
+        },
+    ),
 ]
 
 
@@ -54,8 +83,10 @@ def _format_2(path: Path) -> None:
         db.executescript(TABLES_BEFORE_DOCS + FORMAT_2)
         for id_, text, meta in ROWS:
             tools = "," + ",".join(meta.get("tools", [])) + ","
-            db.execute("INSERT INTO keyword VALUES (?, 'c1', ?, 's1', '/w/api', 'main', ?, 'exchange', ?, ?, ?)",
-                       (text, id_, meta["ts_epoch"], meta["agent_id"], tools, json.dumps(meta)))
+            db.execute(
+                "INSERT INTO keyword VALUES (?, 'c1', ?, 's1', '/w/api', 'main', ?, 'exchange', ?, ?, ?)",
+                (text, id_, meta["ts_epoch"], meta["agent_id"], tools, json.dumps(meta)),
+            )
 
 
 def _format_3(path: Path) -> None:
@@ -63,9 +94,11 @@ def _format_3(path: Path) -> None:
         db.executescript(TABLES_BEFORE_DOCS + "CREATE TABLE skipped_sessions (session_id TEXT PRIMARY KEY);" + FORMAT_3)
         for id_, text, meta in ROWS:
             tools = "," + ",".join(meta.get("tools", [])) + ","
-            db.execute("INSERT INTO docs (collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, is_sidechain, tools, meta, text)"
-                       " VALUES ('c1', ?, 's1', '/w/api', 'main', ?, 'exchange', ?, ?, ?, ?, ?)",
-                       (id_, meta["ts_epoch"], meta["agent_id"], int(meta["is_sidechain"]), tools, json.dumps(meta), text))
+            db.execute(
+                "INSERT INTO docs (collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, is_sidechain, tools, meta, text)"
+                " VALUES ('c1', ?, 's1', '/w/api', 'main', ?, 'exchange', ?, ?, ?, ?, ?)",
+                (id_, meta["ts_epoch"], meta["agent_id"], int(meta["is_sidechain"]), tools, json.dumps(meta), text),
+            )
 
 
 def _format_4(path: Path) -> None:

@@ -72,8 +72,12 @@ async def test_model_info_and_reindex_over_stdio(fixture_index: Settings) -> Non
 @pytest.mark.slow
 def test_nothing_but_json_rpc_reaches_stdout(fixture_index: Settings) -> None:
     messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search", "arguments": {"query": PHRASE}}},
@@ -81,7 +85,9 @@ def test_nothing_but_json_rpc_reaches_stdout(fixture_index: Settings) -> None:
         {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "model_info", "arguments": {}}},
     ]
     env = {**env_for(fixture_index.ollama_host, fixture_index.claude_dir, fixture_index.data_dir), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([COMMAND, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [COMMAND, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT
+    )
     replies = []
     try:
         for message in messages:
@@ -107,7 +113,10 @@ def test_typescript_sdk_client_lists_tools_and_searches(fixture_index: Settings)
     script = ROOT / "tests" / "node" / "mcp_client.mjs"
     if not (ROOT / "tests" / "node" / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
         pytest.fail("run `npm ci --prefix tests/node` first (.ci/run does)")
-    env = {**env_for(fixture_index.ollama_host, fixture_index.claude_dir, fixture_index.data_dir), "PATH": f"{Path(COMMAND).parent}:/usr/local/bin:/usr/bin:/bin"}
+    env = {
+        **env_for(fixture_index.ollama_host, fixture_index.claude_dir, fixture_index.data_dir),
+        "PATH": f"{Path(COMMAND).parent}:/usr/local/bin:/usr/bin:/bin",
+    }
     args = ["node", str(script), "--tool", "search", "--args", json.dumps({"query": PHRASE}), "--", COMMAND, "serve"]
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

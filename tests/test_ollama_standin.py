@@ -176,9 +176,7 @@ def test_delay_times_out(standin: OllamaStandIn) -> None:
 def test_async_client(standin: OllamaStandIn) -> None:
     async def run() -> tuple[int, int]:
         client = ollama.AsyncClient(host=standin.url)
-        results = await asyncio.gather(
-            *(client.embed(model="all-minilm", input=f"text {i}") for i in range(8))
-        )
+        results = await asyncio.gather(*(client.embed(model="all-minilm", input=f"text {i}") for i in range(8)))
         info = await client.show("all-minilm:latest")
         return len(results), info.modelinfo["bert.embedding_length"]
 

@@ -238,7 +238,9 @@ def test_marketplace_names_and_versions_follow_pyproject(marketplace: dict[str, 
         assert version in (None, project["version"]), f"{where} is {version}, pyproject says {project['version']}"
 
 
-def test_marketplace_source_is_this_plugin(marketplace: dict[str, Any], manifest: dict[str, Any], project: dict[str, Any]) -> None:
+def test_marketplace_source_is_this_plugin(
+    marketplace: dict[str, Any], manifest: dict[str, Any], project: dict[str, Any]
+) -> None:
     root = plugin_root(our_entry(marketplace, project))
     assert root == PLUGIN_ROOT, "the plugin is the plugin/ folder"
     assert (root / ".claude-plugin" / "plugin.json").is_file()

@@ -35,7 +35,6 @@ def hit(id_: str, distance: float, path: str = "a.jsonl", lines: tuple[int, int]
     return StoredHit(id_, f"text of {id_}", {"source_path": path, "line_start": lines[0], "line_end": lines[1], **meta}, distance)
 
 
-
 # -- fusion --------------------------------------------------------------------------------------
 
 
@@ -62,16 +61,25 @@ def test_the_list_surer_of_its_top_weighs_more() -> None:
     flat = [0.5, 0.49, 0.48, 0.47, 0.46]
     standing_out = [0.9, 0.4, 0.39, 0.38, 0.37]
     question = "what did we decide about the cache?"
-    assert vector_weight_for(question, standing_out, flat) > vector_weight_for(question, flat, flat) > vector_weight_for(question, flat, standing_out)
+    assert (
+        vector_weight_for(question, standing_out, flat)
+        > vector_weight_for(question, flat, flat)
+        > vector_weight_for(question, flat, standing_out)
+    )
     assert vector_weight_for(question, flat, flat) > vector_weight_for("test_checkout_total", flat, flat)
 
 
 @pytest.mark.parametrize(
     ("query", "exact"),
     [
-        ("test_checkout_total", True), ("mix phx.server", True), ("error TS2339: Property 'user'", True),
-        ('"database is locked"', True), ("src/indexer/search.py", True), ("--allow-unrelated-histories", True),
-        ("when did we get the phoenix server to start?", False), ("When did Caroline go to the LGBTQ support group?", False),
+        ("test_checkout_total", True),
+        ("mix phx.server", True),
+        ("error TS2339: Property 'user'", True),
+        ('"database is locked"', True),
+        ("src/indexer/search.py", True),
+        ("--allow-unrelated-histories", True),
+        ("when did we get the phoenix server to start?", False),
+        ("When did Caroline go to the LGBTQ support group?", False),
         ("what did we decide about the 2 caches?", False),
     ],
 )
@@ -90,7 +98,9 @@ def test_a_chunk_only_one_ranking_found_is_kept() -> None:
 def test_collapse_keeps_one_result_per_exchange_spanning_its_windows() -> None:
     ranked = fuse(
         [hit("w2", 0.1, lines=(10, 14)), hit("other", 0.2, lines=(30, 31)), hit("w1", 0.3, lines=(8, 11))],
-        [], "q", vector_weight=1.0,
+        [],
+        "q",
+        vector_weight=1.0,
     )
     kept = collapse(ranked)
     assert [c.stored.id for c in kept] == ["w2", "other"]
@@ -102,15 +112,22 @@ def test_a_session_that_matches_in_several_places_comes_first() -> None:
     def scored(id_: str, score: float, session: str, line: int) -> Candidate:
         return Candidate(hit(id_, 0.0, f"{session}.jsonl", (line, line), session_id=session), score)
 
-    candidates = [scored("lone", 0.80, "s1", 1), scored("rich", 0.79, "s2", 1), scored("s2b", 0.5, "s2", 5), scored("s2c", 0.4, "s2", 9),
-                  scored("s1-window", 0.78, "s1", 1)]  # another window of lone's own exchange is no extra evidence
+    candidates = [
+        scored("lone", 0.80, "s1", 1),
+        scored("rich", 0.79, "s2", 1),
+        scored("s2b", 0.5, "s2", 5),
+        scored("s2c", 0.4, "s2", 9),
+        scored("s1-window", 0.78, "s1", 1),
+    ]  # another window of lone's own exchange is no extra evidence
     ranked = with_session_evidence(collapse(candidates))
     assert [c.stored.id for c in ranked][:2] == ["rich", "lone"]
     assert all(0.0 <= c.score <= 1.0 for c in ranked)
 
 
 def test_collapse_drops_copies_of_the_same_text() -> None:
-    ranked = fuse([hit("a", 0.1, "x.jsonl", content_hash="h"), hit("b", 0.2, "y.jsonl", content_hash="h")], [], "q", vector_weight=1.0)
+    ranked = fuse(
+        [hit("a", 0.1, "x.jsonl", content_hash="h"), hit("b", 0.2, "y.jsonl", content_hash="h")], [], "q", vector_weight=1.0
+    )
     assert [c.stored.id for c in collapse(ranked)] == ["a"]
 
 
@@ -164,9 +181,13 @@ async def test_the_reranker_reorders_the_top_results(fixture_index: Settings, st
     assert scores == sorted(scores, reverse=True)  # the stand-in's scores: the share of the query's words in the text
 
 
-async def test_a_reranker_that_is_down_leaves_the_ranking_and_says_so(fixture_index: Settings, standin_server: OllamaStandIn) -> None:
+async def test_a_reranker_that_is_down_leaves_the_ranking_and_says_so(
+    fixture_index: Settings, standin_server: OllamaStandIn
+) -> None:
     plain = await run_search(fixture_index, query="phoenix server start background", top_k=10)
-    down = await run_search(_rerank_settings(fixture_index, "http://127.0.0.1:9"), query="phoenix server start background", top_k=10)
+    down = await run_search(
+        _rerank_settings(fixture_index, "http://127.0.0.1:9"), query="phoenix server start background", top_k=10
+    )
     assert [h.chunk_id for h in down.results] == [h.chunk_id for h in plain.results]
     assert down.note and "Not reranked" in down.note and "127.0.0.1:9" in down.note
 
@@ -176,8 +197,11 @@ async def test_a_slow_reranker_is_cut_off_by_its_budget(fixture_index: Settings,
     plain = await run_search(fixture_index, query="phoenix server start background", top_k=10)
     standin_server.delay_s = 3.0
     try:
-        slow = await run_search(_rerank_settings(fixture_index, standin_server.url, rerank_timeout_s=0.5),
-                                query="phoenix server start background", top_k=10)
+        slow = await run_search(
+            _rerank_settings(fixture_index, standin_server.url, rerank_timeout_s=0.5),
+            query="phoenix server start background",
+            top_k=10,
+        )
     finally:
         standin_server.reset()
     assert [h.chunk_id for h in slow.results] == [h.chunk_id for h in plain.results]
@@ -201,8 +225,13 @@ def test_cli_search_takes_a_mode(fixture_index: Settings, standin_server: Ollama
     env = {**os.environ, **env_for(standin_server.url, FIXTURE_HOME, fixture_index.data_dir)}
     answers = {}
     for mode in ("keyword", "vector"):
-        proc = subprocess.run([*CLI, "search", "REFUSED JOIN terminal", "--mode", mode, "--json"],
-                              capture_output=True, text=True, timeout=120, env=env)
+        proc = subprocess.run(
+            [*CLI, "search", "REFUSED JOIN terminal", "--mode", mode, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr
         answers[mode] = json.loads(proc.stdout)
         assert answers[mode]["mode"] == mode

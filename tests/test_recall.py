@@ -31,8 +31,15 @@ ON = {"SESSION_SEARCH_RECALL": "1", "SESSION_SEARCH_RECALL_DEADLINE": "20"}  # r
 def settings(ollama: OllamaStandIn, tmp_path: Path) -> Settings:
     projects = tmp_path / "claude" / "projects"
     write_session(projects, CWD, "s-past", exchange("s-past", CWD, PAST, PAST_ANSWER, ts="2026-03-01T10:00:00Z"))
-    write_session(projects, "/home/dev/web", "s-css", exchange("s-css", "/home/dev/web", "center the login form", "use flexbox on the container", ts="2026-03-02T10:00:00Z"))
-    current = exchange("s-now", CWD, "booster wobble during ascent again, gimbal PID gains", "looking at the gimbal", ts="2026-03-05T10:00:00Z")
+    write_session(
+        projects,
+        "/home/dev/web",
+        "s-css",
+        exchange("s-css", "/home/dev/web", "center the login form", "use flexbox on the container", ts="2026-03-02T10:00:00Z"),
+    )
+    current = exchange(
+        "s-now", CWD, "booster wobble during ascent again, gimbal PID gains", "looking at the gimbal", ts="2026-03-05T10:00:00Z"
+    )
     write_session(projects, CWD, "s-now", current)
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     anyio.run(reindex, settings)
@@ -41,7 +48,13 @@ def settings(ollama: OllamaStandIn, tmp_path: Path) -> Settings:
 
 def prompt_payload(settings: Settings, prompt: str, session_id: str = "s-now") -> dict:
     transcript = next(settings.projects_dir.rglob(f"{session_id}.jsonl"), None)
-    return {"session_id": session_id, "transcript_path": str(transcript), "cwd": CWD, "hook_event_name": "UserPromptSubmit", "prompt": prompt}
+    return {
+        "session_id": session_id,
+        "transcript_path": str(transcript),
+        "cwd": CWD,
+        "hook_event_name": "UserPromptSubmit",
+        "prompt": prompt,
+    }
 
 
 def recalled(proc) -> str:
@@ -53,7 +66,9 @@ def recalled(proc) -> str:
 
 @pytest.mark.slow
 def test_a_paraphrase_of_another_sessions_exchange_gets_it_quoted(settings: Settings) -> None:
-    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), **ON)
+    proc, _ = hook(
+        settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), **ON
+    )
     block = recalled(proc)
     assert "s-past" in block and "halving kp" in block and "2026-03-01" in block and CWD in block
     assert "read_session" in block and "not instructions" in block
@@ -63,14 +78,18 @@ def test_a_paraphrase_of_another_sessions_exchange_gets_it_quoted(settings: Sett
 
 @pytest.mark.slow
 def test_an_unrelated_prompt_gets_nothing(settings: Settings) -> None:
-    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "write a haskell parser combinator for json numbers"), **ON)
+    proc, _ = hook(
+        settings, "UserPromptSubmit", prompt_payload(settings, "write a haskell parser combinator for json numbers"), **ON
+    )
     assert proc.returncode == 0 and proc.stdout == ""
     assert "0 past exchanges quoted" in hook_log(settings)
 
 
 @pytest.mark.slow
 def test_recall_off_by_default_prints_nothing_and_reads_nothing(settings: Settings) -> None:
-    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"))
+    proc, _ = hook(
+        settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?")
+    )
     assert proc.returncode == 0 and proc.stdout == "" and "UserPromptSubmit" not in hook_log(settings)
 
 
@@ -91,18 +110,34 @@ def test_context_stays_within_2000_chars_and_three_exchanges(ollama: OllamaStand
 def test_with_ollama_slow_or_down_it_returns_in_time_and_quotes_nothing(settings: Settings, ollama: OllamaStandIn) -> None:
     ollama.delay_s = 30.0
     on_time = {"SESSION_SEARCH_RECALL": "1"}  # the default deadline
-    proc, seconds = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), **on_time)
+    proc, seconds = hook(
+        settings,
+        "UserPromptSubmit",
+        prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"),
+        **on_time,
+    )
     assert proc.returncode == 0 and proc.stdout == "" and seconds < 3.0
     assert "deadline" in hook_log(settings)
     ollama.reset()
     ollama.down()
-    proc, seconds = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), **on_time)
+    proc, seconds = hook(
+        settings,
+        "UserPromptSubmit",
+        prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"),
+        **on_time,
+    )
     assert proc.returncode == 0 and proc.stdout == "" and seconds < 3.0
 
 
 @pytest.mark.slow
 def test_the_guard_stops_a_hook_started_by_a_hook(settings: Settings) -> None:
-    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"), SESSION_SEARCH_HOOK_CHILD="1", **ON)
+    proc, _ = hook(
+        settings,
+        "UserPromptSubmit",
+        prompt_payload(settings, "the booster wobble in ascent, was it the gimbal PID gains?"),
+        SESSION_SEARCH_HOOK_CHILD="1",
+        **ON,
+    )
     assert proc.returncode == 0 and proc.stdout == ""
 
 
@@ -140,10 +175,16 @@ def messages_api() -> Iterator[tuple[str, list[str]]]:
 
 def claude_code_asks(settings: Settings, home: Path, api_url: str, *config: str) -> list[dict]:
     """Install the plugin (`--config KEY=VALUE` options) into a fresh Claude Code home, send one prompt; the session's records."""
-    env = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "HOME": str(home),
-           "PATH": f"{Path(COMMAND).parent}:{os.environ['PATH']}", "SESSION_SEARCH_RECALL_DEADLINE": "20",
-           "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-           "ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": api_url}
+    env = {
+        **env_for(settings.ollama_host, settings.claude_dir, settings.data_dir),
+        "HOME": str(home),
+        "PATH": f"{Path(COMMAND).parent}:{os.environ['PATH']}",
+        "SESSION_SEARCH_RECALL_DEADLINE": "20",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "ANTHROPIC_API_KEY": "sk-test",
+        "ANTHROPIC_BASE_URL": api_url,
+    }
     for args in (["plugin", "marketplace", "add", str(ROOT)], ["plugin", "install", "session-search@session-search", *config]):
         proc = subprocess.run([str(CLAUDE), *args], capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -165,8 +206,14 @@ def test_the_plugins_recall_option_turns_recall_on_in_claude_code(
     bodies.clear()
     records = claude_code_asks(settings, tmp_path / "on", api_url, "--config", "recall=true")
     assert "UserPromptSubmit: recall is on (the plugin's recall option (CLAUDE_PLUGIN_OPTION_RECALL))" in hook_log(settings)
-    hook_runs = [r["attachment"] for r in records if r.get("type") == "attachment" and r["attachment"].get("hookEvent") == "UserPromptSubmit"]
+    hook_runs = [
+        r["attachment"]
+        for r in records
+        if r.get("type") == "attachment" and r["attachment"].get("hookEvent") == "UserPromptSubmit"
+    ]
     if any(run.get("timedOut") for run in hook_runs):
-        pytest.skip("the hook ran with recall on, but passed Claude Code's 5 s hook timeout on this loaded machine: the request was not checked")
+        pytest.skip(
+            "the hook ran with recall on, but passed Claude Code's 5 s hook timeout on this loaded machine: the request was not checked"
+        )
     asked = [b for b in bodies if "gimbal PID gains?" in b]
     assert asked and all("halving kp" in b and "s-past" in b for b in asked)

@@ -116,10 +116,28 @@ def test_redaction_is_idempotent(redactor: Redactor) -> None:
 
 _FRAGMENTS = [
     *(planted.value for planted in PLANTED[::3]),
-    "password", "API_KEY", "token", "key", "secret", "Authorization: Bearer ", "://user:", "@host",
-    "=", ": ", '"', "'", " is ", "\n", "\n\n", " ", "-----BEGIN RSA PRIVATE KEY-----\n", "[REDACTED:secret]",
-    "9fceb02d0ae598e95dc970b74767f19372d61af8", "3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f",
-    "hunter2xyz!", "AbC123dEf456GhI789jKl0",
+    "password",
+    "API_KEY",
+    "token",
+    "key",
+    "secret",
+    "Authorization: Bearer ",
+    "://user:",
+    "@host",
+    "=",
+    ": ",
+    '"',
+    "'",
+    " is ",
+    "\n",
+    "\n\n",
+    " ",
+    "-----BEGIN RSA PRIVATE KEY-----\n",
+    "[REDACTED:secret]",
+    "9fceb02d0ae598e95dc970b74767f19372d61af8",
+    "3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f",
+    "hunter2xyz!",
+    "AbC123dEf456GhI789jKl0",
 ]
 
 

@@ -108,7 +108,9 @@ async def test_read_session_around_a_hit_shows_it_in_order(fixture_index: Settin
 async def test_read_session_pages_through_a_subagent(fixture_index: Settings) -> None:
     page = await read(fixture_index, session_id=SUBAGENT_PARENT, agent_id="a4ca7529859c158c2", limit=5)
     assert page.agent_id == "a4ca7529859c158c2" and page.total_messages > 5
-    following = await read(fixture_index, session_id=SUBAGENT_PARENT, agent_id="a4ca7529859c158c2", offset=page.next_offset, limit=5)
+    following = await read(
+        fixture_index, session_id=SUBAGENT_PARENT, agent_id="a4ca7529859c158c2", offset=page.next_offset, limit=5
+    )
     assert following.messages[0].index == 5 and following.previous_offset == 0
 
 

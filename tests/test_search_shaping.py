@@ -19,7 +19,9 @@ from indexer.search import Candidate, collapse, fuse, matching_projects, single,
 from indexer.terms import query_terms
 
 
-def hit(id_: str, distance: float, path: str = "a.jsonl", lines: tuple[int, int] = (1, 2), text: str = "", **meta: object) -> StoredHit:
+def hit(
+    id_: str, distance: float, path: str = "a.jsonl", lines: tuple[int, int] = (1, 2), text: str = "", **meta: object
+) -> StoredHit:
     metadata = {"source_path": path, "line_start": lines[0], "line_end": lines[1], "session_id": f"s-{id_}", **meta}
     return StoredHit(id_, text or f"text of {id_}", metadata, distance)
 
@@ -94,7 +96,12 @@ def test_collapse_keeps_the_best_window_of_each_exchange_and_the_order() -> None
 
 def test_a_window_overlapping_the_widened_span_is_folded_in_too() -> None:
     # "mid" overlaps "top"; "low" overlaps only the span "top" has once "mid" is folded into it.
-    ranked = fuse([hit("top", 0.1, lines=(10, 15)), hit("mid", 0.2, lines=(5, 11)), hit("low", 0.3, lines=(2, 6))], [], "q", vector_weight=1.0)
+    ranked = fuse(
+        [hit("top", 0.1, lines=(10, 15)), hit("mid", 0.2, lines=(5, 11)), hit("low", 0.3, lines=(2, 6))],
+        [],
+        "q",
+        vector_weight=1.0,
+    )
     kept = collapse(ranked)
     assert ids(kept) == ["top"] and kept[0].lines == (2, 15)
 
@@ -143,7 +150,16 @@ def test_with_no_query_word_in_the_text_the_snippet_starts_at_the_beginning() ->
 
 
 def test_query_words_are_lower_cased_once_each_in_order() -> None:
-    assert query_terms("Fix the FIX for mix phx.server, then fix it") == ["fix", "the", "for", "mix", "phx", "server", "then", "it"]
+    assert query_terms("Fix the FIX for mix phx.server, then fix it") == [
+        "fix",
+        "the",
+        "for",
+        "mix",
+        "phx",
+        "server",
+        "then",
+        "it",
+    ]
     assert len(query_terms(" ".join(f"w{i}" for i in range(100)))) < 100  # a pasted log does not become 100 terms
 
 
@@ -184,7 +200,14 @@ def test_a_project_nothing_matches_is_an_error_naming_the_projects_there_are() -
 
 def tool_exchange(session_id: str, tool: str, prompt: str) -> list[dict]:
     """A prompt, a tool call and its result, and an answer, as Claude Code writes them."""
-    base = {"sessionId": session_id, "cwd": "/w/app", "gitBranch": "main", "timestamp": "2026-03-01T10:00:00Z", "isSidechain": False, "version": "2.1.0"}
+    base = {
+        "sessionId": session_id,
+        "cwd": "/w/app",
+        "gitBranch": "main",
+        "timestamp": "2026-03-01T10:00:00Z",
+        "isSidechain": False,
+        "version": "2.1.0",
+    }
     call = {"type": "tool_use", "id": f"t-{session_id}", "name": tool, "input": {"command": "make deploy"}}
     result = {"type": "tool_result", "tool_use_id": f"t-{session_id}", "content": "deployed"}
     return [
@@ -204,5 +227,10 @@ async def test_a_tool_filter_matches_the_whole_tool_name_not_a_prefix(ollama: Ol
     await reindex(settings)
     everything = await run_search(settings, query="deploy the walrus service", mode=mode)
     assert {h.session_id for h in everything.results} == {"s-bash", "s-output"}
-    assert [h.session_id for h in (await run_search(settings, query="deploy the walrus service", mode=mode, tool="Bash")).results] == ["s-bash"]
-    assert [h.session_id for h in (await run_search(settings, query="deploy the walrus service", mode=mode, tool="BashOutput")).results] == ["s-output"]
+    assert [
+        h.session_id for h in (await run_search(settings, query="deploy the walrus service", mode=mode, tool="Bash")).results
+    ] == ["s-bash"]
+    assert [
+        h.session_id
+        for h in (await run_search(settings, query="deploy the walrus service", mode=mode, tool="BashOutput")).results
+    ] == ["s-output"]

@@ -138,7 +138,12 @@ async def test_the_searcher_sees_a_reindex_by_another_process(ollama: OllamaStan
     settings = await indexed(ollama, tmp_path)
     async with Client(server_params(settings)) as client:
         assert await top_session(client, "question 3 about module3") == "s-3"
-        write_session(tmp_path / "claude" / "projects", "/home/dev/space", "s-new", exchange("s-new", "/home/dev/space", f"why does the {PHRASE} stall", "a bounded queue"))
+        write_session(
+            tmp_path / "claude" / "projects",
+            "/home/dev/space",
+            "s-new",
+            exchange("s-new", "/home/dev/space", f"why does the {PHRASE} stall", "a bounded queue"),
+        )
         await reindex(settings)
         assert await top_session(client, PHRASE) == "s-new"
 

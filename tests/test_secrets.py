@@ -22,7 +22,14 @@ BASE = {"cwd": CWD, "gitBranch": "main", "timestamp": "2026-05-01T10:00:00Z", "v
 
 
 def _user(session: str, n: int, content: object, **extra: object) -> dict:
-    return {**BASE, **extra, "type": "user", "sessionId": session, "uuid": f"{session}-u{n}", "message": {"role": "user", "content": content}}
+    return {
+        **BASE,
+        **extra,
+        "type": "user",
+        "sessionId": session,
+        "uuid": f"{session}-u{n}",
+        "message": {"role": "user", "content": content},
+    }
 
 
 def _assistant(session: str, n: int, blocks: list[dict], **extra: object) -> dict:
@@ -47,7 +54,10 @@ def planted_records(session: str, start: int, secrets: list, *, sidechain: bool 
             result = {"type": "tool_result", "tool_use_id": f"t{n}", "content": output}
             records += [_user(session, n, "check the logs", **extra), _user(session, n + 1000, [result], **extra)]
         else:
-            records += [_user(session, n, "show me the config", **extra), _assistant(session, n, [{"type": "text", "text": secret.text}], **extra)]
+            records += [
+                _user(session, n, "show me the config", **extra),
+                _assistant(session, n, [{"type": "text", "text": secret.text}], **extra),
+            ]
     return records
 
 
@@ -120,9 +130,16 @@ async def test_ordinary_identifiers_survive_and_stay_searchable(ollama: OllamaSt
 
 def _session_marked_skip(projects: Path) -> None:
     """s-private, marked `session-search: skip`, and a subagent transcript of it."""
-    main = write_session(projects, CWD, "s-private", [_user("s-private", 0, "session-search: skip\nmy medical notes"), _user("s-private", 1, "more private text")])
+    main = write_session(
+        projects,
+        CWD,
+        "s-private",
+        [_user("s-private", 0, "session-search: skip\nmy medical notes"), _user("s-private", 1, "more private text")],
+    )
     (main.with_suffix("") / "subagents").mkdir(parents=True)
-    (main.with_suffix("") / "subagents" / "agent-abc1234.jsonl").write_text(json.dumps(_user("s-private", 5, "private subagent work", isSidechain=True)) + "\n")
+    (main.with_suffix("") / "subagents" / "agent-abc1234.jsonl").write_text(
+        json.dumps(_user("s-private", 5, "private subagent work", isSidechain=True)) + "\n"
+    )
 
 
 async def test_a_session_marked_skip_is_not_indexed_nor_its_subagents(ollama: OllamaStandIn, tmp_path: Path) -> None:
@@ -134,11 +151,18 @@ async def test_a_session_marked_skip_is_not_indexed_nor_its_subagents(ollama: Ol
     assert await search(settings, "medical private subagent work notes", top_k=20) == ["s-public"]
 
 
-async def test_a_dry_run_counts_what_a_real_run_indexes_leaving_out_skipped_and_excluded_sessions(ollama: OllamaStandIn, tmp_path: Path) -> None:
+async def test_a_dry_run_counts_what_a_real_run_indexes_leaving_out_skipped_and_excluded_sessions(
+    ollama: OllamaStandIn, tmp_path: Path
+) -> None:
     projects = tmp_path / "claude" / "projects"
     _session_marked_skip(projects)
     write_session(projects, CWD, "s-diary", [_user("s-diary", 0, "quarterly diary entry")])
-    write_session(projects, CWD, "s-public", [_user("s-public", 0, "public question about medical billing code"), _user("s-public", 1, "and the refund code")])
+    write_session(
+        projects,
+        CWD,
+        "s-public",
+        [_user("s-public", 0, "public question about medical billing code"), _user("s-public", 1, "and the refund code")],
+    )
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_EXCLUDE="s-diary")
 
     dry = await reindex(settings, dry_run=True)
@@ -150,9 +174,16 @@ async def test_a_dry_run_counts_what_a_real_run_indexes_leaving_out_skipped_and_
 
 async def test_excluded_projects_and_sessions_are_not_indexed(ollama: OllamaStandIn, tmp_path: Path) -> None:
     projects = tmp_path / "claude" / "projects"
-    write_session(projects, "/home/dev/client-secret-work", "s-client", [_user("s-client", 0, "quarterly numbers for the client", cwd="/home/dev/client-secret-work")])
+    write_session(
+        projects,
+        "/home/dev/client-secret-work",
+        "s-client",
+        [_user("s-client", 0, "quarterly numbers for the client", cwd="/home/dev/client-secret-work")],
+    )
     write_session(projects, CWD, "s-diary", [_user("s-diary", 0, "quarterly diary entry")])
     write_session(projects, CWD, "s-ok", [_user("s-ok", 0, "quarterly release plan")])
-    settings: Settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_EXCLUDE="/home/dev/client-*,s-diary")
+    settings: Settings = settings_for(
+        ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_EXCLUDE="/home/dev/client-*,s-diary"
+    )
     await reindex(settings)
     assert await search(settings, "quarterly", top_k=20) == ["s-ok"]

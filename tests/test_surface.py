@@ -129,13 +129,41 @@ def settings_factory(ollama: OllamaStandIn, tmp_path: Path) -> Settings:
 
 @pytest.mark.slow
 async def test_cli_search_takes_the_mcp_tools_filters_and_answers_the_same(fixture_index: Settings) -> None:
-    arguments = {"query": PHRASE, "top_k": 3, "offset": 1, "mode": "keyword", "git_branch": "master", "kind": "exchange",
-                 "tool": "Bash", "include_subagents": False, "project": "spotter", "since": "2026-01-01"}
+    arguments = {
+        "query": PHRASE,
+        "top_k": 3,
+        "offset": 1,
+        "mode": "keyword",
+        "git_branch": "master",
+        "kind": "exchange",
+        "tool": "Bash",
+        "include_subagents": False,
+        "project": "spotter",
+        "since": "2026-01-01",
+    }
     async with Client(build_server(fixture_index)) as client:
         over_mcp = (await client.call_tool("search", arguments)).structured_content
     over_cli = cli_json(
-        fixture_index, "search", PHRASE, "-k", "3", "--offset", "1", "--mode", "keyword", "--branch", "master", "--kind", "exchange",
-        "--tool", "Bash", "--no-include-subagents", "--project", "spotter", "--since", "2026-01-01",
+        fixture_index,
+        "search",
+        PHRASE,
+        "-k",
+        "3",
+        "--offset",
+        "1",
+        "--mode",
+        "keyword",
+        "--branch",
+        "master",
+        "--kind",
+        "exchange",
+        "--tool",
+        "Bash",
+        "--no-include-subagents",
+        "--project",
+        "spotter",
+        "--since",
+        "2026-01-01",
     )
     assert over_cli == over_mcp
     assert over_cli["results"] and all("Bash" in hit["tools"] and hit["git_branch"] == "master" for hit in over_cli["results"])
@@ -147,7 +175,9 @@ async def test_cli_search_takes_the_mcp_tools_filters_and_answers_the_same(fixtu
 async def test_cli_read_prints_what_read_session_returns(fixture_index: Settings) -> None:
     async with Client(build_server(fixture_index)) as client:
         hit = (await client.call_tool("search", {"query": PHRASE, "top_k": 1})).structured_content["results"][0]
-        over_mcp = (await client.call_tool("read_session", {"session_id": SESSION_WITH_PHRASE, "around": hit["chunk_id"], "limit": 5})).structured_content
+        over_mcp = (
+            await client.call_tool("read_session", {"session_id": SESSION_WITH_PHRASE, "around": hit["chunk_id"], "limit": 5})
+        ).structured_content
     assert cli_json(fixture_index, "read", SESSION_WITH_PHRASE, "--around", hit["chunk_id"], "--limit", "5") == over_mcp
     assert 0 < len(over_mcp["messages"]) <= 5
     readable = cli(fixture_index, "read", SESSION_WITH_PHRASE, "--around", hit["chunk_id"], "--limit", "5")

@@ -95,7 +95,11 @@ async def test_list_sessions_over_mcp_filters_and_pages(fixture_index: Settings,
         tools = {t.name: t for t in (await client.list_tools()).tools}
         page1 = (await client.call_tool("list_sessions", {"limit": 4})).structured_content
         page2 = (await client.call_tool("list_sessions", {"limit": 4, "offset": page1["next_offset"]})).structured_content
-        spotter = (await client.call_tool("list_sessions", {"project": "spotter", "git_branch": "master", "since": "2026-02-10", "until": "2026-02-10"})).structured_content
+        spotter = (
+            await client.call_tool(
+                "list_sessions", {"project": "spotter", "git_branch": "master", "since": "2026-02-10", "until": "2026-02-10"}
+            )
+        ).structured_content
         codex = (await client.call_tool("list_sessions", {"agent": "codex"})).structured_content
         bad = await client.call_tool("list_sessions", {"until": "2020-01-01", "since": "2021-01-01"})
     assert tools["list_sessions"].annotations.read_only_hint is True and tools["list_sessions"].output_schema
@@ -112,11 +116,27 @@ def test_typescript_sdk_client_lists_sessions(fixture_index: Settings) -> None:
     script = ROOT / "tests" / "node" / "mcp_client.mjs"
     if not (ROOT / "tests" / "node" / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
         pytest.fail("run `npm ci --prefix tests/node` first (.ci/run does)")
-    env = {**env_for(fixture_index.ollama_host, fixture_index.claude_dir, fixture_index.data_dir), "PATH": f"{Path(COMMAND).parent}:/usr/local/bin:/usr/bin:/bin"}
-    calls = ["--tool", "list_sessions", "--args", json.dumps({"limit": 3}),
-             "--tool", "list_sessions", "--args", json.dumps({"limit": 3, "offset": 3}),
-             "--tool", "list_sessions", "--args", json.dumps({"project": "spotter", "git_branch": "master", "agent": "claude-code", "since": "2026-02-10T22:00:00Z"})]
-    proc = subprocess.run(["node", str(script), *calls, "--", COMMAND, "serve"], capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **env_for(fixture_index.ollama_host, fixture_index.claude_dir, fixture_index.data_dir),
+        "PATH": f"{Path(COMMAND).parent}:/usr/local/bin:/usr/bin:/bin",
+    }
+    calls = [
+        "--tool",
+        "list_sessions",
+        "--args",
+        json.dumps({"limit": 3}),
+        "--tool",
+        "list_sessions",
+        "--args",
+        json.dumps({"limit": 3, "offset": 3}),
+        "--tool",
+        "list_sessions",
+        "--args",
+        json.dumps({"project": "spotter", "git_branch": "master", "agent": "claude-code", "since": "2026-02-10T22:00:00Z"}),
+    ]
+    proc = subprocess.run(
+        ["node", str(script), *calls, "--", COMMAND, "serve"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     tool = next(t for t in out["tools"] if t["name"] == "list_sessions")

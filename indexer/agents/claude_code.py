@@ -314,7 +314,9 @@ class _Parser:
             text = _clean_prompt("\n".join(_block_texts(record.get("content"))))
             # A task notification is no person's, and is taken up without a queue operation of its own.
             if text and not text.startswith(NOT_TYPED):
-                self.queue.append(self._envelope(record, line_no, "user", text, uuid=f"{self.source.session_hint}:queued{line_no}"))
+                self.queue.append(
+                    self._envelope(record, line_no, "user", text, uuid=f"{self.source.session_hint}:queued{line_no}")
+                )
         elif operation == "dequeue" and self.queue:
             del self.queue[0]
         elif operation == "remove" and self.queue:

@@ -51,7 +51,14 @@ from indexer.sources import SourceFile, stat_source
 
 NAME = "codex"
 FOLDERS = ("sessions", "archived_sessions")
-INJECTED = ("<environment_context>", "<user_instructions>", "# AGENTS.md instructions", "<INSTRUCTIONS>", "<permissions instructions>", "<turn_aborted>")
+INJECTED = (
+    "<environment_context>",
+    "<user_instructions>",
+    "# AGENTS.md instructions",
+    "<INSTRUCTIONS>",
+    "<permissions instructions>",
+    "<turn_aborted>",
+)
 CALLS = frozenset({"function_call", "custom_tool_call", "local_shell_call", "web_search_call"})
 OUTPUTS = frozenset({"function_call_output", "custom_tool_call_output"})
 _ROLLOUT_ID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jsonl$")
@@ -156,9 +163,18 @@ class _Parser:
             self.stats.noise += 1
             return None
         message = Message(
-            uuid=f"{self.session_id}:{line_no}", role=role, text=text, session_id=self.session_id, cwd=self.cwd,
-            git_branch=self.branch, timestamp=timestamp, is_sidechain=False, agent_id=None, line_start=line_no,
-            line_end=line_no, tools=tools or [],
+            uuid=f"{self.session_id}:{line_no}",
+            role=role,
+            text=text,
+            session_id=self.session_id,
+            cwd=self.cwd,
+            git_branch=self.branch,
+            timestamp=timestamp,
+            is_sidechain=False,
+            agent_id=None,
+            line_start=line_no,
+            line_end=line_no,
+            tools=tools or [],
         )
         self.messages.append(message)
         return message

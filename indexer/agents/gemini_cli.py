@@ -197,12 +197,25 @@ class _Parser:
         self.sidechain = header.get("kind") == "subagent"
         self.messages: list[Message] = []
 
-    def add(self, role: Role, text: str, record: dict[str, Any], line_no: int, uuid: str = "", tools: list[str] | None = None) -> None:
-        self.messages.append(Message(
-            uuid=uuid or text_of(record.get("id")) or f"{self.session_id}:{line_no}", role=role, text=text,
-            session_id=self.session_id, cwd=self.project, git_branch="", timestamp=text_of(record.get("timestamp")),
-            is_sidechain=self.sidechain, agent_id=None, line_start=line_no, line_end=line_no, tools=tools or [],
-        ))
+    def add(
+        self, role: Role, text: str, record: dict[str, Any], line_no: int, uuid: str = "", tools: list[str] | None = None
+    ) -> None:
+        self.messages.append(
+            Message(
+                uuid=uuid or text_of(record.get("id")) or f"{self.session_id}:{line_no}",
+                role=role,
+                text=text,
+                session_id=self.session_id,
+                cwd=self.project,
+                git_branch="",
+                timestamp=text_of(record.get("timestamp")),
+                is_sidechain=self.sidechain,
+                agent_id=None,
+                line_start=line_no,
+                line_end=line_no,
+                tools=tools or [],
+            )
+        )
 
     def record(self, line_no: int, record: dict[str, Any], stats: ParseStats) -> None:
         kind = text_of(record.get("type"))
@@ -220,12 +233,24 @@ class _Parser:
         rendered = [render_tool_call(name, dict_of(c.get("args")), self.clean) for name, c in zip(names, calls, strict=True)]
         self.add("assistant", "\n".join(t for t in (text, *rendered) if t), record, line_no, tools=names)
         results = [
-            render_tool_result(name, _result_text(c.get("result")), is_error=text_of(c.get("status")) in ("error", "cancelled"),
-                               tool_output_chars=self.tool_output_chars, clean=self.clean)
+            render_tool_result(
+                name,
+                _result_text(c.get("result")),
+                is_error=text_of(c.get("status")) in ("error", "cancelled"),
+                tool_output_chars=self.tool_output_chars,
+                clean=self.clean,
+            )
             for name, c in zip(names, calls, strict=True)
         ]
         if any(results):
-            self.add("tool", "\n".join(r for r in results if r), record, line_no, uuid=f"{text_of(record.get('id'))}:tools", tools=names)
+            self.add(
+                "tool",
+                "\n".join(r for r in results if r),
+                record,
+                line_no,
+                uuid=f"{text_of(record.get('id'))}:tools",
+                tools=names,
+            )
 
 
 def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = unchanged) -> Transcript:

@@ -501,9 +501,7 @@ class OllamaStandIn:
 
     # ---------------------------------------------------------------- routing
 
-    def handle(
-        self, method: str, path: str, read_body: Callable[[], bytes]
-    ) -> tuple[int, dict[str, Any] | str]:
+    def handle(self, method: str, path: str, read_body: Callable[[], bytes]) -> tuple[int, dict[str, Any] | str]:
         """Answer one request: ``(status, json-dict or text)``."""
         self.wait_until_answering()
         if self.not_ollama:
@@ -631,9 +629,7 @@ class OllamaStandIn:
         wrong = self.wrong_dims
         return wrong if wrong else (requested or native)
 
-    def _vectors(
-        self, key: str, texts: list[str], dims: int, truncate: Any
-    ) -> tuple[list[list[float]], int]:
+    def _vectors(self, key: str, texts: list[str], dims: int, truncate: Any) -> tuple[list[list[float]], int]:
         """Embed each text (token-truncated to the context length), by hashing or a real model."""
         context = _context_length(key)
         token_lists: list[list[str]] = []

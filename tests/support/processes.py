@@ -25,14 +25,18 @@ def server_params(settings: Settings, *args: str) -> StdioServerParameters:
 
 def cli(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.Popen:
     """`session-search reindex` started in the background."""
-    return subprocess.Popen([COMMAND, "reindex", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+    return subprocess.Popen(
+        [COMMAND, "reindex", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs
+    )
 
 
 def hook(settings: Settings, event: str, payload: dict, **env: str) -> tuple[subprocess.CompletedProcess, float]:
     """Run a hook as Claude Code does, payload on stdin; the finished process and its seconds."""
     environ = {**env_for(settings.ollama_host, settings.claude_dir, settings.data_dir), "PATH": os.environ["PATH"], **env}
     started = time.monotonic()
-    proc = subprocess.run([COMMAND, "hook", event], input=json.dumps(payload), capture_output=True, text=True, env=environ, timeout=60)
+    proc = subprocess.run(
+        [COMMAND, "hook", event], input=json.dumps(payload), capture_output=True, text=True, env=environ, timeout=60
+    )
     return proc, time.monotonic() - started
 
 
