@@ -358,14 +358,13 @@ _PROVIDER_RULES = (
     _rule("jwt", _word("eyJ") + r"[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),
     _rule("anthropic_key", _word("sk-ant-") + r"[A-Za-z0-9_-]{20,}"),
     _rule("openai_key", _word("sk-") + r"(?!ant-)[A-Za-z0-9_-]{20,}", check=_random_like),
-    _rule("github_token", rf"(?:{_word('gh[pousr]_')}[A-Za-z0-9]{{36,255}}|{_word('github_pat_')}[A-Za-z0-9_]{{22,255}})\b"),
+    _rule("github_token", rf"(?:{_word('gh[pousr]_')}[A-Za-z0-9]{{36,}}|{_word('github_pat_')}[A-Za-z0-9_]{{22,}})\b"),
     _rule("gitlab_token", _word("gl") + r"(?:pat|dt|rt|ptt|cbt|oas|soat)-[A-Za-z0-9_-]{20,}"),
-    _rule("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+"),
+    _rule(
+        "slack_webhook", r"(?:https://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+"
+    ),  # the host alone: a token glued before the URL may take its "https"
     _rule("slack_token", rf"(?:{_word('xox')}[abposre]-[A-Za-z0-9-]{{10,}}|{_word('xapp-')}\d-[A-Za-z0-9-]{{10,}})"),
-    *(
-        _rule("stripe_key", _word(prefix) + r"[A-Za-z0-9]{16,247}\b")
-        for prefix in ("sk_live_", "sk_test_", "rk_live_", "rk_test_")
-    ),
+    *(_rule("stripe_key", _word(prefix) + r"[A-Za-z0-9]{16,}\b") for prefix in ("sk_live_", "sk_test_", "rk_live_", "rk_test_")),
     _rule("stripe_key", _word("whsec_") + r"[A-Za-z0-9]{24,}\b"),
     _rule("google_api_key", _word("AIza") + r"[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
     _rule("aws_access_key_id", _word("A") + r"(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}\b"),

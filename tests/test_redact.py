@@ -149,6 +149,19 @@ def test_any_mix_of_secrets_and_names_redacts_idempotently(pieces: list[str]) ->
     assert redactor.redact_text(once) == once
 
 
+def test_a_token_glued_to_a_long_run_of_text_is_still_redacted() -> None:
+    """A length cap on a token's tail let a PAT followed by 256+ word characters through, and the
+    same token glued before a webhook URL took its "https" and hid the URL from its rule."""
+    pat = "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"
+    hook = "https://hooks.slack.com/services/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"
+    redactor = Redactor()
+    glued = redactor.redact_text(pat + "x" * 300)
+    assert "YXEG9TECIQ" not in glued and glued.startswith("[REDACTED:github_token]")
+    before_url = redactor.redact_text(pat + pat + hook)
+    assert "YXEG9TECIQ" not in before_url and "GF9cT7kRHwTu0" not in before_url
+    assert redactor.redact_text(before_url) == before_url
+
+
 def test_extra_patterns_redact_with_their_own_kind() -> None:
     """A user pattern's `secret` group (else the whole match) becomes [REDACTED:<name>]."""
     redactor = Redactor({"acme_key": r"acme_[0-9a-f]{32}", "internal_pin": r"PIN (?P<secret>\d{6})"})
