@@ -1,6 +1,6 @@
 """`session-search hook <event>`: Claude Code hooks that keep the index fresh.
 
-    SessionStart  starts a detached catch-up reindex and returns at once
+    SessionStart  starts a detached catch-up reindex (and, with recall on, the shared searcher) and returns at once
     Stop          indexes the new lines of the session that just answered
     UserPromptSubmit  with recall on, quotes past exchanges like the prompt (indexer/recall.py),
                       searched in the shared searcher (started detached when none runs)
@@ -35,6 +35,8 @@ GUARD = "SESSION_SEARCH_HOOK_CHILD"  # set in what a hook starts, so nothing it 
 LOG_NAME = "hooks.log"
 PLUGIN_RECALL_OPTION = "CLAUDE_PLUGIN_OPTION_RECALL"
 SEARCHER_POLL_S = 0.02  # while a searcher this hook started comes up
+# A searcher the hook starts outlives the pause between two prompts (servers keep theirs connected).
+RECALL_SEARCHER_IDLE_S = 1800.0
 log = logging.getLogger("session_search.hooks")
 
 
@@ -135,11 +137,13 @@ def process_age_s() -> float:
 
 
 def start_searcher(settings: Settings) -> int:
-    """Start the shared searcher for the next prompts, detached like the catch-up reindex; returns the starter's pid.
+    """Start the shared searcher unless one runs, detached like the catch-up reindex; returns the starter's pid.
 
     The starter (`python -m indexer.searcher_client`) takes the servers' start lock, so a
     server or another hook arriving meanwhile waits for this searcher instead of starting a
-    second; it exits once the searcher listens. Its settings go in on a pipe it closes.
+    second; it exits once the searcher listens. Its settings go in on a pipe it closes. The
+    searcher stays RECALL_SEARCHER_IDLE_S after its last caller, not the servers' minute:
+    the hook connects once a prompt, and prompts come minutes apart.
     """
     from indexer.searcher_client import settings_json
 
@@ -158,7 +162,8 @@ def start_searcher(settings: Settings) -> int:
     finally:
         logfile.close()
     assert child.stdin is not None
-    child.stdin.write(settings_json(settings).encode())
+    idle_s = max(settings.searcher_idle_s, RECALL_SEARCHER_IDLE_S)
+    child.stdin.write(settings_json(settings.model_copy(update={"searcher_idle_s": idle_s})).encode())
     child.stdin.close()
     return child.pid
 
@@ -275,6 +280,8 @@ def run_hook(event_name: str, stdin: Any = sys.stdin) -> int:
     try:
         if event_name == "SessionStart":
             start_catch_up(settings)
+            if recall_on(settings) and settings.shared_searcher:  # so the first prompt finds the index loaded
+                log.info("SessionStart: recall is on; shared searcher starter pid %d", start_searcher(settings))
         elif event_name == "Stop":
             index_session(settings, event)
         elif event_name == "UserPromptSubmit":

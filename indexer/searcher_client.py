@@ -8,6 +8,9 @@ and settings, over a private Unix socket, and never imports chromadb for them.
 The first server that needs it starts it under a file lock, so two never start two. A
 searcher that died (killed, or gone after its idle spell) is restarted on the next call, and
 a call it dropped is sent once more: every forwarded call only reads.
+
+The recall hook (hooks.py) asks the same searcher once (`ask_running`), without waiting for a
+start: when none runs, it starts one through `python -m indexer.searcher_client`, detached.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ LOG_NAME = "searcher.log"
 # connection its listener then drops (its sockets close one by one): a third try covers that.
 ATTEMPTS = 3
 RETRY_PAUSE_S = 0.1
-# Read by the recall hook, never by the searcher: a hook and a server that differ only in these share one.
-UNKEYED_FIELDS = frozenset({"recall", "recall_min_similarity", "recall_deadline_s"})
+# They change no answer (recall's are read by the hook, the idle spell is the first starter's): a hook
+# and a server that differ only in these share one searcher.
+UNKEYED_FIELDS = frozenset({"recall", "recall_min_similarity", "recall_deadline_s", "searcher_idle_s"})
 
 
 class SearcherGone(Exception):

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,7 @@ from support.home import exchange, write_session
 from support.ollama_standin import OllamaStandIn
 from support.paths import ROOT
 from support.processes import COMMAND, hook, hook_log, server_params
+from support.wait import wait_until
 
 from indexer.config import Settings
 from indexer.searcher_client import SearcherPaths
@@ -205,6 +207,33 @@ def test_with_no_searcher_the_hook_starts_one_detached_and_the_next_prompt_reuse
     assert "halving kp" in json.loads(second.stdout)["hookSpecificOutput"]["additionalContext"]
     assert "chromadb" not in imported(second)
     assert searcher_of(settings) == started and hook_log(settings).count("starting one") == 1
+
+
+def listening(settings: Settings) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(SearcherPaths.of(settings).socket))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.slow
+def test_with_recall_on_session_start_starts_a_searcher_that_outlives_the_servers_idle_spell(settings: Settings) -> None:
+    brief = {"SESSION_SEARCH_SEARCHER_IDLE_S": "1"}  # a server's searcher would leave 1 s after its last server
+    proc, _ = hook(settings, "SessionStart", {"session_id": "s-now", "source": "startup"}, **brief, **ON)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert wait_until(lambda: listening(settings), 60)
+    started = searcher_of(settings)
+    time.sleep(3)  # prompts come minutes apart: the searcher the hooks started waits for them
+    assert searcher_of(settings) == started is not None
+    first, _ = hook(
+        settings, "UserPromptSubmit", prompt_payload(settings, PARAPHRASE), PYTHONPROFILEIMPORTTIME="1", **brief, **ON
+    )
+    assert "halving kp" in json.loads(first.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "chromadb" not in imported(first) and "starting one" not in hook_log(settings)
 
 
 @pytest.mark.slow
