@@ -29,8 +29,9 @@ once): through a shared searcher already running (warm) with Ollama healthy, slo
 request, past any deadline) and down; with no searcher running (cold: the hook starts one
 and waits for it until its deadline); and searching in the hook process
 (SESSION_SEARCH_SHARED_SEARCHER=0) with Ollama healthy, slow, down, and healthy with the
-deadline lifted (what the whole search costs): p50, p95, how many runs printed a block, and
-the machine's load average.
+deadline lifted (what the whole search costs): p50, p95, how many runs printed a block, how
+many prompts were long enough to recall anything (recall skips those under 3 words), and the
+machine's load average.
 """
 
 from __future__ import annotations
