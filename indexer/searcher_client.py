@@ -291,7 +291,11 @@ def main() -> int:
     The recall hook runs this detached, so the hook itself never waits for chromadb to load.
     """
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(process)d %(levelname)s %(message)s")
-    client = SearcherClient(settings_from_json(sys.stdin.read()))
+    try:
+        client = SearcherClient(settings_from_json(sys.stdin.read()))
+    except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        log.error("no settings to start the shared searcher with (%s: %s)", type(exc).__name__, exc)
+        return 2
     try:
         client._ensure_running()
     except errors.SessionSearchError as exc:
