@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from indexer.errors import ConfigError
 
@@ -248,18 +248,12 @@ class Settings(BaseModel):
             raise ValueError("chunk_overlap must be at most half of chunk_tokens")
         return self
 
-    @field_validator("rerank_url")
+    @field_validator("rerank_url", "openai_base_url")
     @classmethod
-    def _rerank_url_is_http(cls, value: str | None) -> str | None:
+    def _url_is_http(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError("must look like http://gpu-box:8080")
-        return value or None
-
-    @field_validator("openai_base_url")
-    @classmethod
-    def _base_url_is_http(cls, value: str | None) -> str | None:
-        if value and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError("must look like http://gpu-box:8080/v1")
+            example = "http://gpu-box:8080/v1" if info.field_name == "openai_base_url" else "http://gpu-box:8080"
+            raise ValueError(f"must look like {example}")
         return value or None
 
     @model_validator(mode="after")

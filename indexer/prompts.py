@@ -11,7 +11,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from indexer.errors import ConfigError
 
@@ -30,18 +30,12 @@ class PromptTemplate(BaseModel):
     document: str
     source: str = ""
 
-    @field_validator("query")
+    @field_validator("query", "document")
     @classmethod
-    def _has_query_slot(cls, value: str) -> str:
-        if "{query}" not in value:
-            raise ValueError("the query template must contain {query}")
-        return value
-
-    @field_validator("document")
-    @classmethod
-    def _has_text_slot(cls, value: str) -> str:
-        if "{text}" not in value:
-            raise ValueError("the document template must contain {text}")
+    def _has_its_slot(cls, value: str, info: ValidationInfo) -> str:
+        slot = "{query}" if info.field_name == "query" else "{text}"
+        if slot not in value:
+            raise ValueError(f"the {info.field_name} template must contain {slot}")
         return value
 
     def format_query(self, query: str) -> str:

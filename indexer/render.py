@@ -41,19 +41,18 @@ def render_report(report: ReindexReport) -> str:
         f"{report.chunks_removed} removed, {report.chunks_skipped} skipped, {report.malformed_lines} malformed lines, "
         f"in {report.seconds:.1f} s."
     ]
-    if report.first_index:
-        lines.append("The first index of this data dir is built and now served.")
-    elif report.migrated:
-        lines.append("A new index was built beside the old one and is now served.")
-    if report.files_pruned:
-        lines.append(f"{report.files_pruned} deleted transcripts were pruned from the index.")
-    if report.files_gone:
-        lines.append(
+    said: list[tuple[object, str]] = [  # (whether it happened, what to say)
+        (report.first_index, "The first index of this data dir is built and now served."),
+        (report.migrated and not report.first_index, "A new index was built beside the old one and is now served."),
+        (report.files_pruned, f"{report.files_pruned} deleted transcripts were pruned from the index."),
+        (
+            report.files_gone,
             f"{report.files_gone} indexed transcripts no longer exist (Claude Code deletes old sessions); their chunks stay "
-            "searchable. `session-search reindex --prune` drops them."
-        )
-    if report.skipped:
-        lines.append("The model returned NaN for these chunks, left out: " + ", ".join(report.skipped))
+            "searchable. `session-search reindex --prune` drops them.",
+        ),
+        (report.skipped, "The model returned NaN for these chunks, left out: " + ", ".join(report.skipped)),
+    ]
+    lines += [text for happened, text in said if happened]
     return "\n".join(lines)
 
 

@@ -12,22 +12,12 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from indexer import models
 from indexer.catalog import Catalog, Served
 from indexer.config import Settings
 from indexer.embed import Embedder, ModelFacts
 from indexer.errors import IndexEmpty
 from indexer.ledger import Ledger
-from indexer.models import (
-    ListSessionsRequest,
-    ListSessionsResponse,
-    ModelInfo,
-    ReadSessionRequest,
-    ReindexOptions,
-    ReindexReport,
-    SearchRequest,
-    SearchResponse,
-    SessionPage,
-)
 from indexer.pipeline import ProgressFn
 from indexer.query import Query
 from indexer.reindex import Reindexer
@@ -79,30 +69,32 @@ class SessionSearch:
     def _serving(self) -> Served:
         return self.catalog.serving()
 
-    async def reindex(self, options: ReindexOptions | None = None, progress: ProgressFn | None = None) -> ReindexReport:
+    async def reindex(
+        self, options: models.ReindexOptions | None = None, progress: ProgressFn | None = None
+    ) -> models.ReindexReport:
         """Index new and changed transcripts into the index these settings describe.
 
         Raises:
             IndexBusy: another process holds the writer lock.
             EmbedderError, StoreError: a service failed; what was stored so far is kept.
         """
-        return await self._reindexer.reindex(options or ReindexOptions(), progress)
+        return await self._reindexer.reindex(options or models.ReindexOptions(), progress)
 
     async def keep_fresh(self, interval_s: float) -> None:
         """Reindex at start and then every interval_s seconds; never raises, yields to other writers."""
         await self._reindexer.keep_fresh(interval_s)
 
-    async def search(self, request: SearchRequest) -> SearchResponse:
+    async def search(self, request: models.SearchRequest) -> models.SearchResponse:
         """The exchanges that best match the query, within the request's filters, best first.
 
         Hybrid fuses vector and keyword rankings; when Ollama cannot embed the query it
         answers from keywords alone and says so.
         """
         if self.searcher is not None:
-            return await self.searcher.call("search", request, SearchResponse)
+            return await self.searcher.call("search", request, models.SearchResponse)
         return await self._query.search(request)
 
-    async def list_sessions(self, request: ListSessionsRequest) -> ListSessionsResponse:
+    async def list_sessions(self, request: models.ListSessionsRequest) -> models.ListSessionsResponse:
         """Indexed sessions, latest activity first; from the ledger alone, so it answers without Ollama."""
         from indexer.timeline import list_sessions
 
@@ -111,10 +103,10 @@ class SessionSearch:
             raise IndexEmpty(self.catalog.empty_message())
         return list_sessions(self.ledger, active, request, self.settings.result_tokens)
 
-    async def read_session(self, request: ReadSessionRequest) -> SessionPage:
+    async def read_session(self, request: models.ReadSessionRequest) -> models.SessionPage:
         """Messages of one session around a message or hit, in order; from the index if the transcript is gone."""
         if self.searcher is not None:
-            return await self.searcher.call("read_session", request, SessionPage)
+            return await self.searcher.call("read_session", request, models.SessionPage)
         name = self.catalog.serving().record.name
         return await read_session(self.ledger, name, self.settings, self.redactor.redact_text, request)
 
@@ -128,8 +120,8 @@ class SessionSearch:
         recorded, keyword = self.ledger.ids(served.record.name)
         return {"vectors": served.collection.ids(), "ledger": recorded, "keywords": keyword}
 
-    async def info(self) -> ModelInfo:
+    async def info(self) -> models.ModelInfo:
         """The model, templates and index state; service failures are reported, not raised."""
         if self.searcher is not None:
-            return await self.searcher.call("info", None, ModelInfo)
+            return await self.searcher.call("info", None, models.ModelInfo)
         return await info(self.resources, self.catalog)

@@ -26,24 +26,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from indexer.parse import (
-    MALFORMED,
-    Cleaner,
-    Message,
-    ParseStats,
-    Role,
-    Transcript,
-    decode,
-    dict_of,
-    finish,
-    list_of,
-    read_lines,
-    render_tool_call,
-    render_tool_result,
-    strip_reminders,
-    text_of,
-    unchanged,
-)
+from indexer import parse as shared  # the helpers every agent's parser uses
+from indexer.parse import MALFORMED, Cleaner, Message, ParseStats, Role, Transcript
 from indexer.sources import CLAUDE_CODE, SourceFile, stat_source
 
 NAME = CLAUDE_CODE
@@ -131,7 +115,7 @@ def _block_texts(content: Any) -> Iterator[str]:
     elif isinstance(content, list):
         for block in content:
             if isinstance(block, dict) and block.get("type") == "text":
-                yield text_of(block.get("text"))
+                yield shared.text_of(block.get("text"))
 
 
 def _noise_type(raw: bytes) -> bool:
@@ -186,12 +170,12 @@ class _Parser:
             self.stats.records += 1
             self.stats.noise += 1
             return
-        record = decode(raw)
+        record = shared.decode(raw)
         if record is MALFORMED or not isinstance(record, dict):
             self.stats.malformed += 1
             return
         self.stats.records += 1
-        kind = text_of(record.get("type"))  # a list or dict here would not even hash
+        kind = shared.text_of(record.get("type"))  # a list or dict here would not even hash
         if kind in TITLE_FIELDS:
             self._title(kind, record)
         elif kind in ("user", "assistant") and not record.get("isMeta"):
@@ -204,7 +188,7 @@ class _Parser:
             self.stats.noise += 1
 
     def _title(self, kind: str, record: dict[str, Any]) -> None:
-        title = text_of(record.get(TITLE_FIELDS[kind])).strip()
+        title = shared.text_of(record.get(TITLE_FIELDS[kind])).strip()
         if title:
             self.titles[kind] = title
         self.stats.noise += 1
@@ -216,31 +200,31 @@ class _Parser:
         return next((self.titles[kind] for kind in TITLE_FIELDS if kind in self.titles), None)
 
     def _envelope(self, record: dict[str, Any], line_no: int, role: Role, text: str, uuid: str = "") -> Message:
-        uuid = uuid or text_of(record.get("uuid")) or f"{self.source.session_hint}:line{line_no}"
-        cwd, branch = text_of(record.get("cwd")), text_of(record.get("gitBranch"))
+        uuid = uuid or shared.text_of(record.get("uuid")) or f"{self.source.session_hint}:line{line_no}"
+        cwd, branch = shared.text_of(record.get("cwd")), shared.text_of(record.get("gitBranch"))
         if cwd:
             self.where = (cwd, branch)
         return Message(
             uuid=uuid,
             role=role,
             text=text,
-            session_id=text_of(record.get("sessionId")) or self.source.session_hint,
+            session_id=shared.text_of(record.get("sessionId")) or self.source.session_hint,
             cwd=cwd,
             git_branch=branch,
-            timestamp=text_of(record.get("timestamp")),
+            timestamp=shared.text_of(record.get("timestamp")),
             is_sidechain=bool(record.get("isSidechain")) or self.source.agent_id is not None,
-            agent_id=self.source.agent_id or (text_of(record.get("agentId")) or None),
+            agent_id=self.source.agent_id or (shared.text_of(record.get("agentId")) or None),
             line_start=line_no,
             line_end=line_no,
         )
 
     def _message(self, record: dict[str, Any], kind: str, line_no: int) -> None:
-        uuid = text_of(record.get("uuid"))
+        uuid = shared.text_of(record.get("uuid"))
         if uuid and uuid in self.seen:
             self.stats.duplicates += 1
             return
         self.seen.add(uuid)
-        body = dict_of(record.get("message"))
+        body = shared.dict_of(record.get("message"))
         if kind == "assistant":
             self._assistant(record, body, line_no)
         else:
@@ -249,20 +233,20 @@ class _Parser:
     def _assistant(self, record: dict[str, Any], body: dict[str, Any], line_no: int) -> None:
         texts: list[str] = []
         tools: list[str] = []
-        for block in list_of(body.get("content")):
+        for block in shared.list_of(body.get("content")):
             if not isinstance(block, dict):
                 continue
             if block.get("type") == "text":
-                texts.append(text_of(block.get("text")))
+                texts.append(shared.text_of(block.get("text")))
             elif block.get("type") == "tool_use":
-                name = text_of(block.get("name")) or "tool"
-                self.tool_names[text_of(block.get("id"))] = name
+                name = shared.text_of(block.get("name")) or "tool"
+                self.tool_names[shared.text_of(block.get("id"))] = name
                 tools.append(name)
-                texts.append(render_tool_call(name, dict_of(block.get("input")), self.clean))
+                texts.append(shared.render_tool_call(name, shared.dict_of(block.get("input")), self.clean))
         if isinstance(body.get("content"), str):
             texts.append(body["content"])
         text = "\n".join(t for t in texts if t.strip())
-        message_id = text_of(body.get("id")) or None
+        message_id = shared.text_of(body.get("id")) or None
         last = self.messages[-1] if self.messages else None
         if last is not None and message_id and last.message_id == message_id and last.role == "assistant":
             last.text = "\n".join(t for t in (last.text, text) if t)
@@ -274,9 +258,9 @@ class _Parser:
         self.messages.append(message)
 
     def _tool_result(self, block: dict[str, Any]) -> tuple[str, str]:
-        name = self.tool_names.get(text_of(block.get("tool_use_id")), "tool")
-        text = strip_reminders("\n".join(_block_texts(block.get("content"))))
-        rendered = render_tool_result(
+        name = self.tool_names.get(shared.text_of(block.get("tool_use_id")), "tool")
+        text = shared.strip_reminders("\n".join(_block_texts(block.get("content"))))
+        rendered = shared.render_tool_result(
             name, text, is_error=bool(block.get("is_error")), tool_output_chars=self.tool_output_chars, clean=self.clean
         )
         return name, rendered
@@ -288,7 +272,7 @@ class _Parser:
             if text:
                 self.messages.append(self._envelope(record, line_no, "summary", text))
             return
-        blocks = list_of(content)
+        blocks = shared.list_of(content)
         results = [self._tool_result(b) for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
         if results:
             message = self._envelope(record, line_no, "tool", "\n".join(t for _, t in results if t))
@@ -308,7 +292,7 @@ class _Parser:
     def _queue_operation(self, record: dict[str, Any], line_no: int) -> None:
         """enqueue holds the prompt; dequeue means it became a user record; remove and popAll
         mean Claude took it in mid-turn, where only the enqueue record has its text."""
-        operation = text_of(record.get("operation"))
+        operation = shared.text_of(record.get("operation"))
         self.stats.noise += 1
         if operation == "enqueue":
             text = _clean_prompt("\n".join(_block_texts(record.get("content"))))
@@ -339,14 +323,14 @@ class _Parser:
 
     def _queued_command(self, record: dict[str, Any], line_no: int) -> bool:
         """2.1.2xx writes a prompt taken in mid-turn as an attachment; other origins are not a person's."""
-        attachment = dict_of(record.get("attachment"))
-        origin = text_of(dict_of(attachment.get("origin")).get("kind")) or "human"
+        attachment = shared.dict_of(record.get("attachment"))
+        origin = shared.text_of(shared.dict_of(attachment.get("origin")).get("kind")) or "human"
         if attachment.get("type") != "queued_command" or attachment.get("isMeta") or record.get("isMeta"):
             return False
-        if text_of(attachment.get("commandMode")) not in ("", "prompt") or origin != "human":
+        if shared.text_of(attachment.get("commandMode")) not in ("", "prompt") or origin != "human":
             return False
         text = _clean_prompt("\n".join(_block_texts(attachment.get("prompt"))))
-        uuid = text_of(record.get("uuid"))
+        uuid = shared.text_of(record.get("uuid"))
         if not text or text.startswith(NOT_TYPED) or (uuid and uuid in self.seen):
             return False
         self.seen.add(uuid)
@@ -363,9 +347,9 @@ class _Parser:
 
 
 def parse_lines(
-    source: SourceFile, lines: Iterable[tuple[int, bytes | None]], tool_output_chars: int, clean: Cleaner = unchanged
+    source: SourceFile, lines: Iterable[tuple[int, bytes | None]], tool_output_chars: int, clean: Cleaner = shared.unchanged
 ) -> Transcript:
-    """Parse (line number, raw line) pairs of one source; None stands for a line read_lines skipped as too long.
+    """Parse (line number, raw line) pairs of one source; None stands for a line shared.read_lines skipped as too long.
 
     clean (the redactor) sees every text before it is capped or kept.
     """
@@ -374,12 +358,12 @@ def parse_lines(
         # isspace() stops at the first other byte, where strip() would copy the whole line.
         if raw is None or (raw and not raw.isspace()):
             parser.feed(line_no, raw)
-    return finish(source, parser.result(), parser.stats, clean, parser.title)
+    return shared.finish(source, parser.result(), parser.stats, clean, parser.title)
 
 
-def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = unchanged) -> Transcript:
+def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = shared.unchanged) -> Transcript:
     """Parse a transcript file. Never raises on bad content; an unreadable file gives no messages."""
     try:
-        return parse_lines(source, read_lines(source.path), tool_output_chars, clean)
+        return parse_lines(source, shared.read_lines(source.path), tool_output_chars, clean)
     except OSError:
         return Transcript(source, [], ParseStats(malformed=1))

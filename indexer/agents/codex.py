@@ -29,24 +29,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from indexer.parse import (
-    MALFORMED,
-    Cleaner,
-    Message,
-    ParseStats,
-    Role,
-    Transcript,
-    decode,
-    dict_of,
-    finish,
-    list_of,
-    loads_or_empty,
-    read_lines,
-    render_tool_call,
-    render_tool_result,
-    text_of,
-    unchanged,
-)
+from indexer import parse as shared  # the helpers every agent's parser uses
+from indexer.parse import MALFORMED, Cleaner, Message, ParseStats, Role, Transcript
 from indexer.sources import SourceFile, stat_source
 
 NAME = "codex"
@@ -91,10 +75,10 @@ def discover(codex_dir: Path) -> Iterator[SourceFile]:
 def _thread_names(index: Path, size: int, mtime_ns: int) -> dict[str, str]:
     """Session id -> its latest thread name, from one version (size, mtime) of the session index."""
     names: dict[str, str] = {}
-    for _, raw in read_lines(index):
-        entry = MALFORMED if raw is None else decode(raw)
-        if isinstance(entry, dict) and text_of(entry.get("id")) and text_of(entry.get("thread_name")).strip():
-            names[text_of(entry.get("id"))] = text_of(entry.get("thread_name")).strip()
+    for _, raw in shared.read_lines(index):
+        entry = MALFORMED if raw is None else shared.decode(raw)
+        if isinstance(entry, dict) and shared.text_of(entry.get("id")) and shared.text_of(entry.get("thread_name")).strip():
+            names[shared.text_of(entry.get("id"))] = shared.text_of(entry.get("thread_name")).strip()
     return names
 
 
@@ -113,7 +97,9 @@ def _texts(content: Any) -> str:
     """input_text / output_text / text parts of a message, joined."""
     if isinstance(content, str):
         return content
-    return "\n".join(text_of(part.get("text")) for part in list_of(content) if isinstance(part, dict) and part.get("text"))
+    return "\n".join(
+        shared.text_of(part.get("text")) for part in shared.list_of(content) if isinstance(part, dict) and part.get("text")
+    )
 
 
 class _Parser:
@@ -128,34 +114,34 @@ class _Parser:
 
     def feed(self, line_no: int, raw: bytes | None) -> None:
         self.stats.lines += 1
-        record = MALFORMED if raw is None else decode(raw)
+        record = MALFORMED if raw is None else shared.decode(raw)
         if raw is None:
             self.stats.oversized += 1
         if not isinstance(record, dict):
             self.stats.malformed += 1
             return
         self.stats.records += 1
-        kind = text_of(record.get("type"))
-        payload = dict_of(record.get("payload")) if "payload" in record else record  # older rollouts: the item itself
-        timestamp = text_of(record.get("timestamp")) or text_of(payload.get("timestamp"))
+        kind = shared.text_of(record.get("type"))
+        payload = shared.dict_of(record.get("payload")) if "payload" in record else record  # older rollouts: the item itself
+        timestamp = shared.text_of(record.get("timestamp")) or shared.text_of(payload.get("timestamp"))
         if kind == "session_meta" or (line_no == 1 and not kind and "id" in record):
             self._meta(payload)
         elif kind == "turn_context":
-            self.cwd = text_of(payload.get("cwd")) or self.cwd
+            self.cwd = shared.text_of(payload.get("cwd")) or self.cwd
             if self.messages and self.messages[-1].role == "user":  # 0.39 writes a turn's context after its prompt
                 self.messages[-1].cwd = self.cwd
             self.stats.noise += 1
         elif kind == "compacted":
-            self._add("summary", text_of(payload.get("message")), line_no, timestamp)
+            self._add("summary", shared.text_of(payload.get("message")), line_no, timestamp)
         elif kind == "response_item" or (kind in CALLS | OUTPUTS | {"message"} and "payload" not in record):
             self._item(payload, line_no, timestamp)
         else:
             self.stats.noise += 1  # event_msg copies, token counts, state lines
 
     def _meta(self, payload: dict[str, Any]) -> None:
-        self.session_id = text_of(payload.get("id")) or self.session_id
-        self.cwd = text_of(payload.get("cwd")) or self.cwd
-        self.branch = text_of(dict_of(payload.get("git")).get("branch")) or self.branch
+        self.session_id = shared.text_of(payload.get("id")) or self.session_id
+        self.cwd = shared.text_of(payload.get("cwd")) or self.cwd
+        self.branch = shared.text_of(shared.dict_of(payload.get("git")).get("branch")) or self.branch
         self.stats.noise += 1
 
     def _add(self, role: Role, text: str, line_no: int, timestamp: str, tools: list[str] | None = None) -> Message | None:
@@ -180,9 +166,9 @@ class _Parser:
         return message
 
     def _item(self, item: dict[str, Any], line_no: int, timestamp: str) -> None:
-        kind = text_of(item.get("type"))
+        kind = shared.text_of(item.get("type"))
         if kind == "message":
-            role = text_of(item.get("role"))
+            role = shared.text_of(item.get("role"))
             text = _texts(item.get("content")).strip()
             if role == "user" and not text.startswith(INJECTED):
                 self._add("user", text, line_no, timestamp)
@@ -199,14 +185,16 @@ class _Parser:
 
     def _call(self, kind: str, item: dict[str, Any], line_no: int, timestamp: str) -> None:
         """A tool call, added to the assistant's turn as Claude Code's are."""
-        name = text_of(item.get("name")) or {"local_shell_call": "shell", "web_search_call": "web_search"}.get(kind, "tool")
-        self.tool_names[text_of(item.get("call_id"))] = name
+        name = shared.text_of(item.get("name")) or {"local_shell_call": "shell", "web_search_call": "web_search"}.get(
+            kind, "tool"
+        )
+        self.tool_names[shared.text_of(item.get("call_id"))] = name
         arguments = item.get("arguments")
-        args = dict_of(loads_or_empty(arguments) if isinstance(arguments, str) else arguments)
-        args.update({k: v for k, v in dict_of(item.get("action")).items() if k in ("command", "query", "url")})
+        args = shared.dict_of(shared.loads_or_empty(arguments) if isinstance(arguments, str) else arguments)
+        args.update({k: v for k, v in shared.dict_of(item.get("action")).items() if k in ("command", "query", "url")})
         if isinstance(item.get("input"), str):  # a freeform call: apply_patch's patch, a script
             args.setdefault("command", "\n".join(item["input"].splitlines()[:6]))
-        rendered = render_tool_call(name, args, self.clean)
+        rendered = shared.render_tool_call(name, args, self.clean)
         last = self.messages[-1] if self.messages else None
         if last is not None and last.role == "assistant":
             last.text, last.line_end = f"{last.text}\n{rendered}", line_no
@@ -215,15 +203,21 @@ class _Parser:
             self._add("assistant", rendered, line_no, timestamp, [name])
 
     def _output(self, item: dict[str, Any], line_no: int, timestamp: str) -> None:
-        name = self.tool_names.get(text_of(item.get("call_id")), "tool")
+        name = self.tool_names.get(shared.text_of(item.get("call_id")), "tool")
         output = item.get("output")
-        text, failed = text_of(output), False
-        wrapped = dict_of(loads_or_empty(output)) if isinstance(output, str) and output.startswith("{") else dict_of(output)
+        text, failed = shared.text_of(output), False
+        wrapped = (
+            shared.dict_of(shared.loads_or_empty(output))
+            if isinstance(output, str) and output.startswith("{")
+            else shared.dict_of(output)
+        )
         if wrapped:  # {"output": ..., "metadata": {"exit_code": n}}, or {content, success}
-            text = text_of(wrapped.get("output")) or text_of(wrapped.get("content")) or text
-            exit_code = dict_of(wrapped.get("metadata")).get("exit_code")
+            text = shared.text_of(wrapped.get("output")) or shared.text_of(wrapped.get("content")) or text
+            exit_code = shared.dict_of(wrapped.get("metadata")).get("exit_code")
             failed = (isinstance(exit_code, int) and exit_code != 0) or wrapped.get("success") is False
-        rendered = render_tool_result(name, text, is_error=failed, tool_output_chars=self.tool_output_chars, clean=self.clean)
+        rendered = shared.render_tool_result(
+            name, text, is_error=failed, tool_output_chars=self.tool_output_chars, clean=self.clean
+        )
         last = self.messages[-1] if self.messages else None
         if last is not None and last.role == "tool":
             last.text, last.line_end = "\n".join(t for t in (last.text, rendered) if t), line_no
@@ -233,19 +227,19 @@ class _Parser:
 
 
 def parse_lines(
-    source: SourceFile, lines: Iterable[tuple[int, bytes | None]], tool_output_chars: int, clean: Cleaner = unchanged
+    source: SourceFile, lines: Iterable[tuple[int, bytes | None]], tool_output_chars: int, clean: Cleaner = shared.unchanged
 ) -> Transcript:
     """Parse (line number, raw line) pairs of one rollout; None stands for a line too long to read."""
     parser = _Parser(source, tool_output_chars, clean)
     for line_no, raw in lines:
         if raw is None or (raw and not raw.isspace()):
             parser.feed(line_no, raw)
-    return finish(source, parser.messages, parser.stats, clean, thread_name(source, parser.session_id))
+    return shared.finish(source, parser.messages, parser.stats, clean, thread_name(source, parser.session_id))
 
 
-def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = unchanged) -> Transcript:
+def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = shared.unchanged) -> Transcript:
     """Parse a rollout. Never raises on bad content; an unreadable file gives no messages."""
     try:
-        return parse_lines(source, read_lines(source.path), tool_output_chars, clean)
+        return parse_lines(source, shared.read_lines(source.path), tool_output_chars, clean)
     except OSError:
         return Transcript(source, [], ParseStats(malformed=1))

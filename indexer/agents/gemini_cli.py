@@ -25,23 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from indexer.parse import (
-    MALFORMED,
-    Cleaner,
-    Message,
-    ParseStats,
-    Role,
-    Transcript,
-    decode,
-    dict_of,
-    finish,
-    list_of,
-    read_lines,
-    render_tool_call,
-    render_tool_result,
-    text_of,
-    unchanged,
-)
+from indexer import parse as shared  # the helpers every agent's parser uses
+from indexer.parse import MALFORMED, Cleaner, Message, ParseStats, Role, Transcript
 from indexer.sources import SourceFile, stat_source
 
 NAME = "gemini-cli"
@@ -82,16 +67,16 @@ def _texts(content: Any) -> str:
     if isinstance(content, str):
         return content
     parts = content if isinstance(content, list) else [content]
-    return "\n".join(text_of(part.get("text")) if isinstance(part, dict) else text_of(part) for part in parts)
+    return "\n".join(shared.text_of(part.get("text")) if isinstance(part, dict) else shared.text_of(part) for part in parts)
 
 
 def _result_text(result: Any) -> str:
     """What a tool call returned: its functionResponse output or error, or plain text parts."""
     texts: list[str] = []
     for part in result if isinstance(result, list) else [result]:
-        response = dict_of(dict_of(dict_of(part).get("functionResponse")).get("response"))
+        response = shared.dict_of(shared.dict_of(shared.dict_of(part).get("functionResponse")).get("response"))
         if response:
-            texts.append(text_of(response.get("output")) or text_of(response.get("error")))
+            texts.append(shared.text_of(response.get("output")) or shared.text_of(response.get("error")))
         elif isinstance(part, dict | str):
             texts.append(_texts(part))
     return "\n".join(t for t in texts if t)
@@ -106,10 +91,10 @@ def project_of(path: Path, raw: bytes, header: dict[str, Any]) -> str:
         root = ""
     if root:
         return root
-    wanted = text_of(header.get("projectHash")) or folder.name
+    wanted = shared.text_of(header.get("projectHash")) or folder.name
     if not _HASH.fullmatch(wanted):
         return ""
-    mentioned = [d.encode() for d in list_of(header.get("directories")) if isinstance(d, str)] + _PATH.findall(raw)
+    mentioned = [d.encode() for d in shared.list_of(header.get("directories")) if isinstance(d, str)] + _PATH.findall(raw)
     seen: set[str] = set()
     for found in mentioned:
         candidate: str = found.decode("utf-8", "replace").rstrip("./")
@@ -127,25 +112,25 @@ def _records(source: SourceFile, stats: ParseStats) -> tuple[dict[str, Any], lis
         return _document(source, stats)
     header: dict[str, Any] = {}
     slots: dict[str, tuple[int, dict[str, Any]]] = {}  # by id, in first-seen order; a rewrite replaces the copy
-    for line_no, raw in read_lines(source.path):
+    for line_no, raw in shared.read_lines(source.path):
         if raw is not None and (not raw or raw.isspace()):
             continue
         stats.lines += 1
-        record = MALFORMED if raw is None else decode(raw)
+        record = MALFORMED if raw is None else shared.decode(raw)
         stats.oversized += raw is None
         if not isinstance(record, dict):
             stats.malformed += 1
             continue
         stats.records += 1
         if "$set" in record:
-            header.update(dict_of(record["$set"]))
+            header.update(shared.dict_of(record["$set"]))
         elif "$rewindTo" in record:
             ids = list(slots)
-            target = text_of(record.get("$rewindTo"))
+            target = shared.text_of(record.get("$rewindTo"))
             for key in ids[ids.index(target) if target in slots else 0 :]:
                 del slots[key]
         elif "type" in record:
-            key = text_of(record.get("id")) or f"line{line_no}"
+            key = shared.text_of(record.get("id")) or f"line{line_no}"
             slots[key] = (slots[key][0] if key in slots else line_no, record)
         else:
             header.update(record)
@@ -155,7 +140,7 @@ def _records(source: SourceFile, stats: ParseStats) -> tuple[dict[str, Any], lis
 def _jsonl_texts(slots: dict[str, tuple[int, dict[str, Any]]]) -> Iterator[bytes]:
     """Tool arguments and results, where a session's paths are found."""
     for _, record in slots.values():
-        for call in list_of(record.get("toolCalls")):
+        for call in shared.list_of(record.get("toolCalls")):
             if isinstance(call, dict):
                 yield repr(call.get("args")).encode("utf-8", "replace")
                 yield _result_text(call.get("result")).encode("utf-8", "replace")
@@ -167,11 +152,11 @@ def _document(source: SourceFile, stats: ParseStats) -> tuple[dict[str, Any], li
         stats.oversized = stats.malformed = 1
         return {}, [], b""
     raw = source.path.read_bytes()
-    document = decode(raw)
+    document = shared.decode(raw)
     if not isinstance(document, dict):
         stats.malformed = 1
         return {}, [], b""
-    messages = [m for m in list_of(document.get("messages")) if isinstance(m, dict)]
+    messages = [m for m in shared.list_of(document.get("messages")) if isinstance(m, dict)]
     return document, list(zip(_lines_of(raw, messages), messages, strict=True)), raw
 
 
@@ -180,7 +165,7 @@ def _lines_of(raw: bytes, messages: list[dict[str, Any]]) -> list[int]:
     lines: list[int] = []
     at, line = 0, 1
     for message in messages:
-        key = text_of(message.get("id")).encode("utf-8", "replace")
+        key = shared.text_of(message.get("id")).encode("utf-8", "replace")
         found = raw.find(b'"' + key + b'"', at) if key else -1
         if found >= 0:
             line += raw.count(b"\n", at, found)
@@ -192,7 +177,7 @@ def _lines_of(raw: bytes, messages: list[dict[str, Any]]) -> list[int]:
 class _Parser:
     def __init__(self, source: SourceFile, tool_output_chars: int, clean: Cleaner, header: dict[str, Any], project: str):
         self.source, self.tool_output_chars, self.clean = source, tool_output_chars, clean
-        self.session_id = text_of(header.get("sessionId")) or source.session_hint
+        self.session_id = shared.text_of(header.get("sessionId")) or source.session_hint
         self.project = project
         self.sidechain = header.get("kind") == "subagent"
         self.messages: list[Message] = []
@@ -202,13 +187,13 @@ class _Parser:
     ) -> None:
         self.messages.append(
             Message(
-                uuid=uuid or text_of(record.get("id")) or f"{self.session_id}:{line_no}",
+                uuid=uuid or shared.text_of(record.get("id")) or f"{self.session_id}:{line_no}",
                 role=role,
                 text=text,
                 session_id=self.session_id,
                 cwd=self.project,
                 git_branch="",
-                timestamp=text_of(record.get("timestamp")),
+                timestamp=shared.text_of(record.get("timestamp")),
                 is_sidechain=self.sidechain,
                 agent_id=None,
                 line_start=line_no,
@@ -218,7 +203,7 @@ class _Parser:
         )
 
     def record(self, line_no: int, record: dict[str, Any], stats: ParseStats) -> None:
-        kind = text_of(record.get("type"))
+        kind = shared.text_of(record.get("type"))
         text = _texts(record.get("content")).strip()
         if kind == "user" and text not in NOT_TYPED:
             self.add("user", text, record, line_no)
@@ -228,15 +213,17 @@ class _Parser:
             stats.noise += 1  # info, error and warning notices
 
     def _model_turn(self, line_no: int, record: dict[str, Any], text: str) -> None:
-        calls = [c for c in list_of(record.get("toolCalls")) if isinstance(c, dict)]
-        names = [text_of(c.get("name")) or "tool" for c in calls]
-        rendered = [render_tool_call(name, dict_of(c.get("args")), self.clean) for name, c in zip(names, calls, strict=True)]
+        calls = [c for c in shared.list_of(record.get("toolCalls")) if isinstance(c, dict)]
+        names = [shared.text_of(c.get("name")) or "tool" for c in calls]
+        rendered = [
+            shared.render_tool_call(name, shared.dict_of(c.get("args")), self.clean) for name, c in zip(names, calls, strict=True)
+        ]
         self.add("assistant", "\n".join(t for t in (text, *rendered) if t), record, line_no, tools=names)
         results = [
-            render_tool_result(
+            shared.render_tool_result(
                 name,
                 _result_text(c.get("result")),
-                is_error=text_of(c.get("status")) in ("error", "cancelled"),
+                is_error=shared.text_of(c.get("status")) in ("error", "cancelled"),
                 tool_output_chars=self.tool_output_chars,
                 clean=self.clean,
             )
@@ -248,12 +235,12 @@ class _Parser:
                 "\n".join(r for r in results if r),
                 record,
                 line_no,
-                uuid=f"{text_of(record.get('id'))}:tools",
+                uuid=f"{shared.text_of(record.get('id'))}:tools",
                 tools=names,
             )
 
 
-def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = unchanged) -> Transcript:
+def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = shared.unchanged) -> Transcript:
     """Parse a chat file. Never raises on bad content; an unreadable file gives no messages."""
     stats = ParseStats()
     try:
@@ -263,5 +250,5 @@ def parse(source: SourceFile, tool_output_chars: int = 1500, clean: Cleaner = un
     parser = _Parser(source, tool_output_chars, clean, header, project_of(source.path, raw, header))
     for line_no, record in records:
         parser.record(line_no, record, stats)
-    summary = text_of(header.get("summary")).strip() or None
-    return finish(source, parser.messages, stats, clean, None if parser.sidechain else summary)
+    summary = shared.text_of(header.get("summary")).strip() or None
+    return shared.finish(source, parser.messages, stats, clean, None if parser.sidechain else summary)
