@@ -25,9 +25,13 @@ median and p95.
 
 `latency` times `session-search hook UserPromptSubmit` as a subprocess (interpreter start
 included) over the fixture index (the stand-in's hashing vectors, so the stand-in answers at
-once) with Ollama healthy, slow (30 s per request, past any deadline) and down, and healthy
-with the deadline lifted (what the whole search costs): p50, p95, how many runs printed a
-block, and the machine's load average.
+once): through a shared searcher already running (warm) with Ollama healthy, slow (30 s per
+request, past any deadline) and down; with no searcher running (cold: the hook starts one
+and waits for it until its deadline); and searching in the hook process
+(SESSION_SEARCH_SHARED_SEARCHER=0) with Ollama healthy, slow, down, and healthy with the
+deadline lifted (what the whole search costs): p50, p95, how many runs printed a block, how
+many prompts were long enough to recall anything (recall skips those under 3 words), and the
+machine's load average.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +63,7 @@ from indexer.chunk import count_tokens  # noqa: E402
 from indexer.config import Settings  # noqa: E402
 from indexer.models import SearchHit  # noqa: E402
 from indexer.recall import context, recall_request, relevant  # noqa: E402
+from indexer.searcher_client import SearcherPaths  # noqa: E402
 from indexer.service import SessionSearch  # noqa: E402
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
@@ -253,11 +260,18 @@ def run_quality(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- latency
 
 
-def hook_seconds(env: dict[str, str], prompts: Sequence[str], runs: int) -> tuple[list[float], int]:
+SHARED_CASES = ("warm", "warm-slow", "warm-down", "cold")  # through the shared searcher (the default); the rest in-process
+ALL_CASES = "warm,warm-slow,warm-down,cold,healthy,slow,down,unbounded"
+
+
+def hook_seconds(
+    env: dict[str, str], prompts: Sequence[str], runs: int, before_each: Callable[[], None] = lambda: None
+) -> tuple[list[float], int]:
     """Each run's seconds, and how many runs printed a block (the rest printed nothing)."""
     command = [sys.executable, "-c", "import sys; from indexer.cli import main; sys.exit(main())", "hook", "UserPromptSubmit"]
     seconds, answered = [], 0
     for i in range(runs):
+        before_each()
         payload = json.dumps({"session_id": "none", "prompt": prompts[i % len(prompts)], "hook_event_name": "UserPromptSubmit"})
         started = time.monotonic()
         proc = subprocess.run(command, input=payload, capture_output=True, text=True, env=env, timeout=60, check=False)
@@ -269,6 +283,47 @@ def hook_seconds(env: dict[str, str], prompts: Sequence[str], runs: int) -> tupl
             assert len(answer["hookSpecificOutput"]["additionalContext"]) <= 2000
             answered += 1
     return seconds, answered
+
+
+def searcher_pids(data_dir: Path) -> list[int]:
+    """The shared searchers living on this data dir (one per settings key)."""
+    locks = data_dir.glob("searcher-*.lock")
+    found = (
+        SearcherPaths(lock.with_suffix(".sock"), lock, lock.with_suffix(".start"), data_dir / "searcher.log").holder()
+        for lock in locks
+    )
+    return [pid for pid in found if pid is not None]
+
+
+def listening(data_dir: Path) -> bool:
+    """Whether a shared searcher accepts connections on this data dir (a killed one leaves its socket file)."""
+    for path in data_dir.glob("searcher-*.sock"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+                return True
+            except OSError:
+                continue
+    return False
+
+
+def wait_for(predicate: Callable[[], bool], what: str, data_dir: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            logs = "\n".join(
+                f"{name}: ...{(data_dir / name).read_text()[-1500:]}"
+                for name in ("hooks.log", "searcher.log")
+                if (data_dir / name).exists()
+            )
+            raise SystemExit(f"{what} within {timeout_s:g} s: no\n{logs}")
+        time.sleep(0.05)
+
+
+def stop_searchers(data_dir: Path) -> None:
+    for pid in searcher_pids(data_dir):
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not searcher_pids(data_dir), "the shared searchers exited", data_dir)
 
 
 def run_latency(args: argparse.Namespace) -> int:
@@ -294,27 +349,51 @@ def run_latency(args: argparse.Namespace) -> int:
             "SESSION_SEARCH_RECALL_MIN_SIMILARITY": "0",
             "PYTHONPATH": str(ROOT),
         }  # 0: every healthy run prints a block
-        hook_seconds({**env, "SESSION_SEARCH_RECALL_DEADLINE": "30"}, prompts, 2)  # warm the page cache
+        in_process = {**env, "SESSION_SEARCH_SHARED_SEARCHER": "0"}
+        data = settings.data_dir
+        recallable = [p for p in prompts if recall_request(p) is not None]
+        hook_seconds({**in_process, "SESSION_SEARCH_RECALL_DEADLINE": "30"}, prompts, 2)  # warm the page cache
         rows = {}
-        for case in args.cases.split(","):
-            standin.reset()
-            case_env = {**env, "SESSION_SEARCH_RECALL_DEADLINE": "30"} if case == "unbounded" else env
-            if case == "slow":
-                standin.delay_s = 30.0
-            elif case == "down":
-                standin.down()
-            load_before = os.getloadavg()[0]
-            seconds, answered = hook_seconds(case_env, prompts, args.runs)
-            seconds.sort()
-            rows[case] = {
-                "runs": args.runs,
-                "answered": answered,
-                "p50_s": round(statistics.median(seconds), 3),
-                "p95_s": round(percentile(seconds, 0.95), 3),
-                "max_s": round(seconds[-1], 3),
-                "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            }
-            print(json.dumps({"case": case} | rows[case]), flush=True)
+        try:
+            for case in args.cases.split(","):
+                standin.reset()
+                stop_searchers(settings.data_dir)
+                before_each: Callable[[], None] = lambda: None  # noqa: E731
+                case_prompts = prompts
+                case_env = env if case in SHARED_CASES else in_process
+                if case == "unbounded":
+                    case_env = {**case_env, "SESSION_SEARCH_RECALL_DEADLINE": "30"}
+                if case.startswith("warm"):  # a first prompt (no deadline to speak of) starts the searcher the runs find
+                    hook_seconds({**env, "SESSION_SEARCH_RECALL_DEADLINE": "30"}, recallable, 1)
+                    wait_for(lambda: listening(data), "the searcher listens", data)
+                elif case == "cold":  # every run finds none and starts one; it listens before the next run
+
+                    def before_each() -> None:
+                        wait_for(lambda: listening(data), "the searcher listens", data)
+                        stop_searchers(data)
+
+                    case_prompts = recallable  # a prompt too short to recall starts no searcher
+                    hook_seconds(env, case_prompts, 1)  # so that each timed run follows one that started a searcher
+
+                if case.endswith("slow"):
+                    standin.delay_s = 30.0
+                elif case.endswith("down"):
+                    standin.down()
+                load_before = os.getloadavg()[0]
+                seconds, answered = hook_seconds(case_env, case_prompts, args.runs, before_each)
+                seconds.sort()
+                rows[case] = {
+                    "runs": args.runs,
+                    "answered": answered,
+                    "recallable": sum(recall_request(case_prompts[i % len(case_prompts)]) is not None for i in range(args.runs)),
+                    "p50_s": round(statistics.median(seconds), 3),
+                    "p95_s": round(percentile(seconds, 0.95), 3),
+                    "max_s": round(seconds[-1], 3),
+                    "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                }
+                print(json.dumps({"case": case} | rows[case]), flush=True)
+        finally:
+            stop_searchers(settings.data_dir)
     return 0
 
 
@@ -326,12 +405,15 @@ def main() -> int:
     quality.add_argument("--keep", type=Path, help="keep LoCoMo's indexed conversations here (reused next time)")
     quality.add_argument("--conversations", type=int, help="only the first N LoCoMo conversations")
     quality.add_argument("--json", action="store_true", help="one JSON row per set and threshold")
-    latency = commands.add_parser("latency", help="the hook's time as a subprocess, Ollama healthy, slow and down")
+    latency = commands.add_parser(
+        "latency", help="the hook's time as a subprocess, searcher warm or cold, Ollama healthy, slow and down"
+    )
     latency.add_argument("--runs", type=int, default=30)
     latency.add_argument(
         "--cases",
-        default="healthy,slow,down,unbounded",
-        help="unbounded: healthy with a 30 s deadline, what the whole search costs (default %(default)s)",
+        default=ALL_CASES,
+        help="warm*: a shared searcher already runs; cold: none runs (the hook starts one); the rest search in the hook "
+        "process (SESSION_SEARCH_SHARED_SEARCHER=0); unbounded: in-process with a 30 s deadline (default %(default)s)",
     )
     args = parser.parse_args()
     return run_quality(args) if args.command == "quality" else run_latency(args)

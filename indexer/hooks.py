@@ -1,8 +1,9 @@
 """`session-search hook <event>`: Claude Code hooks that keep the index fresh.
 
-    SessionStart  starts a detached catch-up reindex and returns at once
+    SessionStart  starts a detached catch-up reindex (and, with recall on, the shared searcher) and returns at once
     Stop          indexes the new lines of the session that just answered
-    UserPromptSubmit  with recall on, quotes past exchanges like the prompt (indexer/recall.py)
+    UserPromptSubmit  with recall on, quotes past exchanges like the prompt (indexer/recall.py),
+                      searched in the shared searcher (started detached when none runs)
 
 Both print nothing (on Stop, output or exit code 2 would make Claude continue; on
 SessionStart, stdout would be read as context), always exit 0, and write what went wrong
@@ -22,14 +23,20 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from indexer.config import Settings, load_settings
 from indexer.errors import IndexBusy, SessionSearchError
 
+if TYPE_CHECKING:
+    from indexer.models import SearchRequest, SearchResponse
+
 GUARD = "SESSION_SEARCH_HOOK_CHILD"  # set in what a hook starts, so nothing it starts runs a hook again
 LOG_NAME = "hooks.log"
 PLUGIN_RECALL_OPTION = "CLAUDE_PLUGIN_OPTION_RECALL"
+SEARCHER_POLL_S = 0.02  # while a searcher this hook started comes up
+# A searcher the hook starts outlives the pause between two prompts (servers keep theirs connected).
+RECALL_SEARCHER_IDLE_S = 1800.0
 log = logging.getLogger("session_search.hooks")
 
 
@@ -129,11 +136,79 @@ def process_age_s() -> float:
         return 0.0
 
 
+def start_searcher(settings: Settings) -> int:
+    """Start the shared searcher unless one runs, detached like the catch-up reindex; returns the starter's pid.
+
+    The starter (`python -m indexer.searcher_client`) takes the servers' start lock, so a
+    server or another hook arriving meanwhile waits for this searcher instead of starting a
+    second; it exits once the searcher listens. Its settings go in on a pipe it closes. The
+    searcher stays RECALL_SEARCHER_IDLE_S after its last caller, not the servers' minute:
+    the hook connects once a prompt, and prompts come minutes apart.
+    """
+    from indexer.searcher_client import settings_json
+
+    logfile = open(settings.data_dir / LOG_NAME, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "indexer.searcher_client"],
+            stdin=subprocess.PIPE,
+            stdout=logfile,
+            stderr=logfile,
+            close_fds=True,
+            start_new_session=True,
+            env={**os.environ, GUARD: "1"},
+            cwd=settings.data_dir,
+        )
+    finally:
+        logfile.close()
+    assert child.stdin is not None
+    idle_s = max(settings.searcher_idle_s, RECALL_SEARCHER_IDLE_S)
+    child.stdin.write(settings_json(settings.model_copy(update={"searcher_idle_s": idle_s})).encode())
+    child.stdin.close()
+    return child.pid
+
+
+async def _search_in_searcher(settings: Settings, request: SearchRequest) -> SearchResponse | None:
+    """The shared searcher's answer; None when it dropped the call.
+
+    When no searcher runs, one is started detached and waited for: the hook's deadline (in
+    the caller) ends the wait, and the searcher stays for the next prompts. Nothing here
+    imports chromadb: the searcher holds the index.
+    """
+    import anyio
+
+    from indexer.models import SearchResponse
+    from indexer.searcher_client import SearcherGone, SearcherNotRunning, SearcherPaths, ask_running
+
+    paths = SearcherPaths.of(settings)
+    started = False
+    while True:
+        try:
+            return await ask_running(paths, "search", request, SearchResponse)
+        except SearcherNotRunning:
+            if not started:
+                started = True
+                pid = start_searcher(settings)
+                log.info("UserPromptSubmit: no shared searcher was running; starting one (starter pid %d)", pid)
+            await anyio.sleep(SEARCHER_POLL_S)
+        except SearcherGone as exc:  # it died or left mid-call: the next prompt (or server) starts another
+            log.info("UserPromptSubmit: no recall: the shared searcher dropped the call (%s)", exc)
+            return None
+
+
+async def _search_in_process(settings: Settings, request: SearchRequest) -> SearchResponse:
+    from indexer.service import SessionSearch
+
+    async with SessionSearch(settings) as index:
+        return await index.search(request)
+
+
 def recall_context(settings: Settings, event: dict[str, Any], deadline: float) -> str | None:
     """Past exchanges like the prompt, as the additionalContext block; None for none.
 
-    The search (and every import it needs: chromadb alone is most of the time) runs in a
-    daemon thread; at `deadline` (time.monotonic) the hook leaves with nothing quoted,
+    The search runs in the shared searcher when it is on (the default) and no reranker is
+    set; else in this process (chromadb's import alone is most of the time). Either way in a
+    daemon thread: at `deadline` (time.monotonic) the hook leaves with nothing quoted,
     whatever Ollama or Chroma are doing.
     """
     from indexer.recall import recall_request
@@ -142,6 +217,9 @@ def recall_context(settings: Settings, event: dict[str, Any], deadline: float) -
     request = recall_request(prompt) if isinstance(prompt, str) else None
     if request is None:
         return None
+    # A reranker's scores would replace the cosine the threshold is set on (and cost time): recall
+    # searches without one, which the shared searcher of servers with a reranker cannot do.
+    shared = settings.shared_searcher and settings.rerank_url is None
     found: list[str | None] = []
 
     def work() -> None:
@@ -149,16 +227,18 @@ def recall_context(settings: Settings, event: dict[str, Any], deadline: float) -
             import anyio
 
             from indexer.recall import context, relevant
-            from indexer.service import SessionSearch
 
             async def search() -> None:
-                # No reranker: its scores would replace the cosine the threshold is set on (and cost time).
-                async with SessionSearch(settings.model_copy(update={"rerank_url": None})) as index:
-                    response = await index.search(request)
-                    hits = relevant(response.results, str(event.get("session_id") or ""), settings.recall_min_similarity)
-                    found.append(context(hits))
-                    best = response.results[0].score if response.results else 0
-                    log.info("UserPromptSubmit: %d past exchanges quoted (best similarity %.3f)", len(hits), best)
+                if shared:
+                    response = await _search_in_searcher(settings, request)
+                    if response is None:
+                        return
+                else:
+                    response = await _search_in_process(settings.model_copy(update={"rerank_url": None}), request)
+                hits = relevant(response.results, str(event.get("session_id") or ""), settings.recall_min_similarity)
+                found.append(context(hits))
+                best = response.results[0].score if response.results else 0
+                log.info("UserPromptSubmit: %d past exchanges quoted (best similarity %.3f)", len(hits), best)
 
             anyio.run(search)
         except SessionSearchError as exc:
@@ -200,6 +280,8 @@ def run_hook(event_name: str, stdin: Any = sys.stdin) -> int:
     try:
         if event_name == "SessionStart":
             start_catch_up(settings)
+            if recall_on(settings) and settings.shared_searcher:  # so the first prompt finds the index loaded
+                log.info("SessionStart: recall is on; shared searcher starter pid %d", start_searcher(settings))
         elif event_name == "Stop":
             index_session(settings, event)
         elif event_name == "UserPromptSubmit":

@@ -8,6 +8,9 @@ and settings, over a private Unix socket, and never imports chromadb for them.
 The first server that needs it starts it under a file lock, so two never start two. A
 searcher that died (killed, or gone after its idle spell) is restarted on the next call, and
 a call it dropped is sent once more: every forwarded call only reads.
+
+The recall hook (hooks.py) asks the same searcher once (`ask_running`), without waiting for a
+start: when none runs, it starts one through `python -m indexer.searcher_client`, detached.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ LOG_NAME = "searcher.log"
 # connection its listener then drops (its sockets close one by one): a third try covers that.
 ATTEMPTS = 3
 RETRY_PAUSE_S = 0.1
+# They change no answer (recall's are read by the hook, the idle spell is the first starter's): a hook
+# and a server that differ only in these share one searcher.
+UNKEYED_FIELDS = frozenset({"recall", "recall_min_similarity", "recall_deadline_s", "searcher_idle_s"})
 
 
 class SearcherGone(Exception):
@@ -78,7 +84,8 @@ class SearcherPaths:
     @classmethod
     def of(cls, settings: Settings) -> SearcherPaths:
         # Servers whose settings differ (another model, Ollama, store) get searchers of their own.
-        key = hashlib.sha256(settings_json(settings).encode()).hexdigest()[:12]
+        keyed = settings.model_copy(update={name: Settings.model_fields[name].default for name in UNKEYED_FIELDS})
+        key = hashlib.sha256(settings_json(keyed).encode()).hexdigest()[:12]
         data = settings.data_dir
         where = data / f"searcher-{key}.sock"
         if len(str(where)) > SOCKET_PATH_MAX:  # too long a path for a socket: a private folder under /tmp
@@ -251,6 +258,51 @@ class SearcherClient:
         self._reap()
 
 
+class SearcherNotRunning(Exception):
+    """No searcher listens on the socket: the caller that must not wait starts one for next time."""
+
+
+async def ask_running(paths: SearcherPaths, op: str, request: BaseModel, answer: type[M]) -> M:
+    """One call to the searcher that already listens: no start, no retry (for the recall hook, which must not wait).
+
+    Raises:
+        SearcherNotRunning: nothing listens on the socket.
+        SearcherGone: the searcher dropped the connection.
+        SessionSearchError: what the searcher raised.
+    """
+    try:
+        stream = await anyio.connect_unix(paths.socket)
+    except OSError as exc:
+        raise SearcherNotRunning(exc.strerror) from None
+    async with stream:
+        try:
+            await stream.send(json.dumps({"op": op, "request": request.model_dump(mode="json")}).encode() + b"\n")
+            reply = dict(json.loads(await BufferedByteReceiveStream(stream).receive_until(b"\n", MAX_LINE)))
+        except (OSError, anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError) as exc:
+            raise SearcherGone(type(exc).__name__) from None
+    if "error" in reply:
+        raise _error(reply["error"])
+    return answer.model_validate(reply["ok"])
+
+
+def main() -> int:
+    """`python -m indexer.searcher_client`: start the searcher for the settings on stdin unless one listens, and wait until it does.
+
+    The recall hook runs this detached, so the hook itself never waits for chromadb to load.
+    """
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    try:
+        client = SearcherClient(settings_from_json(sys.stdin.read()))
+    except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        log.error("no settings to start the shared searcher with (%s: %s)", type(exc).__name__, exc)
+        return 2
+    try:
+        client._ensure_running()
+    except errors.SessionSearchError as exc:
+        log.warning("could not start the shared searcher: %s", exc)
+    return 0
+
+
 def _error(found: object) -> Exception:
     """The searcher's error as the same exception class; an unexpected one stays unexpected."""
     details = found if isinstance(found, dict) else {}
@@ -259,3 +311,7 @@ def _error(found: object) -> Exception:
     if isinstance(cls, type) and issubclass(cls, errors.SessionSearchError):
         return cls(message)
     return RuntimeError(f"the shared searcher failed: {message}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,27 +4,43 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anyio
 import pytest
+from mcp import Client
 from support.calls import reindex
 from support.env import env_for, settings_for
 from support.home import exchange, write_session
 from support.ollama_standin import OllamaStandIn
 from support.paths import ROOT
-from support.processes import COMMAND, hook, hook_log
+from support.processes import COMMAND, hook, hook_log, server_params
+from support.wait import wait_until
 
 from indexer.config import Settings
+from indexer.searcher_client import SearcherPaths
 
 CWD = "/home/dev/rocket"
 PAST = "why does the booster wobble during ascent"
 PAST_ANSWER = "the gimbal PID gains were too high; halving kp stopped the booster wobble"
+PARAPHRASE = "the booster wobble in ascent, was it the gimbal PID gains?"
 ON = {"SESSION_SEARCH_RECALL": "1", "SESSION_SEARCH_RECALL_DEADLINE": "20"}  # relevance, not speed, on a loaded machine
+
+
+@pytest.fixture(autouse=True)
+def no_searcher_left(tmp_path: Path) -> Iterator[None]:
+    """A searcher a test's hook or server started would stay for its idle spell: end it with the test."""
+    yield
+    for lock in (tmp_path / "data").glob("searcher-*.lock"):
+        pid = SearcherPaths(lock.with_suffix(".sock"), lock, lock.with_suffix(".start"), lock.parent / "searcher.log").holder()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
 
 
 @pytest.fixture
@@ -141,8 +157,101 @@ def test_the_guard_stops_a_hook_started_by_a_hook(settings: Settings) -> None:
     assert proc.returncode == 0 and proc.stdout == ""
 
 
+def imported(proc: subprocess.CompletedProcess) -> str:
+    """The modules the hook process imported, from its -X importtime report (PYTHONPROFILEIMPORTTIME) on stderr."""
+    lines = proc.stderr.splitlines()
+    assert lines and all(line.startswith("import time:") for line in lines), proc.stderr[-2000:]
+    return proc.stderr
+
+
+def searcher_of(settings: Settings) -> int | None:
+    return SearcherPaths.of(settings).holder()
+
+
+@pytest.mark.slow
+def test_with_a_servers_searcher_warm_the_hook_quotes_through_it_without_loading_chromadb(settings: Settings) -> None:
+    async def warm_a_searcher() -> None:
+        async with Client(server_params(settings)) as client:
+            with anyio.fail_after(60):
+                found = await client.call_tool("search", {"query": "center the login form", "top_k": 1})
+            assert not found.is_error and found.structured_content["results"][0]["session_id"] == "s-css"
+
+    anyio.run(warm_a_searcher)
+    warm = searcher_of(settings)
+    assert warm is not None  # the server's searcher stays for its idle spell
+    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, PARAPHRASE), PYTHONPROFILEIMPORTTIME="1", **ON)
+    block = json.loads(proc.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert proc.returncode == 0 and "s-past" in block and "halving kp" in block and "s-now" not in block
+    modules = imported(proc)
+    assert "indexer.searcher_client" in modules and "chromadb" not in modules
+    assert searcher_of(settings) == warm  # the server's searcher answered: the hook's recall settings do not key another
+    assert len(list(settings.data_dir.glob("searcher-*.lock"))) == 1
+    assert "starting one" not in hook_log(settings)
+
+
+@pytest.mark.slow
+def test_with_no_searcher_the_hook_starts_one_detached_and_the_next_prompt_reuses_it(settings: Settings) -> None:
+    assert searcher_of(settings) is None
+    first, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, PARAPHRASE), PYTHONPROFILEIMPORTTIME="1", **ON)
+    assert "halving kp" in json.loads(first.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "chromadb" not in imported(first)  # the searcher it started loaded the index, not the hook
+    assert "no shared searcher was running; starting one" in hook_log(settings)
+    started = searcher_of(settings)
+    assert started is not None
+    searcher_stat = Path(f"/proc/{started}/stat").read_text().rsplit(")", 1)[1].split()
+    assert int(searcher_stat[3]) == started  # a session of its own: Claude Code's signals to the hook's group miss it
+    # None of the hook's pipes: Claude Code waits for the hook's stdout to close (claude-code#43123)
+    assert os.readlink(f"/proc/{started}/fd/1") == "/dev/null"
+    assert os.readlink(f"/proc/{started}/fd/2") == str(settings.data_dir / "searcher.log")
+    second, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, PARAPHRASE), PYTHONPROFILEIMPORTTIME="1", **ON)
+    assert "halving kp" in json.loads(second.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "chromadb" not in imported(second)
+    assert searcher_of(settings) == started and hook_log(settings).count("starting one") == 1
+
+
+def listening(settings: Settings) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(SearcherPaths.of(settings).socket))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.slow
+def test_with_recall_on_session_start_starts_a_searcher_that_outlives_the_servers_idle_spell(settings: Settings) -> None:
+    brief = {"SESSION_SEARCH_SEARCHER_IDLE_S": "1"}  # a server's searcher would leave 1 s after its last server
+    proc, _ = hook(settings, "SessionStart", {"session_id": "s-now", "source": "startup"}, **brief, **ON)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert wait_until(lambda: listening(settings), 60)
+    started = searcher_of(settings)
+    time.sleep(3)  # prompts come minutes apart: the searcher the hooks started waits for them
+    assert searcher_of(settings) == started is not None
+    first, _ = hook(
+        settings, "UserPromptSubmit", prompt_payload(settings, PARAPHRASE), PYTHONPROFILEIMPORTTIME="1", **brief, **ON
+    )
+    assert "halving kp" in json.loads(first.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "chromadb" not in imported(first) and "starting one" not in hook_log(settings)
+
+
+@pytest.mark.slow
+def test_the_off_switch_searches_inside_the_hook_and_starts_no_searcher(settings: Settings) -> None:
+    proc, _ = hook(
+        settings,
+        "UserPromptSubmit",
+        prompt_payload(settings, PARAPHRASE),
+        SESSION_SEARCH_SHARED_SEARCHER="0",
+        PYTHONPROFILEIMPORTTIME="1",
+        **ON,
+    )
+    assert "halving kp" in json.loads(proc.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "chromadb" in imported(proc)
+    assert not list(settings.data_dir.glob("searcher-*")) and "starting one" not in hook_log(settings)
+
+
 CLAUDE = ROOT / "tests" / "claude" / "node_modules" / ".bin" / "claude"
-PARAPHRASE = "the booster wobble in ascent, was it the gimbal PID gains?"
 
 
 class _MessagesAPI(BaseHTTPRequestHandler):
