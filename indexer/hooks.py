@@ -58,13 +58,14 @@ def _read_event(stdin: Any) -> dict[str, Any]:
     return event if isinstance(event, dict) else {}
 
 
-def start_catch_up(settings: Settings) -> int:
-    """Start `python -m indexer --quiet`, detached from Claude Code; returns its pid."""
+def _detached(settings: Settings, module_args: list[str], stdin: int) -> subprocess.Popen[bytes]:
+    """`python -m <module_args>` in its own session, its output to hooks.log: no pipe of Claude
+    Code's stays open in it (a child holding the hook's stdout hangs Claude Code, claude-code#43123)."""
     logfile = open(settings.data_dir / LOG_NAME, "ab")  # noqa: SIM115 - handed to the child
     try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "indexer", "--quiet"],
-            stdin=subprocess.DEVNULL,
+        return subprocess.Popen(
+            [sys.executable, "-m", *module_args],
+            stdin=stdin,
             stdout=logfile,
             stderr=logfile,
             close_fds=True,
@@ -74,6 +75,11 @@ def start_catch_up(settings: Settings) -> int:
         )
     finally:
         logfile.close()
+
+
+def start_catch_up(settings: Settings) -> int:
+    """Start `python -m indexer --quiet`, detached from Claude Code; returns its pid."""
+    child = _detached(settings, ["indexer", "--quiet"], subprocess.DEVNULL)
     log.info("SessionStart: catch-up reindex started (pid %d, session %d)", child.pid, os.getsid(child.pid))
     return child.pid
 
@@ -147,20 +153,7 @@ def start_searcher(settings: Settings) -> int:
     """
     from indexer.searcher_client import settings_json
 
-    logfile = open(settings.data_dir / LOG_NAME, "ab")  # noqa: SIM115 - handed to the child
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "indexer.searcher_client"],
-            stdin=subprocess.PIPE,
-            stdout=logfile,
-            stderr=logfile,
-            close_fds=True,
-            start_new_session=True,
-            env={**os.environ, GUARD: "1"},
-            cwd=settings.data_dir,
-        )
-    finally:
-        logfile.close()
+    child = _detached(settings, ["indexer.searcher_client"], subprocess.PIPE)
     assert child.stdin is not None
     idle_s = max(settings.searcher_idle_s, RECALL_SEARCHER_IDLE_S)
     child.stdin.write(settings_json(settings.model_copy(update={"searcher_idle_s": idle_s})).encode())
