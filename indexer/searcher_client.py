@@ -159,9 +159,7 @@ class SearcherClient:
         Raises:
             SessionSearchError: what the searcher raised, or why it could not be reached.
         """
-        line = (
-            json.dumps({"op": op, "request": request.model_dump(mode="json") if request is not None else None}).encode() + b"\n"
-        )
+        line = _request_line(op, request)
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 reply = await self._exchange(line)
@@ -177,9 +175,7 @@ class SearcherClient:
                         "SESSION_SEARCH_SHARED_SEARCHER=0 searches inside each server instead."
                     ) from None
                 await anyio.sleep(RETRY_PAUSE_S * attempt)
-        if "error" in reply:
-            raise _error(reply["error"])
-        return answer.model_validate(reply["ok"])
+        return _answer(reply, answer)
 
     async def _exchange(self, line: bytes) -> dict[str, object]:
         stream, reader = self._idle.pop() if self._idle else await self._connect()
@@ -200,14 +196,14 @@ class SearcherClient:
         try:
             stream = await anyio.connect_unix(self.paths.socket)
         except OSError:
-            await anyio.to_thread.run_sync(self._ensure_running)
+            await anyio.to_thread.run_sync(self.ensure_running)
             try:
                 stream = await anyio.connect_unix(self.paths.socket)
             except OSError as exc:
                 raise SearcherGone(f"cannot connect: {exc.strerror}") from None
         return stream, BufferedByteReceiveStream(stream)
 
-    def _ensure_running(self) -> None:
+    def ensure_running(self) -> None:
         """Start the searcher unless one listens; under the start lock, so two servers start one."""
         prepare(self.settings.data_dir)  # an unusable data dir says so in its own words
         fd = os.open(self.paths.start_lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -276,13 +272,11 @@ async def ask_running(paths: SearcherPaths, op: str, request: BaseModel, answer:
         raise SearcherNotRunning(exc.strerror) from None
     async with stream:
         try:
-            await stream.send(json.dumps({"op": op, "request": request.model_dump(mode="json")}).encode() + b"\n")
+            await stream.send(_request_line(op, request))
             reply = dict(json.loads(await BufferedByteReceiveStream(stream).receive_until(b"\n", MAX_LINE)))
         except (OSError, anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError) as exc:
             raise SearcherGone(type(exc).__name__) from None
-    if "error" in reply:
-        raise _error(reply["error"])
-    return answer.model_validate(reply["ok"])
+    return _answer(reply, answer)
 
 
 def main() -> int:
@@ -297,10 +291,22 @@ def main() -> int:
         log.error("no settings to start the shared searcher with (%s: %s)", type(exc).__name__, exc)
         return 2
     try:
-        client._ensure_running()
+        client.ensure_running()
     except errors.SessionSearchError as exc:
         log.warning("could not start the shared searcher: %s", exc)
     return 0
+
+
+def _request_line(op: str, request: BaseModel | None) -> bytes:
+    """One call on the wire: a JSON line."""
+    return json.dumps({"op": op, "request": request.model_dump(mode="json") if request is not None else None}).encode() + b"\n"
+
+
+def _answer(reply: dict[str, object], answer: type[M]) -> M:
+    """The searcher's reply as `answer`, or its error raised."""
+    if "error" in reply:
+        raise _error(reply["error"])
+    return answer.model_validate(reply["ok"])
 
 
 def _error(found: object) -> Exception:
