@@ -173,11 +173,8 @@ def summarise(imports: list[tuple[str, int, int, int]]) -> tuple[int, float, lis
 
 def build_index(url: str, claude: Path, data: Path) -> int:
     async def run() -> int:
-        index = SessionSearch(settings_for(url, claude, data))
-        try:
+        async with SessionSearch(settings_for(url, claude, data)) as index:
             return (await index.reindex()).chunks_added
-        finally:
-            await index.aclose()
 
     return anyio.run(run)
 

@@ -207,11 +207,8 @@ def reindex_fresh(settings: Settings) -> tuple[float, ReindexReport]:
     """A new SessionSearch, one reindex, closed: seconds and report."""
 
     async def run() -> ReindexReport:
-        index = SessionSearch(settings)
-        try:
+        async with SessionSearch(settings) as index:
             return await index.reindex()
-        finally:
-            await index.aclose()
 
     started = time.perf_counter()
     report = anyio.run(run)
@@ -332,14 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         stages = no_change_stages(settings)
 
         async def changed() -> float:
-            index = SessionSearch(settings)
-            try:
+            async with SessionSearch(settings) as index:
                 index.changed_files()
                 started = time.perf_counter()
                 index.changed_files()
                 return time.perf_counter() - started
-            finally:
-                await index.aclose()
 
         changed_s = anyio.run(changed)
 

@@ -305,8 +305,7 @@ async def run_conversation(
     conversation: Conversation, settings: Settings, converted: Converted, modes: Sequence[str], scores: dict[str, Scores]
 ) -> int:
     """Index one conversation (incrementally: a kept data dir embeds nothing) and ask every question; chunks indexed."""
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         report = await index.reindex()
         for mode in modes:
             started = time.perf_counter()
@@ -315,8 +314,6 @@ async def run_conversation(
                 scores[mode].add(question, hits, converted.turn_lines)
             scores[mode].seconds += time.perf_counter() - started
         return report.chunks_added
-    finally:
-        await index.aclose()
 
 
 def measure(

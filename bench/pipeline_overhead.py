@@ -122,11 +122,8 @@ def reindex_wall(settings: Settings) -> Wall:
         return traced
 
     async def run() -> int:
-        index = SessionSearch(settings)
-        try:
+        async with SessionSearch(settings) as index:
             return (await index.reindex()).chunks_added
-        finally:
-            await index.aclose()
 
     def children_cpu() -> float:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)

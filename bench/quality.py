@@ -341,8 +341,7 @@ async def evaluate(settings: Settings, queries: list[Query], backend: str) -> Ru
     """Index the fixtures from nothing, then run every query in every mode that works."""
     run = Run(backend, queries)
     modes, run.skipped, run.notes = candidate_modes()
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         report = await index.reindex()  # a fresh data dir: everything is new
         run.chunks, run.files, run.index_seconds = report.chunks_added, report.files_indexed, report.seconds
         for mode in modes:
@@ -353,8 +352,6 @@ async def evaluate(settings: Settings, queries: list[Query], backend: str) -> Ru
                 continue
             if fallbacks:
                 run.notes.append(f"`{mode}` was answered in another mode for {fallbacks} queries (see SearchResponse.mode).")
-    finally:
-        await index.aclose()
     run.notes.extend(_identical_modes(run))
     return run
 

@@ -114,8 +114,7 @@ async def candidates(index: SessionSearch, prompt: str) -> list[SearchHit]:
 async def ask_fixtures(settings: Settings, conversations: Sequence[locomo.Conversation]) -> list[Asked]:
     questions = load_queries(DEFAULT_QUERIES)
     chit_chat = [q.question for c in conversations for q in c.questions][::LOCOMO_AS_UNRELATED_EVERY]
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         await index.reindex()
         asked = []
         for query in questions:
@@ -128,8 +127,6 @@ async def ask_fixtures(settings: Settings, conversations: Sequence[locomo.Conver
             for prompt in prompts:
                 asked.append(Asked(group, "none", tuple(await candidates(index, prompt)), frozenset(), frozenset()))
         return asked
-    finally:
-        await index.aclose()
 
 
 async def ask_conversation(
@@ -139,8 +136,7 @@ async def ask_conversation(
     number_of = converted.session_numbers
     last = max(number_of.values())
     current = next(sid for sid, n in number_of.items() if n == last)
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         await index.reindex()
         asked = []
         for question in conversation.questions:
@@ -160,8 +156,6 @@ async def ask_conversation(
             for prompt in prompts:
                 asked.append(Asked(group, current, tuple(await candidates(index, prompt)), frozenset(), frozenset()))
         return asked
-    finally:
-        await index.aclose()
 
 
 def ask_locomo(conversations: Sequence[locomo.Conversation], keep: Path, standin_url: str) -> list[Asked]:
@@ -332,11 +326,8 @@ def run_latency(args: argparse.Namespace) -> int:
         settings = build_settings(standin.url, DEFAULT_FIXTURES, Path(tmp))
 
         async def build() -> None:
-            index = SessionSearch(settings)
-            try:
+            async with SessionSearch(settings) as index:
                 await index.reindex()
-            finally:
-                await index.aclose()
 
         asyncio.run(build())
         env = {

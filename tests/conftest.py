@@ -49,11 +49,8 @@ def fixture_index(transcripts: Path, standin_server: OllamaStandIn, tmp_path_fac
     settings = settings_for(standin_server.url, transcripts, tmp_path_factory.mktemp("fixture-index"))
 
     async def build() -> None:
-        index = SessionSearch(settings)
-        try:
+        async with SessionSearch(settings) as index:
             await index.reindex()
-        finally:
-            await index.aclose()
 
     anyio.run(build)
     return settings

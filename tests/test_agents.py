@@ -135,11 +135,8 @@ def test_an_unknown_agent_filter_is_refused() -> None:
 
 
 async def test_model_info_names_the_agents_and_their_folders(agents_index: Settings) -> None:
-    index = SessionSearch(agents_index)
-    try:
+    async with SessionSearch(agents_index) as index:
         info = await index.info()
-    finally:
-        await index.aclose()
     assert info.agents == {
         "claude-code": str(FIXTURE_HOME / "projects"), "codex": str(AGENT_FIXTURES / "codex-home"),
         "gemini-cli": str(AGENT_FIXTURES / "gemini-home" / "tmp"),

@@ -64,9 +64,6 @@ async def test_read_session_refuses_a_ledger_path_that_leads_outside(ollama: Oll
     secret.write_text('{"type": "user", "message": {"content": "private file outside the Claude dir"}}\n')
     with sqlite3.connect(settings.data_dir / "ledger.sqlite") as db:  # a tampered index
         db.execute("UPDATE sources SET rel_path = ? WHERE session_id = ?", (f"../../{secret.name}", SESSION))
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         with pytest.raises(InvalidArgument, match="outside the Claude Code projects directory"):
             await index.read_session(ReadSessionRequest(session_id=SESSION))
-    finally:
-        await index.aclose()

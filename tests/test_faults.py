@@ -32,20 +32,14 @@ def settings_in(ollama: OllamaStandIn, home: Path, data: Path, **extra: str) -> 
 
 
 async def run(settings: Settings) -> ReindexReport:
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         return await index.reindex()
-    finally:
-        await index.aclose()
 
 
 async def ids_of(settings: Settings) -> set[str]:
     """The served index's ids, after checking Chroma, the ledger and the keyword index agree."""
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         stored = index.stored_ids()
-    finally:
-        await index.aclose()
     assert stored["vectors"] == stored["ledger"] == stored["keywords"], "a chunk is half-written"
     return stored["vectors"]
 
@@ -108,12 +102,9 @@ async def test_a_fault_mid_reindex_loses_nothing(
     text = await fail_during(settings, ollama, after_calls=6, fault=lambda: fault(ollama))
     assert message in text
     ollama.reset()
-    partial = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as partial:
         building = partial.ledger.building
         assert building and partial.ledger.source_count(building) >= 1  # what was done before the fault was kept
-    finally:
-        await partial.aclose()
     report = await run(settings)
     assert report.migrated  # the first build finished and is now served
     assert await ids_of(settings) == clean_ids

@@ -64,11 +64,8 @@ def assert_one_line_failure(proc: subprocess.CompletedProcess, *expected: str) -
 
 
 async def reindex(settings: Settings, **options: object):
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         return await index.reindex(ReindexOptions(**options))
-    finally:
-        await index.aclose()
 
 
 def text_of(result) -> str:
@@ -182,11 +179,8 @@ async def test_an_unusable_data_dir_over_mcp_says_what_to_do(settings: Settings,
 async def test_a_restricted_first_reindex_is_searchable(settings: Settings, option: dict) -> None:
     report = await reindex(settings, **option)
     assert report.migrated and report.first_index
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         found = await index.search(SearchRequest(query="about page"))
-    finally:
-        await index.aclose()
     assert found.results and found.results[0].session_id == "s-blog"
 
 
@@ -227,12 +221,9 @@ async def test_a_web_server_at_ollama_host_is_named_in_one_line_without_its_html
     proc = run_cli(env, "reindex", "--full")
     assert_one_line_failure(proc, "not Ollama", "404 Not Found", "OLLAMA_HOST")
     assert "<html" not in proc.stderr
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         info = await index.info()
         found = await index.search(SearchRequest(query="cart total"))
-    finally:
-        await index.aclose()
     assert info.model_pulled is None and "not Ollama" in info.ollama_error and "ollama pull" not in info.ollama_error
     assert found.mode == "keyword" and "<" not in found.note and "not Ollama" in found.note
 
@@ -281,11 +272,8 @@ async def test_prune_reports_the_chunks_it_removed(settings: Settings, home: Pat
     kept = await reindex(settings)
     assert kept.files_gone == 1  # the hint that --prune is due
     pruned = await reindex(settings, prune=True)
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         left = len(index.stored_ids()["vectors"])
-    finally:
-        await index.aclose()
     assert pruned.files_pruned == 1 and pruned.chunks_removed == 3 - left == 1
 
 
@@ -360,11 +348,8 @@ def test_the_data_dir_is_private_and_a_loose_one_is_tightened(settings: Settings
 
 
 async def _search(settings: Settings, query: str) -> list[str]:
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         return [hit.session_id for hit in (await index.search(SearchRequest(query=query))).results]
-    finally:
-        await index.aclose()
 
 
 @pytest.mark.slow

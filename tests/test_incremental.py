@@ -347,8 +347,7 @@ async def test_an_index_from_the_previous_release_is_upgraded_in_place(home: Pat
 async def test_a_server_sees_what_its_own_big_reindex_wrote(home: Path, ollama: OllamaStandIn, tmp_path: Path) -> None:
     """A big run writes Chroma from a child process: the searching process must not keep a stale view."""
     settings = settings_for(ollama.url, home, tmp_path / "data")
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         await index.reindex(ReindexOptions())
         assert (await index.search(SearchRequest(query="mix phx.server", mode="vector"))).results  # Chroma loaded here
         for n in range(25):  # enough new files for a child writer
@@ -360,8 +359,6 @@ async def test_a_server_sees_what_its_own_big_reindex_wrote(home: Path, ollama: 
         report = await index.reindex(ReindexOptions())
         assert report.files_indexed == 25
         found = await index.search(SearchRequest(query="why does the zeppelin hangar door jam", mode="vector"))
-    finally:
-        await index.aclose()
     assert found.results[0].session_id == "00000000-0000-4000-8000-000000000007"
 
 
@@ -406,8 +403,5 @@ async def test_a_sessions_title_is_kept_in_the_ledger(ollama: OllamaStandIn, tmp
     )
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     await reindex(settings)
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         assert index.ledger.titles(["s-titled", "unknown"]) == {"s-titled": "Vacuum tuning for the api"}
-    finally:
-        await index.aclose()

@@ -102,11 +102,8 @@ async def test_no_planted_secret_is_anywhere_under_the_data_dir(ollama: OllamaSt
 async def test_read_session_shows_the_transcript_redacted(ollama: OllamaStandIn, secret_home: Path, tmp_path: Path) -> None:
     settings = settings_for(ollama.url, secret_home, tmp_path / "data")
     await reindex(settings)
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         page = await index.read_session(ReadSessionRequest(session_id="s-main", limit=100))
-    finally:
-        await index.aclose()
     shown = page.model_dump_json()
     assert "[REDACTED:" in shown
     assert not any(secret.value in shown for secret in PLANTED)
@@ -118,11 +115,8 @@ async def test_ordinary_identifiers_survive_and_stay_searchable(ollama: OllamaSt
     write_session(projects, CWD, "s-fp", records)
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     await reindex(settings)
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         stored = index.ledger.session_docs(index._serving().record.name, "s-fp")
-    finally:
-        await index.aclose()
     text = "\n".join(doc.text for doc in stored)
     assert "[REDACTED:" not in text
     assert await search(settings, "token_count max_tokens", mode="keyword")

@@ -268,9 +268,6 @@ async def test_info_says_the_model_is_not_pulled_only_when_ollama_says_so(
     (tmp_path / "claude" / "projects").mkdir(parents=True)
     extra = {k: v.format(url=ollama.url) for k, v in backend.items()}
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data", SESSION_SEARCH_MODEL="no-such-model", **extra)
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         info = await index.info()
-    finally:
-        await index.aclose()
     assert info.model_pulled is pulled and "no-such-model" in (info.ollama_error or "")

@@ -14,37 +14,25 @@ from support.ledger_reads import served_name
 
 
 async def reindex(settings: Settings, **options: object) -> ReindexReport:
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         return await index.reindex(ReindexOptions(**options))
-    finally:
-        await index.aclose()
 
 
 async def search(settings: Settings, query: str, **filters: object) -> list[str]:
     """The session ids of the hits, best first."""
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         response = await index.search(SearchRequest(query=query, **filters))
-    finally:
-        await index.aclose()
     return [hit.session_id for hit in response.results]
 
 
 async def run_search(settings: Settings, **fields: object) -> SearchResponse:
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         return await index.search(SearchRequest(**fields))
-    finally:
-        await index.aclose()
 
 
 async def read(settings: Settings, **fields: object) -> SessionPage:
-    index = SessionSearch(settings)
-    try:
+    async with SessionSearch(settings) as index:
         return await index.read_session(ReadSessionRequest(**fields))
-    finally:
-        await index.aclose()
 
 
 def stored_ids(data_dir: Path) -> set[str]:
