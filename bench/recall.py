@@ -1,11 +1,11 @@
-"""The recall hook's relevance, cost and speed, per similarity threshold, on two data sets.
+"""The recall hook's relevance, cost and speed, per similarity threshold and margin, on two data sets.
 
-    PYTHONPATH=$PWD /work/main/.venv-bench/bin/python bench/recall.py quality [--keep /tmp/recall-locomo] [--json]
+    PYTHONPATH=$PWD /work/main/.venv-bench/bin/python bench/recall.py quality [--keep /tmp/recall-locomo] [--answers F] [--json]
     PYTHONPATH=$PWD /work/main/.venv-bench/bin/python bench/recall.py latency [--runs 30]
 
 `quality` asks recall's own search (indexer.recall: the prompt as a vector query, the
-current session left out, at most three hits at or above the threshold, the block the hook
-prints) for related and unrelated prompts on each data set, with all-MiniLM-L6-v2 served by
+current session left out, at most three hits at or above the threshold, none when the best
+stands less than the margin above the fifth, the block the hook prints) for related and unrelated prompts on each data set, with all-MiniLM-L6-v2 served by
 the stand-in (or its hashing vectors with --hashing):
 
 - fixtures: the shared transcripts (../shared/fixtures/claude-home). Related: the 59
@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
+import pickle
 import signal
 import socket
 import statistics
@@ -67,6 +69,7 @@ from indexer.searcher_client import SearcherPaths  # noqa: E402
 from indexer.service import SessionSearch  # noqa: E402
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+MARGINS = (0.0, 0.05, 0.1, 0.15)  # recall's margin gate (0: off); the default is Settings.recall_min_margin
 LOCOMO_AS_UNRELATED_EVERY = 5
 UNRELATED = [
     "write a python function that merges two sorted lists",
@@ -179,9 +182,9 @@ def percentile(values: Sequence[int] | Sequence[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0
 
 
-def score(asked: Sequence[Asked], threshold: float) -> dict[str, object]:
-    """One row: what recall would inject at this threshold, and how right it is."""
-    shown = [relevant(a.hits, a.current_session, threshold) for a in asked]
+def score(asked: Sequence[Asked], threshold: float, margin: float = 0.0) -> dict[str, object]:
+    """One row: what recall would inject at this threshold and margin, and how right it is."""
+    shown = [relevant(a.hits, a.current_session, threshold, margin) for a in asked]
     related = [(a, s) for a, s in zip(asked, shown, strict=True) if a.group == "related"]
     unrelated = [(a, s) for a, s in zip(asked, shown, strict=True) if a.group != "related"]
 
@@ -195,6 +198,7 @@ def score(asked: Sequence[Asked], threshold: float) -> dict[str, object]:
     tokens = [count_tokens(b) for b in blocks]
     row: dict[str, object] = {
         "threshold": threshold,
+        "margin": margin,
         "related_right": share(related, lambda a, s: any(h.chunk_id in a.right for h in s)),
         "related_right_exchange": share(related, lambda a, s: any(h.chunk_id in a.exact for h in s)),
         "related_given": share(related, lambda a, s: bool(s)),
@@ -216,33 +220,42 @@ def table(name: str, asked: Sequence[Asked]) -> str:
     lines = [
         f"### {name}: " + ", ".join(f"{n} {g}" for g, n in groups.items()),
         "",
-        "| threshold | related given the right session | … the right exchange | related given anything | unrelated given anything | precision | chars p50/p95 | tokens p50/p95 |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| margin | threshold | related given the right session | … the right exchange | related given anything | unrelated given anything | precision | chars p50/p95 | tokens p50/p95 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for threshold in THRESHOLDS:
-        r = score(asked, threshold)
+    for margin, threshold in itertools.product(MARGINS, THRESHOLDS):
+        r = score(asked, threshold, margin)
         lines.append(
-            f"| {threshold:.2f} | {r['related_right']:.3f} | {r['related_right_exchange']:.3f} | {r['related_given']:.3f} | "
+            f"| {margin:.2f} | {threshold:.2f} | {r['related_right']:.3f} | {r['related_right_exchange']:.3f} | {r['related_given']:.3f} | "
             f"{r['unrelated_given']:.3f} | {r['precision']:.3f} | {r['chars_p50']}/{r['chars_p95']} | {r['tokens_p50']}/{r['tokens_p95']} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def run_quality(args: argparse.Namespace) -> int:
+def ask_both(args: argparse.Namespace) -> dict[str, list[Asked]]:
     conversations = locomo.load()[: args.conversations]
     real = {} if args.hashing else {MINILM: minilm_backend()}
     with OllamaStandIn(real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-recall-") as tmp:
         keep = (args.keep / ("hashing" if args.hashing else "minilm")) if args.keep else Path(tmp)
-        sets = {
+        return {
             "fixtures": asyncio.run(
                 ask_fixtures(build_settings(standin.url, DEFAULT_FIXTURES, Path(tmp) / "fixtures"), conversations)
             ),
             "locomo": ask_locomo(conversations, keep, standin.url),
         }
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    if args.answers and args.answers.exists():
+        sets = pickle.loads(args.answers.read_bytes())  # the searches of an earlier run, scored again
+    else:
+        sets = ask_both(args)
+        if args.answers:
+            args.answers.write_bytes(pickle.dumps(sets))
     if args.json:
         for name, asked in sets.items():
-            for threshold in THRESHOLDS:
-                print(json.dumps({"set": name} | score(asked, threshold)))
+            for margin, threshold in itertools.product(MARGINS, THRESHOLDS):
+                print(json.dumps({"set": name} | score(asked, threshold, margin)))
     else:
         backend = "the stand-in's hashing vectors" if args.hashing else "all-MiniLM-L6-v2 via the stand-in"
         print(f"## Recall per threshold ({backend})\n")
@@ -395,7 +408,10 @@ def main() -> int:
     quality.add_argument("--hashing", action="store_true", help="the stand-in's lexical vectors instead of MiniLM")
     quality.add_argument("--keep", type=Path, help="keep LoCoMo's indexed conversations here (reused next time)")
     quality.add_argument("--conversations", type=int, help="only the first N LoCoMo conversations")
-    quality.add_argument("--json", action="store_true", help="one JSON row per set and threshold")
+    quality.add_argument("--json", action="store_true", help="one JSON row per set, margin and threshold")
+    quality.add_argument(
+        "--answers", type=Path, help="save every search's hits here, or score the ones saved (no search) when it exists"
+    )
     latency = commands.add_parser(
         "latency", help="the hook's time as a subprocess, searcher warm or cold, Ollama healthy, slow and down"
     )

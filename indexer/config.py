@@ -68,6 +68,7 @@ ENV_VARS: dict[str, str] = {
     "agents": "SESSION_SEARCH_AGENTS",
     "recall": "SESSION_SEARCH_RECALL",
     "recall_min_similarity": "SESSION_SEARCH_RECALL_MIN_SIMILARITY",
+    "recall_min_margin": "SESSION_SEARCH_RECALL_MIN_MARGIN",
     "recall_deadline_s": "SESSION_SEARCH_RECALL_DEADLINE",
     "shared_searcher": "SESSION_SEARCH_SHARED_SEARCHER",
     "searcher_idle_s": "SESSION_SEARCH_SEARCHER_IDLE_S",
@@ -163,6 +164,12 @@ class Settings(BaseModel):
     recall: bool = Field(False, description="The UserPromptSubmit hook quotes relevant past exchanges to Claude.")
     recall_min_similarity: float = Field(
         0.5, ge=0, le=1, description="Cosine similarity a past exchange needs to be quoted by recall."
+    )
+    recall_min_margin: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="How far the best past exchange's similarity must stand above the fifth best's for recall to quote anything.",
     )
     recall_deadline_s: float = Field(
         1.3,

@@ -228,7 +228,12 @@ def recall_context(settings: Settings, event: dict[str, Any], deadline: float) -
                         return
                 else:
                     response = await _search_in_process(settings.model_copy(update={"rerank_url": None}), request)
-                hits = relevant(response.results, str(event.get("session_id") or ""), settings.recall_min_similarity)
+                hits = relevant(
+                    response.results,
+                    str(event.get("session_id") or ""),
+                    settings.recall_min_similarity,
+                    settings.recall_min_margin,
+                )
                 found.append(context(hits))
                 best = response.results[0].score if response.results else 0
                 log.info("UserPromptSubmit: %d past exchanges quoted (best similarity %.3f)", len(hits), best)

@@ -51,7 +51,7 @@ ATTEMPTS = 3
 RETRY_PAUSE_S = 0.1
 # They change no answer (recall's are read by the hook, the idle spell is the first starter's): a hook
 # and a server that differ only in these share one searcher.
-UNKEYED_FIELDS = frozenset({"recall", "recall_min_similarity", "recall_deadline_s", "searcher_idle_s"})
+UNKEYED_FIELDS = frozenset({"recall", "recall_min_similarity", "recall_min_margin", "recall_deadline_s", "searcher_idle_s"})
 
 
 class SearcherGone(Exception):

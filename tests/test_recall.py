@@ -109,17 +109,31 @@ def test_recall_off_by_default_prints_nothing_and_reads_nothing(settings: Settin
     assert proc.returncode == 0 and proc.stdout == "" and "UserPromptSubmit" not in hook_log(settings)
 
 
-@pytest.mark.slow
-def test_context_stays_within_2000_chars_and_three_exchanges(ollama: OllamaStandIn, tmp_path: Path) -> None:
+@pytest.fixture
+def alike(ollama: OllamaStandIn, tmp_path: Path) -> Settings:
+    """Six sessions with the same long answer: a prompt about it is as like each of them."""
     projects = tmp_path / "claude" / "projects"
     long_answer = "the booster wobble came from the gimbal PID gains " * 60
     for n in range(6):
         write_session(projects, CWD, f"s-{n}", exchange(f"s-{n}", CWD, f"booster wobble gimbal PID gains {n}", long_answer))
     settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
     anyio.run(reindex, settings)
-    proc, _ = hook(settings, "UserPromptSubmit", prompt_payload(settings, "booster wobble gimbal PID gains", "s-0"), **ON)
+    return settings
+
+
+@pytest.mark.slow
+def test_context_stays_within_2000_chars_and_three_exchanges(alike: Settings) -> None:
+    no_margin = {**ON, "SESSION_SEARCH_RECALL_MIN_MARGIN": "0"}  # the margin gate would quote none of these alike exchanges
+    proc, _ = hook(alike, "UserPromptSubmit", prompt_payload(alike, "booster wobble gimbal PID gains", "s-0"), **no_margin)
     block = recalled(proc)
     assert len(block) <= 2000 and block.count("| session s-") == 3 and "session s-0 " not in block
+
+
+@pytest.mark.slow
+def test_a_prompt_as_like_five_past_exchanges_as_the_best_gets_nothing(alike: Settings) -> None:
+    proc, _ = hook(alike, "UserPromptSubmit", prompt_payload(alike, "booster wobble gimbal PID gains", "s-0"), **ON)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "0 past exchanges quoted" in hook_log(alike)
 
 
 @pytest.mark.slow
