@@ -9,7 +9,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from indexer.chunk import Chunk, MetadataValue
 from indexer.ledger_schema import DEFAULT_AGENT
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 DOC_COLUMNS = "collection, id, session_id, project, git_branch, ts_epoch, kind, agent_id, is_sidechain, tools, meta, text, agent"
 BATCH = 500  # ids per `IN (...)`: below SQLite's variable limit
+KeywordTable = Literal["words", "stems"]  # FTS5 over docs.text: words as written, and porter-stemmed
+KEYWORD_TABLES: tuple[KeywordTable, ...] = ("words", "stems")
 
 
 def _str(values: Mapping[str, MetadataValue], key: str) -> str:
@@ -215,29 +217,40 @@ class DocsIndex:
         self._db.executemany(f"INSERT OR IGNORE INTO docs ({DOC_COLUMNS}) VALUES ({','.join('?' * 13)})", rows)
 
     def rebuild_keywords(self) -> None:
-        """Rebuild the FTS5 index from the docs table (doctor --repair)."""
-        self._db.execute("INSERT INTO words(words) VALUES ('rebuild')")
+        """Rebuild both FTS5 indexes from the docs table (doctor --repair)."""
+        for table in KEYWORD_TABLES:
+            self._db.execute(f"INSERT INTO {table}({table}) VALUES ('rebuild')")
 
     def keyword_search(
-        self, collection: str, match: str, where: DocsFilter, limit: int, span: tuple[int, int] | None = None
+        self,
+        collection: str,
+        match: str,
+        where: DocsFilter,
+        limit: int,
+        span: tuple[int, int] | None = None,
+        table: KeywordTable = "words",
     ) -> list[tuple[int, float]]:
-        """(doc rowid, bm25) of the best keyword matches, lower bm25 better.
+        """(doc rowid, bm25) of the best keyword matches in `table` (words as written, or stems), lower bm25 better.
 
         The plan follows the filter, all three giving the same ranking: with none, FTS5 sorts by
         rank itself and the join stops at `limit`; a session's rows, inserted together, are a
         rowid span FTS5 seeks to; other filters are checked per match and SQLite sorts.
         """
-        join = "FROM words JOIN docs d ON d.rowid = words.rowid WHERE words MATCH ? AND d.collection = ?"
+        if table not in KEYWORD_TABLES:
+            raise ValueError(f"no keyword index {table!r}")
+        join = f"FROM {table} JOIN docs d ON d.rowid = {table}.rowid WHERE {table} MATCH ? AND d.collection = ?"
         args: tuple[object, ...]
         if span is None and not where.sql:
-            sql, args = f"SELECT words.rowid, words.rank {join} ORDER BY words.rank LIMIT ?", (match, collection, limit)
+            sql, args = f"SELECT {table}.rowid, {table}.rank {join} ORDER BY {table}.rank LIMIT ?", (match, collection, limit)
         elif span is None:
             sql, args = (
-                f"SELECT words.rowid, bm25(words) AS r {join}{where.sql} ORDER BY r LIMIT ?",
+                f"SELECT {table}.rowid, bm25({table}) AS r {join}{where.sql} ORDER BY r LIMIT ?",
                 (match, collection, *where.params, limit),
             )
         else:
-            sql = f"SELECT words.rowid, bm25(words) AS r {join} AND words.rowid BETWEEN ? AND ?{where.sql} ORDER BY r LIMIT ?"
+            sql = (
+                f"SELECT {table}.rowid, bm25({table}) AS r {join} AND {table}.rowid BETWEEN ? AND ?{where.sql} ORDER BY r LIMIT ?"
+            )
             args = (match, collection, *span, *where.params, limit)
         return [(int(rowid), float(rank)) for rowid, rank in self._reading().execute(sql, args)]
 

@@ -86,7 +86,34 @@ def m003_agents_and_titles(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS titles (session_id TEXT PRIMARY KEY, title TEXT NOT NULL)")
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_tables, m002_docs_and_keyword_index, m003_agents_and_titles)
+# Stemmed keywords (porter: "researching" finds "researched"), read beside the unstemmed `words`
+# for questions in words (README, "Retrieval quality"). Same external content: no text is copied.
+_STEMS = (
+    """CREATE VIRTUAL TABLE IF NOT EXISTS stems USING fts5(
+    text, content = 'docs', content_rowid = 'rowid', tokenize = "porter unicode61 tokenchars '_'")""",
+    """CREATE TRIGGER IF NOT EXISTS docs_added_stems AFTER INSERT ON docs BEGIN
+    INSERT INTO stems(rowid, text) VALUES (new.rowid, new.text); END""",
+    """CREATE TRIGGER IF NOT EXISTS docs_removed_stems AFTER DELETE ON docs BEGIN
+    INSERT INTO stems(stems, rowid, text) VALUES ('delete', old.rowid, old.text); END""",
+)
+
+
+def m004_stemmed_keyword_index(db: sqlite3.Connection) -> None:
+    """The stemmed keyword index, built from the docs already stored."""
+    for statement in _STEMS:
+        db.execute(statement)
+    db.execute("INSERT INTO stems(stems) VALUES ('rebuild')")
+    docs = db.execute("SELECT count(*) FROM docs").fetchone()[0]
+    if docs:
+        log.info("ledger upgraded: %d stored chunks indexed for stemmed keyword search", docs)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_tables,
+    m002_docs_and_keyword_index,
+    m003_agents_and_titles,
+    m004_stemmed_keyword_index,
+)
 LATEST = len(MIGRATIONS)
 
 

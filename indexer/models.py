@@ -129,7 +129,8 @@ class SearchRequest(_Period):
     top_k: int = Field(10, ge=1, le=MAX_TOP_K, description="How many results to return.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Skip this many results (paging: use next_offset).")
     mode: Mode = Field(
-        "hybrid", description="hybrid (meaning and exact words, fused), vector (meaning) or keyword (exact words)."
+        "hybrid",
+        description="hybrid (meaning and words, fused), vector (meaning) or keyword (words: as written, and stemmed for a question in words).",
     )
     project: str | None = Field(
         None, description="Only sessions whose project path contains this; the current working directory narrows to this project."
@@ -158,7 +159,7 @@ class SearchHit(BaseModel):
     """One matching exchange of a past session."""
 
     score: float = Field(
-        description="Relevance, higher is better: cosine similarity in vector mode, the fused score (0-1) in hybrid, the reranker's score for reranked results."
+        description="Relevance, higher is better: cosine similarity in vector mode, the keyword score relative to the best match (0-1) in keyword mode, the fused score (0-1) in hybrid, the reranker's score for reranked results."
     )
     match: Literal["vector", "keyword", "both"] = Field(description="Which ranking found it.")
     session_id: str

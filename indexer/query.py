@@ -21,6 +21,8 @@ from indexer.search import (
     Candidate,
     collapse,
     fuse,
+    keyword_scores,
+    looks_exact,
     matching_projects,
     single,
     term_weights,
@@ -62,9 +64,18 @@ class Query:
         vector: list[float] | None = None
         nearest: list[tuple[str, float]] = []
 
+        def keyword_ranking() -> list[tuple[int, float]]:
+            # As written first. A question in words is also matched stemmed when too few chunks hold
+            # all its words as written, the same rule that widens to any of them; a string, never.
+            as_written = retriever.keyword_ranks("words", request.query, request.session_id, where, wanted)
+            if looks_exact(request.query) or not as_written.widened:
+                return keyword_scores([as_written.pairs])
+            stemmed = retriever.keyword_ranks("stems", request.query, request.session_id, where, wanted)
+            return keyword_scores([as_written.pairs, stemmed.pairs])
+
         async def rank_keywords() -> None:  # in a worker thread: SQLite leaves the GIL while FTS5 ranks
             nonlocal keyword
-            keyword = await anyio.to_thread.run_sync(retriever.keyword, request.query, request.session_id, where, wanted)
+            keyword = await anyio.to_thread.run_sync(lambda: retriever.keyword_hits_at(keyword_ranking()[:wanted]))
 
         async def rank_vectors() -> None:  # the query's embedding is awaited meanwhile
             nonlocal vector, nearest, mode, fallback

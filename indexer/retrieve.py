@@ -9,13 +9,14 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import anyio
 
 from indexer.errors import StoreError
 from indexer.hits import StoredHit
 from indexer.ledger import Ledger
-from indexer.ledger_docs import DocsFilter, StoredDoc, fts_queries
+from indexer.ledger_docs import DocsFilter, KeywordTable, StoredDoc, fts_queries
 from indexer.store import VectorCollection
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,13 @@ EXACT_SUBSET = 300  # a filter keeping at most this many chunks: score them all 
 OVERSAMPLE_SHARE = 0.25  # a filter keeping at least this share of chunks: post-filter an unfiltered search
 OVERSAMPLE = 1.5  # how many more nearest chunks than the filter is expected to need
 OVERSAMPLE_MAX = 2000  # the widest unfiltered search, when Chroma cannot take the ids
+
+
+class KeywordRanks(NamedTuple):
+    """One FTS5 table's ranking: (doc rowid, bm25) pairs, and whether too few chunks held every word."""
+
+    pairs: list[tuple[int, float]]
+    widened: bool
 
 
 def _hit(doc: StoredDoc, score: float) -> StoredHit:
@@ -38,7 +46,7 @@ def stored_hits(ranked: Sequence[tuple[str, float]], docs: Mapping[str, StoredDo
 
 
 def keyword_hits(ranked: Sequence[tuple[int, float]], docs: Mapping[int, StoredDoc]) -> list[StoredHit]:
-    """(doc rowid, bm25) pairs as hits, in order; bm25 is negative, lower is better."""
+    """(doc rowid, score) pairs as hits, in order; the score is negative, lower is better (as bm25's)."""
     return [_hit(docs[r], score) for r, score in ranked if r in docs]
 
 
@@ -51,18 +59,27 @@ class Retriever:
     name: str
     total: int  # chunks in the collection
 
-    def keyword(self, query: str, session_id: str | None, docs_filter: DocsFilter, wanted: int) -> list[StoredHit]:
-        """Chunks with all the query's words, best first; chunks with any of them only when those are too few.
-        Safe in a worker thread: it reads through the ledger's per-thread connection."""
+    def keyword_ranks(
+        self, table: KeywordTable, query: str, session_id: str | None, docs_filter: DocsFilter, wanted: int
+    ) -> KeywordRanks:
+        """(doc rowid, bm25) of the chunks with all the query's words in `table`, best first; chunks with
+        any of them only when those are too few (then `widened`). Safe in a worker thread: it reads
+        through the ledger's per-thread connection."""
         every, anyone = fts_queries(query)
         span = self.ledger.session_span(self.name, session_id) if session_id else None
-        ranked = self.ledger.keyword_search(self.name, every, docs_filter, wanted, span) if every else []
-        if len(ranked) < KEYWORD_ALL_WORDS_ENOUGH and anyone:
+        ranked = self.ledger.keyword_search(self.name, every, docs_filter, wanted, span, table) if every else []
+        widened = len(ranked) < KEYWORD_ALL_WORDS_ENOUGH
+        if widened and anyone:
             seen = {rowid for rowid, _ in ranked}
             ranked += [
-                pair for pair in self.ledger.keyword_search(self.name, anyone, docs_filter, wanted, span) if pair[0] not in seen
+                pair
+                for pair in self.ledger.keyword_search(self.name, anyone, docs_filter, wanted, span, table)
+                if pair[0] not in seen
             ]
-        ranked = ranked[:wanted]
+        return KeywordRanks(ranked[:wanted], widened)
+
+    def keyword_hits_at(self, ranked: Sequence[tuple[int, float]]) -> list[StoredHit]:
+        """(doc rowid, score) pairs as hits with their texts, in order. Safe in a worker thread."""
         return keyword_hits(ranked, self.ledger.docs_at([rowid for rowid, _ in ranked]))
 
     async def complete(

@@ -75,6 +75,22 @@ def _normalised(scores: dict[str, float]) -> dict[str, float]:
     return {id_: (s - lo) / (hi - lo) if hi > lo else 1.0 for id_, s in scores.items()}
 
 
+def keyword_scores(rankings: Sequence[Sequence[tuple[int, float]]]) -> list[tuple[int, float]]:
+    """One keyword ranking from FTS5's rankings of a query's words as written and stemmed: in
+    each, a chunk's bm25 over the best's (bm25's own zero kept: no match scores 0), averaged
+    with equal weight. (rowid, -score), best first: lower is better, as bm25.
+
+    Stemming finds "researched" for "researching"; counted alone it also joins words that
+    differ in code ("docs" and "doc"). Half of each is measured in the README ("Retrieval quality").
+    """
+    mixed: dict[int, float] = {}
+    for ranking in rankings:
+        best = max((-score for _, score in ranking), default=0.0)
+        for rowid, score in ranking:
+            mixed[rowid] = mixed.get(rowid, 0.0) + (-score / best if best > 0 else 0.0) / len(rankings)
+    return sorted(((rowid, -score) for rowid, score in mixed.items()), key=lambda pair: pair[1])
+
+
 def _standout(scores: Sequence[float]) -> float:
     """How far a list's best score stands above its GAP_RANK-th, relative to the best: 0 for a flat list."""
     if len(scores) < 2 or scores[0] <= 0:
@@ -97,17 +113,21 @@ def fuse(
     *,
     vector_weight: float | None = None,
 ) -> list[Candidate]:
-    """A convex combination of the two rankings' min-max normalised scores (Bruch et al., TOIS
-    2023), weighted by the query and by how sure each list is of its top (`vector_weight_for`).
+    """A convex combination of the two rankings' normalised scores (Bruch et al., TOIS 2023):
+    cosines min-max, keyword scores over the best's; weighted by the query and by how sure each list is of its top (`vector_weight_for`).
 
     Unlike reciprocal ranks, scores keep how far ahead the first hits are: a lone strong keyword
     match outweighs many vaguely similar vectors. A chunk one ranking did not return gets 0 from it.
     """
     cosines = {h.id: 1.0 - h.distance for h in vector}
-    matches = {h.id: -h.distance for h in keyword}  # bm25 is negative, lower is better
+    matches = {h.id: -h.distance for h in keyword}  # keyword scores are negative, lower is better
     if vector_weight is None:
         vector_weight = vector_weight_for(query, list(cosines.values()), list(matches.values()))
-    by_vector, by_keyword = _normalised(cosines), _normalised(matches)
+    # Keyword scores over the best's: their zero means no match, which min-max would erase;
+    # a cosine has no such floor (README, "Retrieval quality").
+    best_match = max(matches.values(), default=0.0)
+    by_vector = _normalised(cosines)
+    by_keyword = {id_: s / best_match if best_match > 0 else 1.0 for id_, s in matches.items()}
     found: dict[str, Candidate] = {}
     for rank, hit in enumerate(vector, start=1):
         found[hit.id] = Candidate(hit, vector_weight * by_vector[hit.id], vector_rank=rank)
@@ -140,9 +160,12 @@ def with_session_evidence(candidates: list[Candidate], share: float = SESSION_EV
 
 
 def single(hits: Sequence[StoredHit], *, keyword: bool) -> list[Candidate]:
-    """One ranking as candidates: cosine similarity for vectors, a 0-1 transform of bm25 for keywords."""
+    """One ranking as candidates: cosine similarity for vectors, the keyword score (1 for the best) for keywords."""
     if keyword:
-        return [Candidate(h, round(-h.distance / (1 - h.distance), 4), keyword_rank=r) for r, h in enumerate(hits, start=1)]
+        best = max((-h.distance for h in hits), default=0.0)
+        return [
+            Candidate(h, round(-h.distance / best, 4) if best > 0 else 0.0, keyword_rank=r) for r, h in enumerate(hits, start=1)
+        ]
     return [Candidate(h, round(1.0 - h.distance, 4), vector_rank=r) for r, h in enumerate(hits, start=1)]
 
 
@@ -153,6 +176,21 @@ def _lines(hit: StoredHit) -> tuple[int, int]:
 def _overlap(kept: Candidate, start: int, end: int) -> bool:
     kept_start, kept_end = kept.lines or _lines(kept.stored)
     return start <= kept_end and kept_start <= end
+
+
+def _fold_reached(widened: Candidate, kept: list[Candidate], same_file: list[Candidate]) -> None:
+    """A widened result can now reach another kept window of its exchange (windows 1 and 3 kept,
+    then window 2): each such pair becomes one result, the better ranked, spanning both."""
+    while True:
+        other = next((k for k in same_file if k is not widened and _overlap(k, *(widened.lines or _lines(widened.stored)))), None)
+        if other is None:
+            return
+        better, worse = sorted((widened, other), key=kept.index)
+        (b_start, b_end), (w_start, w_end) = better.lines or _lines(better.stored), worse.lines or _lines(worse.stored)
+        better.lines = (min(b_start, w_start), max(b_end, w_end))
+        kept.remove(worse)
+        same_file.remove(worse)
+        widened = better
 
 
 def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -169,6 +207,7 @@ def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
         if twin is not None:
             twin_start, twin_end = twin.lines or (start, end)
             twin.lines = (min(twin_start, start), max(twin_end, end))
+            _fold_reached(twin, kept, by_source[meta.get("source_path")])
             continue
         content_hash = meta.get("content_hash")
         if content_hash and content_hash in kept_hashes:

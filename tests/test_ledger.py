@@ -125,6 +125,8 @@ def test_an_older_ledger_is_migrated_with_nothing_lost(build: object, tmp_path: 
         assert ledger.ids("c1") == ({"k1", "k2"}, {"k1", "k2"})  # the keyword index holds every chunk
         found = ledger.keyword_search("c1", '"zeppelin"', DocsFilter(), 10)
         assert [ledger.docs_at([rowid])[rowid].id for rowid, _ in found] == ["k1"]
+        stemmed = ledger.keyword_search("c1", '"zeppelins"', DocsFilter(), 10, table="stems")  # built from the old rows
+        assert [ledger.docs_at([rowid])[rowid].id for rowid, _ in stemmed] == ["k1"]
         assert ledger.filter_values("c1")["tool"] == {"Bash"} and ledger.agents("c1") == {"claude-code"}
         main_only = DocsFilter(" AND d.is_sidechain = 0")
         assert ledger.matching_ids("c1", main_only, 10) == ["k1"]

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.calls import run_search
-from support.env import env_for
+from support.calls import reindex, run_search
+from support.env import env_for, settings_for
+from support.home import exchange, write_session
 from support.ollama_standin import OllamaStandIn
 from support.paths import FIXTURE_HOME
 
@@ -20,6 +21,7 @@ from indexer.search import (
     StoredHit,
     collapse,
     fuse,
+    keyword_scores,
     looks_exact,
     snippet,
     term_weights,
@@ -49,10 +51,58 @@ def test_a_clear_keyword_winner_beats_a_crowd_of_similar_vectors() -> None:
     assert [c.score for c in fused] == sorted((c.score for c in fused), reverse=True)
 
 
+async def test_a_question_in_words_finds_other_forms_of_its_words_and_a_string_only_as_written(
+    ollama: OllamaStandIn, tmp_path: Path
+) -> None:
+    projects = tmp_path / "claude" / "projects"
+    write_session(
+        projects, "/w/app", "s-adopt", exchange("s-adopt", "/w/app", "we researched adoption agencies", "three of them")
+    )
+    write_session(projects, "/w/app", "s-deploy", exchange("s-deploy", "/w/app", "the script deploys nightly", "to staging"))
+    write_session(projects, "/w/app", "s-once", exchange("s-once", "/w/app", "deploy it once by hand", "done"))
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
+    await reindex(settings)
+    found = await run_search(settings, query="who is researching adoptions?", mode="keyword")
+    assert [h.session_id for h in found.results] == ["s-adopt"]  # no word of it is written so in the session
+    as_written = await run_search(settings, query='"deploys"', mode="keyword")
+    assert [h.session_id for h in as_written.results] == ["s-deploy"]  # not "deploy"
+    in_words = await run_search(settings, query="which script deploys nightly?", mode="keyword")
+    assert {h.session_id for h in in_words.results} == {"s-deploy", "s-once"}
+    assert in_words.results[0].session_id == "s-deploy"  # the words as written count too
+
+
+async def test_words_found_together_often_enough_as_written_are_not_stemmed(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    projects = tmp_path / "claude" / "projects"
+    for n in range(10):  # as many chunks with every word as it takes not to widen the search
+        write_session(projects, "/w/app", f"s-{n}", exchange(f"s-{n}", "/w/app", f"the script deploys nightly ({n})", "ok"))
+    write_session(projects, "/w/app", "s-once", exchange("s-once", "/w/app", "deploy the script by hand", "done"))
+    settings = settings_for(ollama.url, tmp_path / "claude", tmp_path / "data")
+    await reindex(settings)
+    found = await run_search(settings, query="which script deploys nightly?", mode="keyword", top_k=20)
+    assert len(found.results) == 10 and "s-once" not in {h.session_id for h in found.results}
+
+
+def test_a_keyword_match_nearly_as_good_as_the_best_keeps_its_weight() -> None:
+    # Min-max would give "b" nothing from keywords, as the last of two; its bm25 is 0.98 of the best's,
+    # and the vectors prefer it.
+    vector = [hit("b", 0.30, lines=(3, 3)), hit("a", 0.34, lines=(1, 1)), hit("x", 0.80, lines=(5, 5))]
+    keyword = [hit("a", -10.0, lines=(1, 1)), hit("b", -9.8, lines=(3, 3))]
+    assert [c.stored.id for c in fuse(vector, keyword, "why does the hangar door jam?")][:2] == ["b", "a"]
+
+
+def test_keyword_scores_average_the_two_rankings_over_their_best() -> None:
+    as_written = [(1, -8.0), (2, -4.0)]
+    stemmed = [(2, -6.0), (3, -3.0)]
+    assert keyword_scores([as_written, stemmed]) == [(2, -0.75), (1, -0.5), (3, -0.25)]
+    assert keyword_scores([as_written]) == [(1, -1.0), (2, -0.5)]
+    assert keyword_scores([[], stemmed]) == [(2, -0.5), (3, -0.25)]
+
+
 def test_the_weight_follows_the_query() -> None:
     # "near" is the nearer vector, "word" the better keyword match; the vectors are the surer list.
     vector = [hit("near", 0.1, lines=(1, 1)), hit("word", 0.5, lines=(3, 3)), hit("mid", 0.9, lines=(5, 5))]
-    keyword = [hit("word", -9.0, lines=(3, 3)), hit("near", -8.0, lines=(1, 1)), hit("mid", -7.0, lines=(5, 5))]
+    # Keyword scores count from bm25's zero, so "word" must lead them by a real margin to matter.
+    keyword = [hit("word", -9.0, lines=(3, 3)), hit("near", -6.0, lines=(1, 1)), hit("mid", -5.5, lines=(5, 5))]
     assert fuse(vector, keyword, "how did we speed up the container build?")[0].stored.id == "near"
     assert fuse(vector, keyword, "ensure_index_ready()")[0].stored.id == "word"
 
@@ -105,6 +155,15 @@ def test_collapse_keeps_one_result_per_exchange_spanning_its_windows() -> None:
     kept = collapse(ranked)
     assert [c.stored.id for c in kept] == ["w2", "other"]
     assert kept[0].lines == (8, 14)
+
+
+def test_windows_of_one_exchange_kept_apart_become_one_result_when_the_window_between_comes() -> None:
+    # Windows 1 and 3 of an exchange do not overlap, so both are kept; window 2 overlaps both.
+    window_3, window_1, window_2 = hit("w3", 0.1, lines=(20, 28)), hit("w1", 0.2, lines=(1, 10)), hit("w2", 0.3, lines=(9, 21))
+    elsewhere = hit("other", 0.25, path="b.jsonl", lines=(1, 10))
+    kept = collapse(fuse([window_3, window_1, elsewhere, window_2], [], "q", vector_weight=1.0))
+    assert [c.stored.id for c in kept] == ["w3", "other"]
+    assert kept[0].lines == (1, 28)
 
 
 def test_a_session_that_matches_in_several_places_comes_first() -> None:
