@@ -58,6 +58,7 @@ from common import (
     table,
     unique_ids,
 )
+from support.home import exchange, write_session
 
 from indexer.config import Settings
 
@@ -295,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true", help="build the synthetic index in a temporary dir")
     parser.add_argument("--servers", default="1,2,4", help="server counts over one index (default %(default)s)")
     parser.add_argument("--servers-only", action="store_true", help="only the servers over one index (no reindex)")
+    parser.add_argument(
+        "--server-reindex",
+        action="store_true",
+        help="only one server over a copy of the index: its RSS after searches, then after a reindex of one new session",
+    )
     parser.add_argument("--child-store-only", nargs=3, metavar=("BATCHES", "DATA", "DIMS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_store_only:
@@ -306,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_header("Memory: reindex peak RSS and idle server RSS", ["bench/memory.py", *(argv or sys.argv[1:])]))
     if args.servers_only:
         return _servers_only(args, n_chunks)
+    if args.server_reindex:
+        return _server_reindex(args, n_chunks)
     reindex_rows, store_rows, serve_rows = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp, standin_process(0.0) as url:
         root = Path(tmp)
@@ -432,6 +440,53 @@ def _servers_only(args: argparse.Namespace, n_chunks: int) -> int:
         "searches (MCP round trips, query embedding through the stand-in); RSS summed over every process, a shared one once:\n"
     )
     print(table(SERVER_HEADERS, rows))
+    return 0
+
+
+def process_rss_mb(pid: int) -> float:
+    """MB of RSS of one process alone."""
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def server_reindex_rss(url: str, built: object, queries: list[str], dims: int, where: Path) -> dict[str, float]:
+    """One server (shared searcher on) over a copy of the index: RSS of the server process alone and of
+    its tree with the searcher, after 21 searches, then after its `reindex` tool indexes one new session."""
+    data, claude = where / "data", where / "claude"
+    where.mkdir(parents=True)
+    subprocess.run(["cp", "-a", str(built.data_dir), str(data)], check=True)  # type: ignore[attr-defined]
+    (claude / "projects").mkdir(parents=True)
+    env = child_env(env_for(url, claude, data, dims, SESSION_SEARCH_SHARED_SEARCHER="1", SESSION_SEARCH_SEARCHER_IDLE_S="1"))
+    pipe = McpPipe([str(SESSION_SEARCH), "serve"], env)
+    found: dict[str, float] = {}
+    try:
+        pipe.handshake()
+        for q in queries[:21]:
+            pipe.request("tools/call", {"name": "search", "arguments": {"query": q}}, timeout_s=300)
+        time.sleep(0.5)
+        found["server MB, after searches"] = process_rss_mb(pipe.proc.pid)
+        found["with the searcher"] = trees_rss_mb([pipe.proc.pid, *sorted(searcher_pids(data))])
+        write_session(claude / "projects", "/w/new", "s-new", exchange("s-new", "/w/new", "a new question", "a new answer"))
+        answer = pipe.request("tools/call", {"name": "reindex", "arguments": {}}, timeout_s=600)
+        report = answer.get("result", {}).get("structuredContent", {})
+        if report.get("files_indexed") != 1:
+            raise RuntimeError(f"the reindex did not index the one new session: {str(answer)[:300]}")
+        time.sleep(0.5)
+        found["server MB, after the reindex"] = process_rss_mb(pipe.proc.pid)
+        found["with the searcher, after"] = trees_rss_mb([pipe.proc.pid, *sorted(searcher_pids(data))])
+    finally:
+        pipe.close()
+    return found
+
+
+def _server_reindex(args: argparse.Namespace, n_chunks: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp, standin_process(0.0) as url:
+        cache = None if args.no_cache or args.quick else args.cache
+        built = synthetic_index(Path(tmp) / "synthetic", n_chunks, args.dims, cache=cache)
+        queries = [q for q, _ in queries_from(built.samples, 25)]
+        found = server_reindex_rss(url, built, queries, args.dims, Path(tmp) / "copy")
+    print(f"One `session-search serve` over a copy of an index of {built.chunks:,} chunks x {args.dims} dims (RSS MB):\n")
+    print(table(list(found), [[f"{v:.0f}" for v in found.values()]]))
     return 0
 
 

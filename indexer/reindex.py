@@ -42,6 +42,8 @@ class Reindexer:
     def __init__(self, resources: Resources, catalog: Catalog):
         self.resources, self.catalog = resources, catalog
         self._reindexing = anyio.Lock()
+        # Set where reads go to the shared searcher: such a process must not load the index to write either.
+        self.writes_in_child = False
 
     @property
     def ledger(self) -> Ledger:
@@ -86,7 +88,7 @@ class Reindexer:
         r, settings = self.resources, self.resources.settings
         if len(todo) >= WARM_FROM_FILES:
             await r.embedder.warm()
-        if len(todo) >= CHILD_WRITER_FROM_FILES and store.path is not None:
+        if (len(todo) >= CHILD_WRITER_FROM_FILES or self.writes_in_child) and store.path is not None:
             target = await anyio.to_thread.run_sync(ChildWrites, target, store.path, lock_fd)
         run = IndexRun(
             collection=target,

@@ -37,7 +37,18 @@ class SessionSearch:
         self.catalog = Catalog(self.resources)
         self._reindexer = Reindexer(self.resources, self.catalog)
         self._query = Query(self.resources, self.catalog)
-        self.searcher: SearcherClient | None = None  # set by `serve`: reads go to the shared searcher
+        self._searcher: SearcherClient | None = None
+
+    @property
+    def searcher(self) -> SearcherClient | None:
+        """Set by `serve`: reads go to the shared searcher, and reindexes write Chroma from a child
+        process, so that a server never loads the index (README, "Several processes, one index")."""
+        return self._searcher
+
+    @searcher.setter
+    def searcher(self, client: SearcherClient | None) -> None:
+        self._searcher = client
+        self._reindexer.writes_in_child = client is not None
 
     async def __aenter__(self) -> Self:
         return self

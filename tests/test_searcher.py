@@ -3,12 +3,14 @@ that holds the index, started on demand, restarted when killed, gone after its i
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
 from pathlib import Path
 
 import anyio
+import pytest
 from mcp import Client
 from support.calls import reindex
 from support.env import settings_for
@@ -18,7 +20,9 @@ from support.processes import server_params
 from test_concurrency import PHRASE, seed
 
 from indexer.config import Settings
-from indexer.searcher_client import SearcherPaths
+from indexer.models import SearchRequest
+from indexer.searcher_client import SearcherClient, SearcherPaths
+from indexer.service import SessionSearch
 
 HOLDER = re.compile(r"the shared searcher, pid (\d+)")
 
@@ -174,3 +178,22 @@ async def test_the_off_switch_searches_inside_the_server(ollama: OllamaStandIn, 
         assert info["index_process"] == f"this process, pid {server}"
         assert loaded_chromadb(server)
     assert not list((tmp_path / "data").glob("searcher-*"))  # no searcher was started
+
+
+async def test_a_server_reindexing_through_the_shared_searcher_writes_from_a_child_process(
+    ollama: OllamaStandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A server whose reads go to the searcher must not load the index to write one new session:
+    # at 100k chunks that took it from 77 to 692 MB (bench/memory.py --server-reindex).
+    settings = await indexed(ollama, tmp_path)
+    projects = tmp_path / "claude" / "projects"
+    write_session(projects, "/w/new", "s-new", exchange("s-new", "/w/new", "why does the zeppelin hangar door jam", "rust"))
+    caplog.set_level(logging.INFO, logger="indexer.writer_process")
+    async with SessionSearch(settings) as server:
+        server.searcher = SearcherClient(settings)
+        report = await server.reindex()
+    assert report.files_indexed == 1
+    assert "Chroma writes go through a child process" in caplog.text
+    async with SessionSearch(settings) as reader:
+        found = await reader.search(SearchRequest(query="zeppelin hangar door", top_k=3))
+    assert found.results[0].session_id == "s-new"
