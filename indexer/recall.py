@@ -3,9 +3,9 @@
 Only exchanges whose cosine similarity to the prompt reaches a threshold are quoted (the
 fused hybrid score has no fixed scale; a cosine does), and only when the best of them stands
 out from the rest: a prompt about as like five past exchanges as it is like the best one
-(a topic that recurs everywhere) quotes nothing. Never the current session's, at most three, in at most 2,000 characters, framed as quoted past conversation so that text
-from an old session reads as data, not as instructions. Nothing above the threshold:
-nothing is printed.
+(a topic that recurs everywhere) quotes nothing. Never the current session's, at most three,
+in at most 2,000 characters, framed as quoted past conversation so that text from an old
+session reads as data, not as instructions. Nothing above the threshold: nothing is printed.
 """
 
 from __future__ import annotations

@@ -75,6 +75,12 @@ def _normalised(scores: dict[str, float]) -> dict[str, float]:
     return {id_: (s - lo) / (hi - lo) if hi > lo else 1.0 for id_, s in scores.items()}
 
 
+def _over_best(scores: Sequence[float], none_above_zero: float = 0.0) -> list[float]:
+    """Each score over the best (a zero stays zero); all `none_above_zero` when none is above 0."""
+    best = max(scores, default=0.0)
+    return [s / best if best > 0 else none_above_zero for s in scores]
+
+
 def keyword_scores(rankings: Sequence[Sequence[tuple[int, float]]]) -> list[tuple[int, float]]:
     """One keyword ranking from FTS5's rankings of a query's words as written and stemmed: in
     each, a chunk's bm25 over the best's (bm25's own zero kept: no match scores 0), averaged
@@ -85,9 +91,8 @@ def keyword_scores(rankings: Sequence[Sequence[tuple[int, float]]]) -> list[tupl
     """
     mixed: dict[int, float] = {}
     for ranking in rankings:
-        best = max((-score for _, score in ranking), default=0.0)
-        for rowid, score in ranking:
-            mixed[rowid] = mixed.get(rowid, 0.0) + (-score / best if best > 0 else 0.0) / len(rankings)
+        for (rowid, _), share in zip(ranking, _over_best([-score for _, score in ranking]), strict=True):
+            mixed[rowid] = mixed.get(rowid, 0.0) + share / len(rankings)
     return sorted(((rowid, -score) for rowid, score in mixed.items()), key=lambda pair: pair[1])
 
 
@@ -114,7 +119,8 @@ def fuse(
     vector_weight: float | None = None,
 ) -> list[Candidate]:
     """A convex combination of the two rankings' normalised scores (Bruch et al., TOIS 2023):
-    cosines min-max, keyword scores over the best's; weighted by the query and by how sure each list is of its top (`vector_weight_for`).
+    cosines min-max, keyword scores over the best's; weighted by the query and by how sure each
+    list is of its top (`vector_weight_for`).
 
     Unlike reciprocal ranks, scores keep how far ahead the first hits are: a lone strong keyword
     match outweighs many vaguely similar vectors. A chunk one ranking did not return gets 0 from it.
@@ -125,9 +131,8 @@ def fuse(
         vector_weight = vector_weight_for(query, list(cosines.values()), list(matches.values()))
     # Keyword scores over the best's: their zero means no match, which min-max would erase;
     # a cosine has no such floor (README, "Retrieval quality").
-    best_match = max(matches.values(), default=0.0)
     by_vector = _normalised(cosines)
-    by_keyword = {id_: s / best_match if best_match > 0 else 1.0 for id_, s in matches.items()}
+    by_keyword = dict(zip(matches, _over_best(list(matches.values()), none_above_zero=1.0), strict=True))
     found: dict[str, Candidate] = {}
     for rank, hit in enumerate(vector, start=1):
         found[hit.id] = Candidate(hit, vector_weight * by_vector[hit.id], vector_rank=rank)
@@ -162,9 +167,9 @@ def with_session_evidence(candidates: list[Candidate], share: float = SESSION_EV
 def single(hits: Sequence[StoredHit], *, keyword: bool) -> list[Candidate]:
     """One ranking as candidates: cosine similarity for vectors, the keyword score (1 for the best) for keywords."""
     if keyword:
-        best = max((-h.distance for h in hits), default=0.0)
+        shares = _over_best([-h.distance for h in hits])
         return [
-            Candidate(h, round(-h.distance / best, 4) if best > 0 else 0.0, keyword_rank=r) for r, h in enumerate(hits, start=1)
+            Candidate(h, round(share, 4), keyword_rank=r) for r, (h, share) in enumerate(zip(hits, shares, strict=True), start=1)
         ]
     return [Candidate(h, round(1.0 - h.distance, 4), vector_rank=r) for r, h in enumerate(hits, start=1)]
 
@@ -173,8 +178,13 @@ def _lines(hit: StoredHit) -> tuple[int, int]:
     return _int(hit.metadata, "line_start"), _int(hit.metadata, "line_end")
 
 
+def _span(candidate: Candidate) -> tuple[int, int]:
+    """The lines a result covers: its exchange's, once windows were folded into it."""
+    return candidate.lines or _lines(candidate.stored)
+
+
 def _overlap(kept: Candidate, start: int, end: int) -> bool:
-    kept_start, kept_end = kept.lines or _lines(kept.stored)
+    kept_start, kept_end = _span(kept)
     return start <= kept_end and kept_start <= end
 
 
@@ -182,11 +192,11 @@ def _fold_reached(widened: Candidate, kept: list[Candidate], same_file: list[Can
     """A widened result can now reach another kept window of its exchange (windows 1 and 3 kept,
     then window 2): each such pair becomes one result, the better ranked, spanning both."""
     while True:
-        other = next((k for k in same_file if k is not widened and _overlap(k, *(widened.lines or _lines(widened.stored)))), None)
+        other = next((k for k in same_file if k is not widened and _overlap(k, *_span(widened))), None)
         if other is None:
             return
         better, worse = sorted((widened, other), key=kept.index)
-        (b_start, b_end), (w_start, w_end) = better.lines or _lines(better.stored), worse.lines or _lines(worse.stored)
+        (b_start, b_end), (w_start, w_end) = _span(better), _span(worse)
         better.lines = (min(b_start, w_start), max(b_end, w_end))
         kept.remove(worse)
         same_file.remove(worse)
