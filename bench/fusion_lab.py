@@ -67,7 +67,7 @@ def capture(keep: Path, standin_url: str) -> None:
     for conversation in locomo.load():
         where = keep / "minilm" / conversation.sample_id
         converted = locomo.prepare(conversation, where)
-        settings = locomo.settings_for(standin_url, converted.claude_home, where / "data")
+        settings = quality.build_settings(standin_url, converted.claude_home, where / "data")
         got = asyncio.run(_capture(settings, [q.question for q in conversation.questions]))
         (where / "captured.pkl").write_bytes(pickle.dumps((got, converted, conversation)))
         print(f"captured {conversation.sample_id}", file=sys.stderr)
@@ -79,7 +79,7 @@ def capture(keep: Path, standin_url: str) -> None:
             continue
         queries = quality.load_queries(queries_path)
         where = keep / "minilm" / name
-        settings = locomo.settings_for(standin_url, home, where / "data")
+        settings = quality.build_settings(standin_url, home, where / "data")
         got = asyncio.run(_capture(settings, [q.query for q in queries]))
         (where / "captured.pkl").write_bytes(pickle.dumps((got, queries)))
         print(f"captured {name}", file=sys.stderr)

@@ -44,9 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
+from quality import build_settings  # noqa: E402
 from support.ollama_standin import DEFAULT_MODELS, MINILM, OllamaStandIn, minilm_backend, sentence_model_backend  # noqa: E402
 
-from indexer.config import Settings, load_settings  # noqa: E402
+from indexer.config import Settings  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402
 from indexer.service import SessionSearch  # noqa: E402
 
@@ -259,22 +260,6 @@ class Scores:
 # --------------------------------------------------------------------------- running
 
 
-def settings_for(
-    standin_url: str, claude_home: Path, data_dir: Path, model: str = MINILM, extra: dict[str, str] | None = None
-) -> Settings:
-    return load_settings(
-        environ={
-            "OLLAMA_HOST": standin_url,
-            "SESSION_SEARCH_CLAUDE_DIR": str(claude_home),
-            "SESSION_SEARCH_DATA_DIR": str(data_dir),
-            "SESSION_SEARCH_MODEL": model,
-            "SESSION_SEARCH_RESULT_TOKENS": "20000",  # the most allowed: the bench wants every hit, not a model-sized answer
-            "SESSION_SEARCH_REFRESH_MINUTES": "0",
-        }
-        | (extra or {})
-    )
-
-
 def prepare(conversation: Conversation, where: Path, with_images: bool = False) -> Converted:
     """The conversation's transcripts under where/claude; rewritten when the converter changed."""
     home = where / "claude"
@@ -330,7 +315,7 @@ def measure(
     for conversation in conversations:
         where = keep / conversation.sample_id
         converted = prepare(conversation, where, with_images)
-        settings = settings_for(standin_url, converted.claude_home, where / "data", model, extra)
+        settings = build_settings(standin_url, converted.claude_home, where / "data", model, **(extra or {}))
         started = time.perf_counter()
         embedded += asyncio.run(run_conversation(conversation, settings, converted, modes, scores))
         log.warning(

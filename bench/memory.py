@@ -449,12 +449,12 @@ def process_rss_mb(pid: int) -> float:
         return int(fh.read().rsplit(")", 1)[1].split()[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def server_reindex_rss(url: str, built: object, queries: list[str], dims: int, where: Path) -> dict[str, float]:
+def server_reindex_rss(url: str, built_data: Path, queries: list[str], dims: int, where: Path) -> dict[str, float]:
     """One server (shared searcher on) over a copy of the index: RSS of the server process alone and of
     its tree with the searcher, after 21 searches, then after its `reindex` tool indexes one new session."""
     data, claude = where / "data", where / "claude"
     where.mkdir(parents=True)
-    subprocess.run(["cp", "-a", str(built.data_dir), str(data)], check=True)  # type: ignore[attr-defined]
+    subprocess.run(["cp", "-a", str(built_data), str(data)], check=True)
     (claude / "projects").mkdir(parents=True)
     env = child_env(env_for(url, claude, data, dims, SESSION_SEARCH_SHARED_SEARCHER="1", SESSION_SEARCH_SEARCHER_IDLE_S="1"))
     pipe = McpPipe([str(SESSION_SEARCH), "serve"], env)
@@ -484,7 +484,7 @@ def _server_reindex(args: argparse.Namespace, n_chunks: int) -> int:
         cache = None if args.no_cache or args.quick else args.cache
         built = synthetic_index(Path(tmp) / "synthetic", n_chunks, args.dims, cache=cache)
         queries = [q for q, _ in queries_from(built.samples, 25)]
-        found = server_reindex_rss(url, built, queries, args.dims, Path(tmp) / "copy")
+        found = server_reindex_rss(url, built.data_dir, queries, args.dims, Path(tmp) / "copy")
     print(f"One `session-search serve` over a copy of an index of {built.chunks:,} chunks x {args.dims} dims (RSS MB):\n")
     print(table(list(found), [[f"{v:.0f}" for v in found.values()]]))
     return 0

@@ -36,9 +36,10 @@ from pydantic import ValidationError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from environment import settings_for  # noqa: E402
 from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
 
-from indexer.config import Settings, load_settings  # noqa: E402
+from indexer.config import Settings  # noqa: E402
 from indexer.errors import SessionSearchError  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402
 from indexer.service import SessionSearch  # noqa: E402
@@ -367,16 +368,11 @@ def _identical_modes(run: Run) -> list[str]:
     return notes
 
 
-def build_settings(standin_url: str, fixtures: Path, data_dir: Path) -> Settings:
-    return load_settings(
-        environ={
-            "OLLAMA_HOST": standin_url,
-            "SESSION_SEARCH_CLAUDE_DIR": str(fixtures),
-            "SESSION_SEARCH_DATA_DIR": str(data_dir),
-            "SESSION_SEARCH_MODEL": MINILM,
-            # The answer-size budget is for the model reading results; the bench wants all k.
-            "SESSION_SEARCH_RESULT_TOKENS": "20000",
-        }
+def build_settings(standin_url: str, claude_home: Path, data_dir: Path, model: str = MINILM, **extra: str) -> Settings:
+    """A bench run's settings: the model served by the stand-in, and the largest result budget (the
+    answer-size budget is for the model reading results; the bench wants all k)."""
+    return settings_for(
+        standin_url, claude_home, data_dir, SESSION_SEARCH_MODEL=model, SESSION_SEARCH_RESULT_TOKENS="20000", **extra
     )
 
 

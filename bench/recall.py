@@ -166,7 +166,7 @@ def ask_locomo(conversations: Sequence[locomo.Conversation], keep: Path, standin
     for i, conversation in enumerate(conversations):
         where = keep / conversation.sample_id
         converted = locomo.prepare(conversation, where)
-        settings = locomo.settings_for(standin_url, converted.claude_home, where / "data", MINILM)
+        settings = build_settings(standin_url, converted.claude_home, where / "data")
         other = conversations[(i + 1) % len(conversations)]
         started = time.perf_counter()
         asked += asyncio.run(ask_conversation(conversation, other, settings, converted))
