@@ -7,6 +7,7 @@ the installed SearchRequest accepts and prints a markdown table (or JSON).
 
     .venv-bench/bin/python bench/quality.py              # real all-MiniLM-L6-v2 vectors
     .venv/bin/python bench/quality.py --hashing          # the stand-in's hashing vectors
+    .venv-bench/bin/python bench/quality.py --model-dir DIR   # another sentence-transformers model, e.g. all-mpnet-base-v2
     .venv/bin/python bench/quality.py --check-set        # validate the evaluation set only
 
 Relevance is binary and judged per line: a hit is relevant when its source_path ends
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from environment import settings_for  # noqa: E402
-from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend  # noqa: E402
+from support.ollama_standin import DEFAULT_MODELS, MINILM, OllamaStandIn, minilm_backend, sentence_model_backend  # noqa: E402
 
 from indexer.config import Settings  # noqa: E402
 from indexer.errors import SessionSearchError  # noqa: E402
@@ -376,14 +377,21 @@ def build_settings(standin_url: str, claude_home: Path, data_dir: Path, model: s
     )
 
 
-def measure(queries: list[Query], fixtures: Path, hashing: bool) -> Run:
-    """Start the stand-in, index into a temporary dir, evaluate, clean up."""
-    if hashing:
+def measure(queries: list[Query], fixtures: Path, hashing: bool, model_dir: Path | None = None) -> Run:
+    """Start the stand-in, index into a temporary dir, evaluate, clean up. `model_dir`: another
+    sentence-transformers model, served under its folder's name."""
+    model, models = MINILM, dict(DEFAULT_MODELS)
+    if model_dir:
+        model = model_dir.resolve().name.lower()
+        real = {model: sentence_model_backend(str(model_dir))}
+        models[model] = len(real[model](["dimensions"])[0])
+        backend = f"{model_dir.name} (sentence-transformers, CPU, from {model_dir})"
+    elif hashing:
         backend, real = f"{MINILM} served by the stand-in's hashing vectors (lexical only)", {}
     else:
         backend, real = f"{MINILM} served by all-MiniLM-L6-v2 (sentence-transformers, CPU)", {MINILM: minilm_backend()}
-    with OllamaStandIn(real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-quality-") as tmp:
-        settings = build_settings(standin.url, fixtures, Path(tmp))
+    with OllamaStandIn(models=models, real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-quality-") as tmp:
+        settings = build_settings(standin.url, fixtures, Path(tmp), model)
         return asyncio.run(evaluate(settings, queries, backend))
 
 
@@ -497,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=Path, help="evaluation set (JSONL); default: the --set's")
     parser.add_argument("--fixtures", type=Path, help="a Claude home with projects/; default: the --set's")
     parser.add_argument("--hashing", action="store_true", help="hashing vectors instead of the real model (no torch)")
+    parser.add_argument(
+        "--model-dir", type=Path, help="a sentence-transformers model folder instead of all-MiniLM-L6-v2 (e.g. all-mpnet-base-v2)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     parser.add_argument("--check-set", action="store_true", help="only validate the evaluation set")
     args = parser.parse_args(argv)
@@ -511,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_set or report.problems:
         sys.stdout.write(describe_set(queries, report))
         return 1 if report.problems else 0
-    run = measure(queries, args.fixtures, args.hashing)
+    run = measure(queries, args.fixtures, args.hashing, args.model_dir)
     sys.stdout.write(json.dumps(as_json(run), indent=2) + "\n" if args.json else markdown(run))
     return 0 if run.outcomes else 1
 
