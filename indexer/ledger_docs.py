@@ -272,10 +272,10 @@ class DocsIndex:
         return found
 
     def docs_for(self, collection: str, ids: Sequence[str]) -> dict[str, StoredDoc]:
-        """Docs by chunk id; ids not recorded (yet) are left out."""
+        """Docs by chunk id; ids not recorded (yet) are left out. Safe in a worker thread."""
         found: dict[str, StoredDoc] = {}
         for marks, part in _batches(ids):
-            rows = self._db.execute(
+            rows = self._reading().execute(
                 f"SELECT id, text, meta FROM docs WHERE collection = ? AND id IN ({marks})", (collection, *part)
             )
             found.update((id_, StoredDoc(id_, text, ChunkMeta.from_json(meta))) for id_, text, meta in rows)

@@ -62,7 +62,7 @@ class Query:
         fallback: str | None = None
         keyword: list[StoredHit] = []
         vector: list[float] | None = None
-        nearest: list[tuple[str, float]] = []
+        nearest: list[StoredHit] = []
 
         def keyword_ranking() -> list[tuple[int, float]]:
             # As written first. A question in words is also matched stemmed when too few chunks hold
@@ -86,7 +86,8 @@ class Query:
                     raise
                 mode, fallback = "keyword", f"Keyword results only: the query could not be embedded. {exc}"
                 return
-            nearest = await retriever.approximate(vector, where, wanted)
+            found = await retriever.approximate(vector, where, wanted)
+            nearest = await anyio.to_thread.run_sync(retriever.nearest_hits, found)
 
         try:
             async with anyio.create_task_group() as both:

@@ -82,16 +82,24 @@ class Retriever:
         """(doc rowid, score) pairs as hits with their texts, in order. Safe in a worker thread."""
         return keyword_hits(ranked, self.ledger.docs_at([rowid for rowid, _ in ranked]))
 
+    def nearest_hits(self, nearest: Sequence[tuple[str, float]]) -> list[StoredHit]:
+        """(id, distance) pairs as hits with their texts, in order. Safe in a worker thread, so the
+        texts are read beside the keyword ranking rather than after it."""
+        return stored_hits(nearest, self.ledger.docs_for(self.name, [id_ for id_, _ in nearest]))
+
     async def complete(
-        self, vector: list[float], nearest: list[tuple[str, float]], keyword: list[StoredHit], wanted: int
+        self, vector: list[float], nearest: list[StoredHit], keyword: list[StoredHit], wanted: int
     ) -> list[StoredHit]:
-        """The nearest chunks as hits. Keyword candidates the approximate search missed are scored
-        exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
-        seen = {id_ for id_, _ in nearest}
+        """The vector ranking: the nearest hits, and the keyword candidates the approximate search
+        missed, scored exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
+        seen = {h.id for h in nearest}
         # The best keyword hits are the ones fusion weighs; their exact scores are worth a read.
-        missed = [h.id for h in keyword[:EXACT_RESCORE] if h.id not in seen]
-        ranked = sorted(nearest + await self._exact(vector, missed), key=lambda pair: pair[1])[:wanted]
-        return stored_hits(ranked, self.ledger.docs_for(self.name, [id_ for id_, _ in ranked]))
+        missed = {h.id: h for h in keyword[:EXACT_RESCORE] if h.id not in seen}
+        rescored = [
+            StoredHit(id_, missed[id_].text, missed[id_].metadata, distance)
+            for id_, distance in await self._exact(vector, list(missed))
+        ]
+        return sorted(nearest + rescored, key=lambda hit: hit.distance)[:wanted]
 
     async def approximate(self, vector: list[float], docs_filter: DocsFilter, wanted: int) -> list[tuple[str, float]]:
         """(id, distance) of the nearest chunks the filter keeps.
