@@ -3,6 +3,8 @@ score fusion functions offline on LoCoMo and on the evaluation sets side by side
 
     PYTHONPATH=$PWD .venv-bench/bin/python bench/fusion_lab.py capture --keep /tmp/locomo   # needs bench/locomo.py --keep first
     .venv/bin/python bench/fusion_lab.py compare --keep /tmp/locomo
+    ... capture --keep /tmp/locomo --model-dir DIR   # another model (locomo.py --keep --model-dir DIR first)
+    ... compare --keep /tmp/locomo --model all-mpnet-base-v2
 
 `capture` runs a hybrid search per question through SessionSearch with the product's fusion
 wrapped, so what is kept is exactly the vector list (with the exact rescoring of keyword hits) and
@@ -63,11 +65,12 @@ async def _capture(settings: Any, queries: Sequence[str]) -> list[Captured]:
         await index.aclose()
 
 
-def capture(keep: Path, standin_url: str) -> None:
+def capture(keep: Path, standin_url: str, model: str, label: str) -> None:
+    """Every question's two lists, from the indexes `locomo.py --keep` left in keep/label."""
     for conversation in locomo.load():
-        where = keep / "minilm" / conversation.sample_id
+        where = keep / label / conversation.sample_id
         converted = locomo.prepare(conversation, where)
-        settings = quality.build_settings(standin_url, converted.claude_home, where / "data")
+        settings = quality.build_settings(standin_url, converted.claude_home, where / "data", model)
         got = asyncio.run(_capture(settings, [q.question for q in conversation.questions]))
         (where / "captured.pkl").write_bytes(pickle.dumps((got, converted, conversation)))
         print(f"captured {conversation.sample_id}", file=sys.stderr)
@@ -78,8 +81,8 @@ def capture(keep: Path, standin_url: str) -> None:
         if not queries_path.exists():
             continue
         queries = quality.load_queries(queries_path)
-        where = keep / "minilm" / name
-        settings = quality.build_settings(standin_url, home, where / "data")
+        where = keep / label / name
+        settings = quality.build_settings(standin_url, home, where / "data", model)
         got = asyncio.run(_capture(settings, [q.query for q in queries]))
         (where / "captured.pkl").write_bytes(pickle.dumps((got, queries)))
         print(f"captured {name}", file=sys.stderr)
@@ -92,7 +95,7 @@ Fusion = Callable[[str, Sequence[StoredHit], Sequence[StoredHit]], list[Candidat
 
 def score_locomo(keep: Path, fusion: Fusion) -> dict[str, float]:
     scores = locomo.Scores()
-    for path in sorted((keep / "minilm").glob("conv-*/captured.pkl")):
+    for path in sorted(keep.glob("conv-*/captured.pkl")):
         got, converted, conversation = pickle.loads(path.read_bytes())
         for (query, vector, keyword), question in zip(got, conversation.questions, strict=True):
             ranked = _exchanges(fusion, query, vector, keyword)
@@ -109,7 +112,7 @@ def score_locomo(keep: Path, fusion: Fusion) -> dict[str, float]:
 
 
 def score_eval(keep: Path, name: str, fusion: Fusion) -> dict[str, dict[str, float]]:
-    path = keep / "minilm" / name / "captured.pkl"
+    path = keep / name / "captured.pkl"
     if not path.exists():
         return {}
     got, queries = pickle.loads(path.read_bytes())
@@ -247,18 +250,26 @@ def main() -> int:
     parser.add_argument("action", choices=("capture", "compare"))
     parser.add_argument("--keep", type=Path, required=True)
     parser.add_argument("--only")
+    parser.add_argument("--model-dir", type=Path, help="capture: another sentence-transformers model (as locomo.py's)")
+    parser.add_argument("--model", default="minilm", help="compare: the captures of this model (default %(default)s)")
     args = parser.parse_args()
     if args.action == "capture":
-        from support.ollama_standin import MINILM, OllamaStandIn, minilm_backend
+        from support.ollama_standin import DEFAULT_MODELS, MINILM, OllamaStandIn, minilm_backend, sentence_model_backend
 
-        with OllamaStandIn(real_models={MINILM: minilm_backend()}) as standin:
-            capture(args.keep, standin.url)
+        model, label, models = MINILM, "minilm", dict(DEFAULT_MODELS)
+        real = {MINILM: minilm_backend()}
+        if args.model_dir:
+            model = label = args.model_dir.resolve().name.lower()
+            real = {model: sentence_model_backend(str(args.model_dir))}
+            models[model] = len(real[model](["dimensions"])[0])
+        with OllamaStandIn(models=models, real_models=real) as standin:
+            capture(args.keep, standin.url, model, label)
     else:
         print(
             "| variant | LoCoMo R@1 | R@5 | R@10 | nDCG@10 | eval para R@5 | nDCG | eval exact R@5 | nDCG | near para R@5 | nDCG | near exact R@5 | nDCG |"
         )
         print("|---|" + "---:|" * 12)
-        compare(args.keep, args.only)
+        compare(args.keep / args.model, args.only)
     return 0
 
 
