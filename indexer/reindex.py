@@ -20,6 +20,7 @@ from indexer.lock import WriterLock
 from indexer.models import ReindexOptions, ReindexReport
 from indexer.pipeline import IndexRun, ProgressFn, Tally
 from indexer.planning import DrySkips, choose_sources, plan_file, skip_rule
+from indexer.reindex_process import reindex_in_child
 from indexer.resources import Resources
 from indexer.sources import SourceFile
 from indexer.store import IndexIdentity, VectorCollection
@@ -228,11 +229,15 @@ class Reindexer:
         )
 
     async def keep_fresh(self, interval_s: float) -> None:
-        """Reindex at start and then every interval_s seconds; never raises, yields to other writers."""
+        """Reindex at start and then every interval_s seconds; never raises, yields to other writers.
+        A process that must not load the index (`writes_in_child`) runs each round in a child."""
         await anyio.sleep(STARTUP_DELAY_S)
         while True:
             try:
-                report = await self.reindex(ReindexOptions())
+                if self.writes_in_child:
+                    report = await reindex_in_child(self.resources.settings)
+                else:
+                    report = await self.reindex(ReindexOptions())
                 if report.files_indexed:
                     log.info("background reindex: %d files, %d chunks added", report.files_indexed, report.chunks_added)
             except IndexBusy as exc:

@@ -305,11 +305,11 @@ def _request_line(op: str, request: BaseModel | None) -> bytes:
 def _answer(reply: dict[str, object], answer: type[M]) -> M:
     """The searcher's reply as `answer`, or its error raised."""
     if "error" in reply:
-        raise _error(reply["error"])
+        raise error_from(reply["error"])
     return answer.model_validate(reply["ok"])
 
 
-def _error(found: object) -> Exception:
+def error_from(found: object) -> Exception:
     """The searcher's error as the same exception class; an unexpected one stays unexpected."""
     details = found if isinstance(found, dict) else {}
     kind, message = str(details.get("kind", "")), str(details.get("message", found))

@@ -92,6 +92,25 @@ async def test_two_servers_share_one_searcher_and_never_load_chromadb(ollama: Ol
         assert not any(loaded_chromadb(pid) for pid in servers)
 
 
+async def test_a_server_refreshing_in_the_background_never_loads_chromadb(ollama: OllamaStandIn, tmp_path: Path) -> None:
+    # Without the plugin's hooks, every refresh finds the open session changed; planning that
+    # reindex in the server imported chromadb and opened the store (77 to 205 MB at 100k chunks).
+    settings = await indexed(ollama, tmp_path)
+    projects = tmp_path / "claude" / "projects"
+    write_session(projects, "/w/new", "s-new", exchange("s-new", "/w/new", "why does the zeppelin hangar door jam", "rust"))
+    params = server_params(settings)
+    assert params.env is not None
+    params.env["SESSION_SEARCH_REFRESH_MINUTES"] = "0.02"  # at start, then every 1.2 s
+    async with Client(params) as client:
+        with anyio.fail_after(90):
+            while await top_session(client, "zeppelin hangar door") != "s-new":
+                await anyio.sleep(0.2)
+        await anyio.sleep(3)  # more rounds, finding nothing to do
+        servers = server_pids()
+        assert len(servers) == 1
+        assert not any(loaded_chromadb(pid) for pid in servers)
+
+
 async def test_the_searcher_outlives_the_server_that_started_it(ollama: OllamaStandIn, tmp_path: Path) -> None:
     settings = await indexed(ollama, tmp_path)
     params = server_params(settings)
