@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--server-reindex",
         action="store_true",
-        help="only one server over a copy of the index: its RSS after searches, then after a reindex of one new session",
+        help="only one server over a copy of the index: its RSS after searches, then after its reindex tool, or its background refresh, indexes one new session",
     )
     parser.add_argument("--child-store-only", nargs=3, metavar=("BATCHES", "DATA", "DIMS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -449,14 +449,20 @@ def process_rss_mb(pid: int) -> float:
         return int(fh.read().rsplit(")", 1)[1].split()[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def server_reindex_rss(url: str, built_data: Path, queries: list[str], dims: int, where: Path) -> dict[str, float]:
+def server_reindex_rss(
+    url: str, built_data: Path, queries: list[str], dims: int, where: Path, refresh: bool = False
+) -> dict[str, float]:
     """One server (shared searcher on) over a copy of the index: RSS of the server process alone and of
-    its tree with the searcher, after 21 searches, then after its `reindex` tool indexes one new session."""
+    its tree with the searcher, after 21 searches, then after its `reindex` tool (or, with `refresh`,
+    its background refresh) indexes one new session."""
     data, claude = where / "data", where / "claude"
     where.mkdir(parents=True)
     subprocess.run(["cp", "-a", str(built_data), str(data)], check=True)
     (claude / "projects").mkdir(parents=True)
-    env = child_env(env_for(url, claude, data, dims, SESSION_SEARCH_SHARED_SEARCHER="1", SESSION_SEARCH_SEARCHER_IDLE_S="1"))
+    every = {"SESSION_SEARCH_REFRESH_MINUTES": "0.05"} if refresh else {}
+    env = child_env(
+        env_for(url, claude, data, dims, SESSION_SEARCH_SHARED_SEARCHER="1", SESSION_SEARCH_SEARCHER_IDLE_S="1", **every)
+    )
     pipe = McpPipe([str(SESSION_SEARCH), "serve"], env)
     found: dict[str, float] = {}
     try:
@@ -466,11 +472,14 @@ def server_reindex_rss(url: str, built_data: Path, queries: list[str], dims: int
         time.sleep(0.5)
         found["server MB, after searches"] = process_rss_mb(pipe.proc.pid)
         found["with the searcher"] = trees_rss_mb([pipe.proc.pid, *sorted(searcher_pids(data))])
-        write_session(claude / "projects", "/w/new", "s-new", exchange("s-new", "/w/new", "a new question", "a new answer"))
-        answer = pipe.request("tools/call", {"name": "reindex", "arguments": {}}, timeout_s=600)
-        report = answer.get("result", {}).get("structuredContent", {})
-        if report.get("files_indexed") != 1:
-            raise RuntimeError(f"the reindex did not index the one new session: {str(answer)[:300]}")
+        write_session(claude / "projects", "/w/new", "s-new", exchange("s-new", "/w/new", "a zeppelin question", "an answer"))
+        if refresh:
+            _await_session(pipe, "zeppelin question", "s-new")
+        else:
+            answer = pipe.request("tools/call", {"name": "reindex", "arguments": {}}, timeout_s=600)
+            report = answer.get("result", {}).get("structuredContent", {})
+            if report.get("files_indexed") != 1:
+                raise RuntimeError(f"the reindex did not index the one new session: {str(answer)[:300]}")
         time.sleep(0.5)
         found["server MB, after the reindex"] = process_rss_mb(pipe.proc.pid)
         found["with the searcher, after"] = trees_rss_mb([pipe.proc.pid, *sorted(searcher_pids(data))])
@@ -479,14 +488,30 @@ def server_reindex_rss(url: str, built_data: Path, queries: list[str], dims: int
     return found
 
 
+def _await_session(pipe: McpPipe, query: str, session_id: str, timeout_s: float = 600.0) -> None:
+    """Search until the first result is from session_id (the background refresh has indexed it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        answer = pipe.request("tools/call", {"name": "search", "arguments": {"query": query, "top_k": 1}}, timeout_s=300)
+        results = answer.get("result", {}).get("structuredContent", {}).get("results", [])
+        if results and results[0].get("session_id") == session_id:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the background refresh did not index {session_id} within {timeout_s:g} s")
+
+
 def _server_reindex(args: argparse.Namespace, n_chunks: int) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp, standin_process(0.0) as url:
         cache = None if args.no_cache or args.quick else args.cache
         built = synthetic_index(Path(tmp) / "synthetic", n_chunks, args.dims, cache=cache)
         queries = [q for q, _ in queries_from(built.samples, 25)]
-        found = server_reindex_rss(url, built.data_dir, queries, args.dims, Path(tmp) / "copy")
+        rows = {
+            how: server_reindex_rss(url, built.data_dir, queries, args.dims, Path(tmp) / how, refresh=how == "refresh")
+            for how in ("reindex tool", "refresh")
+        }
     print(f"One `session-search serve` over a copy of an index of {built.chunks:,} chunks x {args.dims} dims (RSS MB):\n")
-    print(table(list(found), [[f"{v:.0f}" for v in found.values()]]))
+    headers = ["new session indexed by", *next(iter(rows.values()))]
+    print(table(headers, [[how, *(f"{v:.0f}" for v in found.values())] for how, found in rows.items()]))
     return 0
 
 
