@@ -21,9 +21,7 @@ import anyio
 from indexer.config import Settings
 from indexer.errors import SessionSearchError
 from indexer.models import ReindexOptions, ReindexReport
-from indexer.searcher_client import error_from, settings_from_json, settings_json
-
-log = logging.getLogger(__name__)
+from indexer.searcher_client import error_from, error_reply, settings_from_json, settings_json
 
 
 async def reindex_in_child(settings: Settings) -> ReindexReport:
@@ -58,7 +56,7 @@ def main() -> int:
     try:
         reply: dict[str, object] = {"ok": anyio.run(_reindex, settings).model_dump(mode="json")}
     except SessionSearchError as exc:
-        reply = {"error": {"kind": type(exc).__name__, "message": str(exc)}}
+        reply = {"error": error_reply(exc)}
     sys.stdout.write(json.dumps(reply) + "\n")
     return 0 if "ok" in reply else 1
 

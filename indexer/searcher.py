@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 from indexer.config import Settings
 from indexer.errors import SessionSearchError
 from indexer.models import ReadSessionRequest, SearchRequest
-from indexer.searcher_client import MAX_LINE, SearcherPaths, settings_from_json
+from indexer.searcher_client import MAX_LINE, SearcherPaths, error_reply, settings_from_json
 from indexer.service import SessionSearch
 
 log = logging.getLogger("session_search.searcher")
@@ -62,7 +62,7 @@ class Searcher:
             message = json.loads(line)
             reply: dict[str, object] = {"ok": (await self.ops[message["op"]](message["request"])).model_dump(mode="json")}
         except SessionSearchError as exc:
-            reply = {"error": {"kind": type(exc).__name__, "message": str(exc)}}
+            reply = {"error": error_reply(exc)}
         except (ValueError, KeyError, TypeError, ValidationError) as exc:  # a server of another version
             reply = {"error": {"kind": "", "message": f"bad request: {exc}"}}
         except Exception as exc:  # the server reports it as unexpected; this process keeps serving

@@ -309,6 +309,11 @@ def _answer(reply: dict[str, object], answer: type[M]) -> M:
     return answer.model_validate(reply["ok"])
 
 
+def error_reply(exc: errors.SessionSearchError) -> dict[str, str]:
+    """An error as a child process or the searcher sends it; `error_from` raises it again on the other side."""
+    return {"kind": type(exc).__name__, "message": str(exc)}
+
+
 def error_from(found: object) -> Exception:
     """The searcher's error as the same exception class; an unexpected one stays unexpected."""
     details = found if isinstance(found, dict) else {}
