@@ -254,16 +254,9 @@ def main() -> int:
     parser.add_argument("--model", default="minilm", help="compare: the captures of this model (default %(default)s)")
     args = parser.parse_args()
     if args.action == "capture":
-        from support.ollama_standin import DEFAULT_MODELS, MINILM, OllamaStandIn, minilm_backend, sentence_model_backend
-
-        model, label, models = MINILM, "minilm", dict(DEFAULT_MODELS)
-        real = {MINILM: minilm_backend()}
-        if args.model_dir:
-            model = label = args.model_dir.resolve().name.lower()
-            real = {model: sentence_model_backend(str(args.model_dir))}
-            models[model] = len(real[model](["dimensions"])[0])
-        with OllamaStandIn(models=models, real_models=real) as standin:
-            capture(args.keep, standin.url, model, label)
+        served = quality.ServedModel.choose(False, args.model_dir)
+        with served.standin() as standin:  # locomo.py --keep keeps MiniLM's indexes under "minilm"
+            capture(args.keep, standin.url, served.name, served.name if args.model_dir else "minilm")
     else:
         print(
             "| variant | LoCoMo R@1 | R@5 | R@10 | nDCG@10 | eval para R@5 | nDCG | eval exact R@5 | nDCG | near para R@5 | nDCG | near exact R@5 | nDCG |"

@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from quality import build_settings  # noqa: E402
-from support.ollama_standin import DEFAULT_MODELS, MINILM, OllamaStandIn, minilm_backend, sentence_model_backend  # noqa: E402
+from quality import ServedModel, build_settings  # noqa: E402
+from support.ollama_standin import MINILM  # noqa: E402
 
 from indexer.config import Settings  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402
@@ -374,15 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     conversations = load(args.data)[: args.conversations]
     modes = [m for m in args.modes.split(",") if m]
-    model, models, real, backend = MINILM, dict(DEFAULT_MODELS), {}, f"{MINILM} via the stand-in's hashing vectors"
-    if args.model_dir:  # another real model, served under its folder's name
-        model = args.model_dir.resolve().name.lower()
-        real = {model: sentence_model_backend(str(args.model_dir))}
-        models[model] = len(real[model](["dimensions"])[0])
-        backend = f"{args.model_dir.name} (sentence-transformers, CPU, from {args.model_dir}) via the stand-in"
-    elif not args.hashing:
-        real, backend = {MINILM: minilm_backend()}, "all-MiniLM-L6-v2 (sentence-transformers, CPU) via the stand-in"
-    with OllamaStandIn(models=models, real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-locomo-") as tmp:
+    served = ServedModel.choose(args.hashing, args.model_dir)
+    model, backend = served.name, served.backend
+    with served.standin() as standin, tempfile.TemporaryDirectory(prefix="ss-locomo-") as tmp:
         keep = args.keep / ("hashing" if args.hashing else "minilm" if model == MINILM else model) if args.keep else Path(tmp)
         scores, embedded = measure(conversations, keep, standin.url, model, modes, args.images)
     questions = sum(len(c.questions) for c in conversations)

@@ -377,22 +377,41 @@ def build_settings(standin_url: str, claude_home: Path, data_dir: Path, model: s
     )
 
 
+@dataclass
+class ServedModel:
+    """What a bench asks the stand-in to serve: the model's name, the stand-in's models and real
+    embedders, and a line saying which vectors these are."""
+
+    name: str
+    models: dict[str, int]
+    real: dict[str, Any]
+    backend: str
+
+    @classmethod
+    def choose(cls, hashing: bool, model_dir: Path | None = None) -> ServedModel:
+        """all-MiniLM-L6-v2; the stand-in's hashing vectors; or another sentence-transformers
+        model from model_dir, served under its folder's name."""
+        if model_dir:
+            name = model_dir.resolve().name.lower()
+            real = {name: sentence_model_backend(str(model_dir))}
+            dims = len(real[name](["dimensions"])[0])
+            return cls(
+                name, {**DEFAULT_MODELS, name: dims}, real, f"{model_dir.name} (sentence-transformers, CPU, from {model_dir})"
+            )
+        if hashing:
+            return cls(MINILM, dict(DEFAULT_MODELS), {}, f"{MINILM} served by the stand-in's hashing vectors (lexical only)")
+        return cls(MINILM, dict(DEFAULT_MODELS), {MINILM: minilm_backend()}, "all-MiniLM-L6-v2 (sentence-transformers, CPU)")
+
+    def standin(self) -> OllamaStandIn:
+        return OllamaStandIn(models=self.models, real_models=self.real)
+
+
 def measure(queries: list[Query], fixtures: Path, hashing: bool, model_dir: Path | None = None) -> Run:
-    """Start the stand-in, index into a temporary dir, evaluate, clean up. `model_dir`: another
-    sentence-transformers model, served under its folder's name."""
-    model, models = MINILM, dict(DEFAULT_MODELS)
-    if model_dir:
-        model = model_dir.resolve().name.lower()
-        real = {model: sentence_model_backend(str(model_dir))}
-        models[model] = len(real[model](["dimensions"])[0])
-        backend = f"{model_dir.name} (sentence-transformers, CPU, from {model_dir})"
-    elif hashing:
-        backend, real = f"{MINILM} served by the stand-in's hashing vectors (lexical only)", {}
-    else:
-        backend, real = f"{MINILM} served by all-MiniLM-L6-v2 (sentence-transformers, CPU)", {MINILM: minilm_backend()}
-    with OllamaStandIn(models=models, real_models=real) as standin, tempfile.TemporaryDirectory(prefix="ss-quality-") as tmp:
-        settings = build_settings(standin.url, fixtures, Path(tmp), model)
-        return asyncio.run(evaluate(settings, queries, backend))
+    """Start the stand-in, index into a temporary dir, evaluate, clean up."""
+    served = ServedModel.choose(hashing, model_dir)
+    with served.standin() as standin, tempfile.TemporaryDirectory(prefix="ss-quality-") as tmp:
+        settings = build_settings(standin.url, fixtures, Path(tmp), served.name)
+        return asyncio.run(evaluate(settings, queries, served.backend))
 
 
 # --------------------------------------------------------------------------- reporting
