@@ -8,15 +8,18 @@ transaction when the build is complete; until then searches keep using the old o
 
 from __future__ import annotations
 
+import gc
+import logging
 import time
 from dataclasses import dataclass
 
 from indexer.agents import discover_sources
-from indexer.errors import IndexEmpty
+from indexer.errors import IndexEmpty, StoreError
 from indexer.ledger import CollectionRecord, Ledger
 from indexer.resources import Resources
 from indexer.store import ChromaStore, IndexIdentity, VectorCollection, describe_store, forget_open_clients
 
+log = logging.getLogger(__name__)
 NOT_INDEXED = "Nothing is indexed yet. Run `session-search reindex` (or the reindex tool) first."
 
 
@@ -78,8 +81,25 @@ class Catalog:
             raise IndexEmpty(self.missing_message(record.name))
         if record is None or identity is None or collection is None:
             raise IndexEmpty(self.empty_message())
+        newest = self.ledger.newest_doc(record.name)
+        if newest is not None and collection.missed_writes(newest):
+            collection = self._opened_again(record.name, newest)
         self._served = Served(generation, record, identity, collection)
         return self._served
+
+    def _opened_again(self, name: str, newest: str) -> VectorCollection:
+        """The served collection from a new client, for one that missed another process's writes."""
+        log.warning("Chroma's client here missed writes to %s by another process; opening the store again", name)
+        forget_open_clients()
+        gc.collect()  # the old client's native side goes before the new one opens the same files
+        self._store = ChromaStore.open(self.resources.settings.data_dir, self.resources.settings.chroma_server)
+        collection = self._store.get(name)
+        if collection is None or collection.missed_writes(newest):
+            raise StoreError(
+                f"Chroma's vector index in {self._where()} lacks vectors the ledger recorded (chunk {newest}), "
+                "even opened afresh. Run `session-search reindex --full` to build the index again."
+            )
+        return collection
 
     def empty_message(self) -> str:
         building = self.ledger.building

@@ -288,6 +288,11 @@ class DocsIndex:
         ).fetchall()
         return None if len(rows) > limit else [row[0] for row in rows]
 
+    def newest_doc(self, collection: str) -> str | None:
+        """The id of the chunk recorded last: its vector was written before it was recorded."""
+        row = self._db.execute("SELECT id FROM docs WHERE collection = ? ORDER BY rowid DESC LIMIT 1", (collection,)).fetchone()
+        return str(row[0]) if row else None
+
     def has_session(self, collection: str, session_id: str) -> bool:
         return (
             self._db.execute(

@@ -123,6 +123,20 @@ class VectorCollection:
             with self._errors("delete chunks"):
                 self._collection.delete(ids=list(ids[start : start + WRITE_BATCH]))
 
+    def missed_writes(self, chunk_id: str) -> bool:
+        """Whether this client missed another process's writes: it knows chunk_id (the metadata
+        is read afresh) but its vector index, loaded earlier, lacks the vector, and Chroma raises
+        an internal error (chroma#3792). An id Chroma lacks altogether is not that (doctor's case)."""
+        from chromadb.errors import InternalError
+
+        try:
+            self._collection.get(ids=[chunk_id], include=["embeddings"])
+        except InternalError:
+            return True
+        except _chroma_errors() as exc:
+            raise StoreError(f"Chroma failed to read a vector ({self._errors.where}): {exc}") from None
+        return False
+
     def count(self) -> int:
         with self._errors("count chunks"):
             return self._collection.count()

@@ -362,6 +362,30 @@ async def test_a_server_sees_what_its_own_big_reindex_wrote(home: Path, ollama: 
     assert found.results[0].session_id == "00000000-0000-4000-8000-000000000007"
 
 
+async def test_a_client_that_missed_another_process_s_writes_is_opened_again(
+    home: Path, ollama: OllamaStandIn, tmp_path: Path
+) -> None:
+    """chroma#3792: a client that loaded the vectors earlier never sees another process's writes.
+    Told of a new generation as if it had written it itself (no reopen), search must still find them."""
+    settings = settings_for(ollama.url, home, tmp_path / "data")
+    session = "00000000-0000-4000-8000-000000000042"
+    async with SessionSearch(settings) as index:
+        await index.reindex(ReindexOptions())
+        assert (await index.search(SearchRequest(query="mix phx.server", mode="vector"))).results  # Chroma loaded here
+        write_session(
+            home / "projects",
+            "/home/dev/hangar",
+            session,
+            exchange(session, "/home/dev/hangar", "why does the zeppelin hangar door jam", "checked it"),
+        )
+        env = {**env_for(ollama.url, home, tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+        proc = cli(env)
+        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+        index.catalog.publish()  # this client now believes it is current
+        found = await index.search(SearchRequest(query="why does the zeppelin hangar door jam", mode="vector"))
+    assert found.results[0].session_id == session
+
+
 def to_format_3(ledger: Path) -> None:
     """Rewrite a ledger as release 3 kept it: docs without the agent column, no titles."""
     with sqlite3.connect(ledger) as db:
