@@ -290,7 +290,8 @@ class DocsIndex:
 
     def newest_doc(self, collection: str) -> str | None:
         """The id of the chunk recorded last: its vector was written before it was recorded."""
-        row = self._db.execute("SELECT id FROM docs WHERE collection = ? ORDER BY rowid DESC LIMIT 1", (collection,)).fetchone()
+        # `+collection`: walk the rows newest first and stop at the first (an index on collection sorts them all).
+        row = self._db.execute("SELECT id FROM docs WHERE +collection = ? ORDER BY rowid DESC LIMIT 1", (collection,)).fetchone()
         return str(row[0]) if row else None
 
     def has_session(self, collection: str, session_id: str) -> bool:
