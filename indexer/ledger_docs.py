@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from indexer.chunk import Chunk, MetadataValue
 from indexer.ledger_schema import DEFAULT_AGENT
-from indexer.terms import STOPWORDS, query_terms
+from indexer.terms import telling_terms
 
 if TYPE_CHECKING:
     from indexer.models import ListSessionsRequest, SearchRequest
@@ -186,9 +186,7 @@ def fts_queries(query: str) -> tuple[str | None, str | None]:
     all words first keeps the set FTS5 must rank small (at 100k chunks, ranking every chunk
     that matches any word took hundreds of milliseconds).
     """
-    terms = query_terms(query)
-    telling = [t for t in terms if t not in STOPWORDS] or terms
-    quoted = [f'"{t}"' for t in telling]
+    quoted = [f'"{t}"' for t in telling_terms(query)]
     if not quoted:
         return None, None
     return (" ".join(quoted) if len(quoted) > 1 else None), " OR ".join(quoted)

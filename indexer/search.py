@@ -7,14 +7,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from indexer.chunk import count_tokens
 from indexer.errors import InvalidArgument
 from indexer.hits import StoredHit
 from indexer.models import SearchHit
-from indexer.terms import STOPWORDS
+from indexer.terms import STOPWORDS, telling_terms, word_stem
 
 SHOWN_PROJECTS = 8
 # Fusion's weight on vectors, before each list's confidence moves it: measured on LoCoMo, the
@@ -111,6 +111,26 @@ def vector_weight_for(query: str, cosines: Sequence[float], matches: Sequence[fl
     return base * sure_v / (base * sure_v + (1 - base) * sure_k)
 
 
+def coordinated(query: str, keyword: Sequence[StoredHit]) -> list[StoredHit]:
+    """Keyword hits with their scores scaled by the share of the query's telling words each holds
+    (the coordination factor of classic Lucene scoring), best first.
+
+    BM25 adds up what each matched word is worth, so a chunk that repeats one or two of a
+    question's rarer words can outrank the one that holds most of them: "why did we run out of
+    database connections when traffic went up" matched a locked-SQLite session above the Postgres
+    client-limit one. A word counts when the chunk holds a word starting with its stem; FTS5
+    matched at least one, so the share is never below one word's."""
+    words = [re.compile(r"\b" + re.escape(word_stem(t))) for t in telling_terms(query)]
+    if len(words) < 2:
+        return list(keyword)
+    scaled = []
+    for hit in keyword:
+        lowered = hit.text.lower()
+        held = max(1, sum(1 for word in words if word.search(lowered)))
+        scaled.append(replace(hit, distance=hit.distance * held / len(words)))
+    return sorted(scaled, key=lambda h: h.distance)
+
+
 def fuse(
     vector: Sequence[StoredHit],
     keyword: Sequence[StoredHit],
@@ -119,12 +139,13 @@ def fuse(
     vector_weight: float | None = None,
 ) -> list[Candidate]:
     """A convex combination of the two rankings' normalised scores (Bruch et al., TOIS 2023):
-    cosines min-max, keyword scores over the best's; weighted by the query and by how sure each
-    list is of its top (`vector_weight_for`).
+    cosines min-max, keyword scores (`coordinated` first) over the best's; weighted by the query
+    and by how sure each list is of its top (`vector_weight_for`).
 
     Unlike reciprocal ranks, scores keep how far ahead the first hits are: a lone strong keyword
     match outweighs many vaguely similar vectors. A chunk one ranking did not return gets 0 from it.
     """
+    keyword = coordinated(query, keyword)
     cosines = {h.id: 1.0 - h.distance for h in vector}
     matches = {h.id: -h.distance for h in keyword}  # keyword scores are negative, lower is better
     if vector_weight is None:

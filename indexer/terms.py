@@ -6,6 +6,7 @@ import re
 
 MAX_QUERY_TERMS = 32
 _TERM = re.compile(r"\w+")
+_ENDINGS = ("ing", "ed", "es", "s", "ly")
 STOPWORDS = frozenset(
     [
         "a",
@@ -103,3 +104,17 @@ STOPWORDS = frozenset(
 def query_terms(query: str) -> list[str]:
     """The words of a query, lower-cased and de-duplicated, in order."""
     return list(dict.fromkeys(t.lower() for t in _TERM.findall(query)))[:MAX_QUERY_TERMS]
+
+
+def telling_terms(query: str) -> list[str]:
+    """The query's words that tell chunks apart: all but the common ones, unless nothing else is left."""
+    terms = query_terms(query)
+    return [t for t in terms if t not in STOPWORDS] or terms
+
+
+def word_stem(term: str) -> str:
+    """A word without a plural, -ed, -ing or -ly ending: what its other forms begin with."""
+    for ending in _ENDINGS:
+        if term.endswith(ending) and len(term) - len(ending) >= 3:
+            return term[: -len(ending)]
+    return term

@@ -42,6 +42,17 @@ def test_a_chunk_both_rankings_found_outranks_one_only_the_vectors_found() -> No
     assert fused[0].stored.id == "both" and fused[0].match == "both"
 
 
+def test_a_chunk_holding_most_of_the_question_outranks_one_repeating_a_rare_word_of_it() -> None:
+    question = "why did we run out of database connections when traffic went up"
+    sqlite = "database is locked: the database file was held by a second database connection " * 3
+    postgres = "traffic went up and the database ran out of connections: Postgres refused them at max_connections"
+    vector = [hit("sqlite", 0.40, lines=(1, 1), text=sqlite), hit("postgres", 0.40, lines=(5, 5), text=postgres)]
+    # BM25 favours the chunk that repeats "database"; the other also holds "traffic" and "went".
+    keyword = [hit("sqlite", -9.0, lines=(1, 1), text=sqlite), hit("postgres", -7.0, lines=(5, 5), text=postgres)]
+    assert ids(fuse(vector, keyword, question)) == ["postgres", "sqlite"]
+    assert ids(fuse(vector, keyword, "database")) == ["sqlite", "postgres"]  # one word: BM25's order stands
+
+
 def test_fused_results_come_best_first_each_chunk_once() -> None:
     vector = [hit(f"v{i}", 0.1 * i, lines=(i * 10, i * 10)) for i in range(1, 6)]
     keyword = [hit("v3", -9.0, lines=(30, 30)), hit("k1", -4.0, lines=(70, 70)), hit("v1", -2.0, lines=(10, 10))]
