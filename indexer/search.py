@@ -120,15 +120,26 @@ def coordinated(query: str, keyword: Sequence[StoredHit]) -> list[StoredHit]:
     database connections when traffic went up" matched a locked-SQLite session above the Postgres
     client-limit one. A word counts when the chunk holds a word starting with its stem; FTS5
     matched at least one, so the share is never below one word's."""
-    words = [re.compile(r"\b" + re.escape(word_stem(t))) for t in telling_terms(query)]
-    if len(words) < 2:
+    stems = [word_stem(t) for t in telling_terms(query)]
+    if len(stems) < 2:
         return list(keyword)
     scaled = []
     for hit in keyword:
         lowered = hit.text.lower()
-        held = max(1, sum(1 for word in words if word.search(lowered)))
-        scaled.append(replace(hit, distance=hit.distance * held / len(words)))
+        held = max(1, sum(1 for stem in stems if _starts_a_word(lowered, stem)))
+        scaled.append(replace(hit, distance=hit.distance * held / len(stems)))
     return sorted(scaled, key=lambda h: h.distance)
+
+
+def _starts_a_word(text: str, stem: str) -> bool:
+    """Whether a word of text begins with stem. str.find, not a regex: a pattern that starts with
+    `\\b` is tried at every position (10 ms for 100 hits, against well under 1 ms)."""
+    at = text.find(stem)
+    while at != -1:
+        if at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_"):
+            return True
+        at = text.find(stem, at + 1)
+    return False
 
 
 def fuse(
