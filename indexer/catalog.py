@@ -13,6 +13,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+import anyio
+
 from indexer.agents import discover_sources
 from indexer.errors import IndexEmpty, StoreError
 from indexer.ledger import CollectionRecord, Ledger
@@ -31,6 +33,7 @@ class Served:
     record: CollectionRecord
     identity: IndexIdentity
     collection: VectorCollection
+    vectors_checked: bool = False  # Catalog.with_fresh_vectors
     chunks: int | None = None  # these three are read once per generation
     projects: list[str] | None = None
     filter_values: dict[str, set[str]] | None = None
@@ -81,25 +84,32 @@ class Catalog:
             raise IndexEmpty(self.missing_message(record.name))
         if record is None or identity is None or collection is None:
             raise IndexEmpty(self.empty_message())
-        newest = self.ledger.newest_doc(record.name)
-        if newest is not None and collection.missed_writes(newest):
-            collection = self._opened_again(record.name, newest)
         self._served = Served(generation, record, identity, collection)
         return self._served
 
-    def _opened_again(self, name: str, newest: str) -> VectorCollection:
-        """The served collection from a new client, for one that missed another process's writes."""
-        log.warning("Chroma's client here missed writes to %s by another process; opening the store again", name)
-        forget_open_clients()
-        gc.collect()  # the old client's native side goes before the new one opens the same files
-        self._store = ChromaStore.open(self.resources.settings.data_dir, self.resources.settings.chroma_server)
-        collection = self._store.get(name)
-        if collection is None or collection.missed_writes(newest):
-            raise StoreError(
-                f"Chroma's vector index in {self._where()} lacks vectors the ledger recorded (chunk {newest}), "
-                "even opened afresh. Run `session-search reindex --full` to build the index again."
+    async def with_fresh_vectors(self, served: Served) -> Served:
+        """served, once its client is known to hold the vector of the chunk the ledger recorded
+        last; else the collection from a new client. Once per generation, before a vector search:
+        the check reads a vector, which loads the HNSW index, so it runs in a worker thread."""
+        if served.vectors_checked:
+            return served
+        newest = self.ledger.newest_doc(served.record.name)
+        if newest is not None and await anyio.to_thread.run_sync(served.collection.missed_writes, newest):
+            log.warning(
+                "Chroma's client here missed writes to %s by another process; opening the store again", served.record.name
             )
-        return collection
+            forget_open_clients()
+            gc.collect()  # the old client's native side goes before the new one opens the same files
+            self._store = ChromaStore.open(self.resources.settings.data_dir, self.resources.settings.chroma_server)
+            collection = self._store.get(served.record.name)
+            if collection is None or await anyio.to_thread.run_sync(collection.missed_writes, newest):
+                raise StoreError(
+                    f"Chroma's vector index in {self._where()} lacks vectors the ledger recorded (chunk {newest}), "
+                    "even opened afresh. Run `session-search reindex --full` to build the index again."
+                )
+            served = self._served = Served(served.generation, served.record, served.identity, collection)
+        served.vectors_checked = True
+        return served
 
     def empty_message(self) -> str:
         building = self.ledger.building

@@ -49,6 +49,8 @@ class Query:
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         served = self.catalog.serving()  # on the event-loop thread: it may import chromadb (zotero-mcp#485)
+        if request.mode != "keyword":
+            served = await self.catalog.with_fresh_vectors(served)
         name = served.record.name
         if request.project and served.projects is None:
             served.projects = self.ledger.projects(name)
