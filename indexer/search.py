@@ -116,10 +116,9 @@ def coordinated(query: str, keyword: Sequence[StoredHit]) -> list[StoredHit]:
     (the coordination factor of classic Lucene scoring), best first.
 
     BM25 adds up what each matched word is worth, so a chunk that repeats one or two of a
-    question's rarer words can outrank the one that holds most of them: "why did we run out of
-    database connections when traffic went up" matched a locked-SQLite session above the Postgres
-    client-limit one. A word counts when the chunk holds a word starting with its stem; FTS5
-    matched at least one, so the share is never below one word's."""
+    question's rarer words can outrank the one that holds most of them (README, "Retrieval
+    quality"). A word counts when the chunk holds a word starting with its stem; FTS5 matched at
+    least one, so the share is never below one word's."""
     stems = [word_stem(t) for t in telling_terms(query)]
     if len(stems) < 2:
         return list(keyword)
