@@ -107,3 +107,18 @@ def first_error(group: BaseExceptionGroup) -> BaseException:
         else:
             leaves.append(exc)
     return next((e for e in leaves if isinstance(e, SessionSearchError)), leaves[0])
+
+
+def error_reply(exc: SessionSearchError) -> dict[str, str]:
+    """An error as another process sends it (the searcher, a reindex child); `error_from` raises it again."""
+    return {"kind": type(exc).__name__, "message": str(exc)}
+
+
+def error_from(found: object, sender: str) -> Exception:
+    """An error another process sent, as the same exception class; an unexpected one stays unexpected."""
+    details = found if isinstance(found, dict) else {}
+    kind, message = str(details.get("kind", "")), str(details.get("message", found))
+    cls = globals().get(kind)
+    if isinstance(cls, type) and issubclass(cls, SessionSearchError):
+        return cls(message)
+    return RuntimeError(f"{sender} failed: {message}")

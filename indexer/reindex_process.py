@@ -19,9 +19,9 @@ import sys
 import anyio
 
 from indexer.config import Settings
-from indexer.errors import SessionSearchError
+from indexer.errors import SessionSearchError, error_from, error_reply
 from indexer.models import ReindexOptions, ReindexReport
-from indexer.searcher_client import error_from, error_reply, settings_from_json, settings_json
+from indexer.searcher_client import settings_from_json, settings_json
 
 
 async def reindex_in_child(settings: Settings) -> ReindexReport:
@@ -39,7 +39,7 @@ async def reindex_in_child(settings: Settings) -> ReindexReport:
     except ValueError:  # it crashed: its traceback went to this process's stderr
         raise SessionSearchError(f"The reindex process exited with {done.returncode} and no report; see the log above.") from None
     if "error" in reply:
-        raise error_from(reply["error"])
+        raise error_from(reply["error"], "the reindex process")
     return ReindexReport.model_validate(reply["ok"])
 
 

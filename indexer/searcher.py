@@ -28,9 +28,9 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import BaseModel, ValidationError
 
 from indexer.config import Settings
-from indexer.errors import SessionSearchError
+from indexer.errors import SessionSearchError, error_reply
 from indexer.models import ReadSessionRequest, SearchRequest
-from indexer.searcher_client import MAX_LINE, SearcherPaths, error_reply, settings_from_json
+from indexer.searcher_client import MAX_LINE, SearcherPaths, settings_from_json
 from indexer.service import SessionSearch
 
 log = logging.getLogger("session_search.searcher")

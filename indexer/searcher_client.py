@@ -305,23 +305,8 @@ def _request_line(op: str, request: BaseModel | None) -> bytes:
 def _answer(reply: dict[str, object], answer: type[M]) -> M:
     """The searcher's reply as `answer`, or its error raised."""
     if "error" in reply:
-        raise error_from(reply["error"])
+        raise errors.error_from(reply["error"], "the shared searcher")
     return answer.model_validate(reply["ok"])
-
-
-def error_reply(exc: errors.SessionSearchError) -> dict[str, str]:
-    """An error as a child process or the searcher sends it; `error_from` raises it again on the other side."""
-    return {"kind": type(exc).__name__, "message": str(exc)}
-
-
-def error_from(found: object) -> Exception:
-    """The searcher's error as the same exception class; an unexpected one stays unexpected."""
-    details = found if isinstance(found, dict) else {}
-    kind, message = str(details.get("kind", "")), str(details.get("message", found))
-    cls = getattr(errors, kind, None)
-    if isinstance(cls, type) and issubclass(cls, errors.SessionSearchError):
-        return cls(message)
-    return RuntimeError(f"the shared searcher failed: {message}")
 
 
 if __name__ == "__main__":
