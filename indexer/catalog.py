@@ -8,7 +8,6 @@ transaction when the build is complete; until then searches keep using the old o
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -65,10 +64,16 @@ class Catalog:
         """The store, reopened when another process has written since we opened it (chroma#3792)."""
         generation = self.ledger.generation
         if self._store is None or generation != self._store_generation:
-            if self._store is not None:
-                forget_open_clients()
-            self._store = ChromaStore.open(self.resources.settings.data_dir, self.resources.settings.chroma_server)
+            store = self._open_store()
             self._store_generation, self._served = generation, None
+            return store
+        return self._store
+
+    def _open_store(self) -> ChromaStore:
+        """A new client; one opened before is forgotten first, so the new one reads the files afresh."""
+        if self._store is not None:
+            forget_open_clients()
+        self._store = ChromaStore.open(self.resources.settings.data_dir, self.resources.settings.chroma_server)
         return self._store
 
     def serving(self) -> Served:
@@ -98,10 +103,7 @@ class Catalog:
             log.warning(
                 "Chroma's client here missed writes to %s by another process; opening the store again", served.record.name
             )
-            forget_open_clients()
-            gc.collect()  # the old client's native side goes before the new one opens the same files
-            self._store = ChromaStore.open(self.resources.settings.data_dir, self.resources.settings.chroma_server)
-            collection = self._store.get(served.record.name)
+            collection = self._open_store().get(served.record.name)
             if collection is None or await anyio.to_thread.run_sync(collection.missed_writes, newest):
                 raise StoreError(
                     f"Chroma's vector index in {self._where()} lacks vectors the ledger recorded (chunk {newest}), "

@@ -129,12 +129,11 @@ class VectorCollection:
         an internal error (chroma#3792). An id Chroma lacks altogether is not that (doctor's case)."""
         from chromadb.errors import InternalError
 
-        try:
-            self._collection.get(ids=[chunk_id], include=["embeddings"])
-        except InternalError:
-            return True
-        except _chroma_errors() as exc:
-            raise StoreError(f"Chroma failed to read a vector ({self._errors.where}): {exc}") from None
+        with self._errors("read a vector"):
+            try:
+                self._collection.get(ids=[chunk_id], include=["embeddings"])
+            except InternalError:
+                return True
         return False
 
     def count(self) -> int:
