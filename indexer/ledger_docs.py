@@ -179,7 +179,8 @@ def session_filter(request: ListSessionsRequest) -> DocsFilter:
 
 
 def fts_queries(query: str) -> tuple[str | None, str | None]:
-    """FTS5 MATCH expressions: all of the query's telling words, then any of them.
+    """FTS5 MATCH expressions: all of the query's telling words, then any of them (None for one
+    word: nothing is wider, and a word many chunks hold needs no stemmed ranking beside it).
 
     Each word is quoted, so punctuation is harmless. Common words are left out when others
     remain: BM25 gives them almost no weight, but they match nearly every chunk. Asking for
@@ -189,7 +190,7 @@ def fts_queries(query: str) -> tuple[str | None, str | None]:
     quoted = [f'"{t}"' for t in telling_terms(query)]
     if not quoted:
         return None, None
-    return (" ".join(quoted) if len(quoted) > 1 else None), " OR ".join(quoted)
+    return " ".join(quoted), (" OR ".join(quoted) if len(quoted) > 1 else None)
 
 
 def _batches(items: Sequence[object]) -> Iterable[tuple[str, Sequence[object]]]:
@@ -230,15 +231,26 @@ class DocsIndex:
     ) -> list[tuple[int, float]]:
         """(doc rowid, bm25) of the best keyword matches in `table` (words as written, or stems), lower bm25 better.
 
-        The plan follows the filter, all three giving the same ranking: with none, FTS5 sorts by
-        rank itself and the join stops at `limit`; a session's rows, inserted together, are a
-        rowid span FTS5 seeks to; other filters are checked per match and SQLite sorts.
+        The plan follows the filter, all giving the same ranking:
+        - none, and no other collection's rows in the ledger: SQLite keeps the best `limit` as
+          FTS5 scores its matches, and only those are read from docs (at 100k chunks, 0.6-0.8x
+          the time of FTS5 sorting by rank itself, or of checking each match's collection);
+        - none, with another collection's rows (a rebuild for a new model): FTS5 sorts by rank
+          and the join checks the collection until it has `limit`;
+        - a session: its rows, inserted together, are a rowid span FTS5 seeks to;
+        - other filters are checked per match and SQLite sorts.
         """
         if table not in KEYWORD_TABLES:
             raise ValueError(f"no keyword index {table!r}")
         join = f"FROM {table} JOIN docs d ON d.rowid = {table}.rowid WHERE {table} MATCH ? AND d.collection = ?"
         args: tuple[object, ...]
-        if span is None and not where.sql:
+        if span is None and not where.sql and self._holds_only(collection):
+            sql = (
+                f"SELECT best.rowid, best.r FROM (SELECT rowid, bm25({table}) AS r FROM {table} WHERE {table} MATCH ?"
+                " ORDER BY r LIMIT ?) best JOIN docs d ON d.rowid = best.rowid WHERE d.collection = ? ORDER BY best.r"
+            )
+            args = (match, limit, collection)
+        elif span is None and not where.sql:
             sql, args = f"SELECT {table}.rowid, {table}.rank {join} ORDER BY {table}.rank LIMIT ?", (match, collection, limit)
         elif span is None:
             sql, args = (
@@ -251,6 +263,11 @@ class DocsIndex:
             )
             args = (match, collection, *span, *where.params, limit)
         return [(int(rowid), float(rank)) for rowid, rank in self._reading().execute(sql, args)]
+
+    def _holds_only(self, collection: str) -> bool:
+        """Whether every doc is this collection's: two seeks in an index led by the collection."""
+        other = "SELECT EXISTS (SELECT 1 FROM docs WHERE collection < ?) OR EXISTS (SELECT 1 FROM docs WHERE collection > ?)"
+        return not self._reading().execute(other, (collection, collection)).fetchone()[0]
 
     def session_span(self, collection: str, session_id: str) -> tuple[int, int] | None:
         """The lowest and highest doc rowid of a session: what keyword_search seeks to."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from indexer.chunk import Chunk, MetadataValue
 from indexer.ledger import Ledger
 from indexer.ledger_docs import DocsFilter
 from indexer.ledger_schema import LATEST
@@ -155,3 +156,30 @@ def test_a_ledger_from_a_newer_release_is_refused(tmp_path: Path) -> None:
         db.execute(f"PRAGMA user_version = {LATEST + 1}")
     with pytest.raises(sqlite3.DatabaseError, match=f"schema version {LATEST + 1}"):
         Ledger(path)
+
+
+def _chunks(prefix: str, texts: list[str]) -> list[Chunk]:
+    meta: dict[str, MetadataValue] = {"session_id": f"{prefix}-s", "project": "/w/api", "kind": "exchange", "ts_epoch": 1}
+    return [Chunk(f"{prefix}{i}", text, {**meta, "content_hash": f"{prefix}{i}"}) for i, text in enumerate(texts)]
+
+
+def test_keyword_search_keeps_to_its_collection_while_another_is_built_beside_it(tmp_path: Path) -> None:
+    """A model change builds a second collection in the same ledger. Its chunks matching a query
+    better (here, saying the word more often) must not crowd the served collection's out."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        served = _chunks("old", [f"the zeppelin hangar, note {i}" for i in range(5)])
+        source = SourceFile(tmp_path / "s.jsonl", "-w-api/s.jsonl", "old-s", None, None, 1, 1)
+        ledger.record("old", source, "old-s", served)
+        only_one = ledger.keyword_search("old", '"zeppelin"', DocsFilter(), 3)
+        new = _chunks("new", ["zeppelin zeppelin zeppelin"] * 8)
+        ledger.record("new", SourceFile(tmp_path / "t.jsonl", "-w-api/t.jsonl", "new-s", None, None, 1, 1), "new-s", new)
+        for limit in (3, 10):
+            found = ledger.keyword_search("old", '"zeppelin"', DocsFilter(), limit)
+            ids = [ledger.docs_at([rowid])[rowid].id for rowid, _ in found]
+            assert len(ids) == min(limit, 5) and all(id_.startswith("old") for id_ in ids)
+        assert len(only_one) == 3  # the same ledger with one collection, for comparison
+        newest = ledger.keyword_search("new", '"zeppelin"', DocsFilter(), 3)
+        assert len(newest) == 3 and all(ledger.docs_at([rowid])[rowid].id.startswith("new") for rowid, _ in newest)
+    finally:
+        ledger.close()
