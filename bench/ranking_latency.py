@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import subprocess
 import sys
 import tempfile
@@ -68,9 +69,14 @@ class Swap:
 
     def __enter__(self) -> None:
         old = self.old
-        for name in ("fuse", "to_hit", "term_weights", "collapse", "single"):
+        for name in ("coordinated", "fuse_coordinated", "to_hit", "term_weights", "collapse", "single"):
             self.saved[name] = getattr(service, name)
-        service.fuse = lambda vector, keyword, query="": old.fuse(vector, keyword)
+        # The old fusion whole, after the search: coordination, where it had one, included.
+        takes_query = len(inspect.signature(old.fuse).parameters) >= 3
+        service.coordinated = lambda query, keyword: list(keyword)
+        service.fuse_coordinated = lambda vector, keyword, query="": (
+            old.fuse(vector, keyword, query) if takes_query else old.fuse(vector, keyword)
+        )
         service.to_hit = lambda candidate, terms, query="", weights=None: old.to_hit(candidate, terms)
         service.term_weights = lambda terms, texts: None
         service.collapse, service.single = old.collapse, old.single

@@ -9,6 +9,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from indexer.chunk import Chunk, MetadataValue
@@ -74,16 +75,21 @@ class ChunkMeta:
         return cls.of(json.loads(text))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StoredDoc:
-    """One docs row: a stored chunk's id, text and metadata."""
+    """One docs row: a stored chunk's id, text and metadata as stored; `meta` types it on first
+    use (a search reads 200 rows and types none of them)."""
 
     id: str
     text: str
-    meta: ChunkMeta
+    values: dict[str, MetadataValue]
+
+    @cached_property
+    def meta(self) -> ChunkMeta:
+        return ChunkMeta.of(self.values)
 
     def chunk(self) -> Chunk:
-        return Chunk(self.id, self.text, self.meta.values)
+        return Chunk(self.id, self.text, self.values)
 
 
 class SessionRow(NamedTuple):
@@ -283,7 +289,7 @@ class DocsIndex:
         found: dict[int, StoredDoc] = {}
         for marks, part in _batches(rowids):
             rows = self._reading().execute(f"SELECT rowid, id, text, meta FROM docs WHERE rowid IN ({marks})", part)
-            found.update((rowid, StoredDoc(id_, text, ChunkMeta.from_json(meta))) for rowid, id_, text, meta in rows)
+            found.update((rowid, StoredDoc(id_, text, json.loads(meta))) for rowid, id_, text, meta in rows)
         return found
 
     def docs_for(self, collection: str, ids: Sequence[str]) -> dict[str, StoredDoc]:
@@ -293,7 +299,7 @@ class DocsIndex:
             rows = self._reading().execute(
                 f"SELECT id, text, meta FROM docs WHERE collection = ? AND id IN ({marks})", (collection, *part)
             )
-            found.update((id_, StoredDoc(id_, text, ChunkMeta.from_json(meta))) for id_, text, meta in rows)
+            found.update((id_, StoredDoc(id_, text, json.loads(meta))) for id_, text, meta in rows)
         return found
 
     def matching_ids(self, collection: str, where: DocsFilter, limit: int) -> list[str] | None:
@@ -336,7 +342,7 @@ class DocsIndex:
         rows = self._db.execute(
             "SELECT id, text, meta FROM docs WHERE collection = ? AND session_id = ?", (collection, session_id)
         )
-        return [StoredDoc(id_, text, ChunkMeta.from_json(meta)) for id_, text, meta in rows]
+        return [StoredDoc(id_, text, json.loads(meta)) for id_, text, meta in rows]
 
     def chunk_meta(self, collection: str, chunk_id: str) -> ChunkMeta | None:
         row = self._db.execute("SELECT meta FROM docs WHERE collection = ? AND id = ?", (collection, chunk_id)).fetchone()

@@ -20,7 +20,8 @@ from indexer.retrieve import Retriever
 from indexer.search import (
     Candidate,
     collapse,
-    fuse,
+    coordinated,
+    fuse_coordinated,
     keyword_scores,
     looks_exact,
     matching_projects,
@@ -30,6 +31,7 @@ from indexer.search import (
     with_session_evidence,
     within_budget,
 )
+from indexer.store import StoredVectors
 from indexer.terms import query_terms
 
 CHANGED_CACHE_S = 30.0
@@ -63,6 +65,8 @@ class Query:
         mode: Mode = request.mode
         fallback: str | None = None
         keyword: list[StoredHit] = []
+        coordinated_keyword: list[StoredHit] = []  # for fusion
+        keyword_vectors = StoredVectors([], [])
         vector: list[float] | None = None
         nearest: list[StoredHit] = []
 
@@ -75,9 +79,16 @@ class Query:
             stemmed = retriever.keyword_ranks("stems", request.query, request.session_id, where, wanted)
             return keyword_scores([as_written.pairs, stemmed.pairs])
 
+        def keyword_candidates() -> tuple[list[StoredHit], list[StoredHit]]:
+            hits = retriever.keyword_hits_at(keyword_ranking()[:wanted])
+            return hits, coordinated(request.query, hits) if request.mode == "hybrid" else []
+
         async def rank_keywords() -> None:  # in a worker thread: SQLite leaves the GIL while FTS5 ranks
-            nonlocal keyword
-            keyword = await anyio.to_thread.run_sync(lambda: retriever.keyword_hits_at(keyword_ranking()[:wanted]))
+            nonlocal keyword, coordinated_keyword, keyword_vectors
+            # What fusion needs of the keyword hits alone is done here, while the vector search runs.
+            keyword, coordinated_keyword = await anyio.to_thread.run_sync(keyword_candidates)
+            if request.mode == "hybrid":
+                keyword_vectors = await retriever.keyword_vectors(keyword)
 
         async def rank_vectors() -> None:  # the query's embedding is awaited meanwhile
             nonlocal vector, nearest, mode, fallback
@@ -99,11 +110,13 @@ class Query:
                     both.start_soon(rank_vectors)
         except BaseExceptionGroup as failure:
             raise first_error(failure) from None
-        vector_hits = await retriever.complete(vector, nearest, keyword, wanted) if vector is not None else []
-        if mode == "hybrid":
-            ranked = fuse(vector_hits, keyword, request.query)
+        if mode == "hybrid" and vector is not None:
+            vector_hits = retriever.complete(vector, nearest, keyword, keyword_vectors, wanted)
+            ranked = fuse_coordinated(vector_hits, coordinated_keyword, request.query)
+        elif mode == "vector":
+            ranked = single(sorted(nearest, key=lambda hit: hit.distance)[:wanted], keyword=False)  # exact scores come unsorted
         else:
-            ranked = single(keyword if mode == "keyword" else vector_hits, keyword=mode == "keyword")
+            ranked = single(keyword, keyword=True)
         exchanges = collapse(ranked)
         ranked, not_reranked = await self._rerank(
             request.query, with_session_evidence(exchanges) if mode == "hybrid" else exchanges

@@ -17,7 +17,7 @@ from indexer.errors import StoreError
 from indexer.hits import StoredHit
 from indexer.ledger import Ledger
 from indexer.ledger_docs import DocsFilter, KeywordTable, StoredDoc, fts_queries
-from indexer.store import VectorCollection
+from indexer.store import StoredVectors, VectorCollection
 
 log = logging.getLogger(__name__)
 EXACT_RESCORE = 20  # keyword candidates the vector ranking scores exactly when the ANN search missed them
@@ -36,7 +36,7 @@ class KeywordRanks(NamedTuple):
 
 
 def _hit(doc: StoredDoc, score: float) -> StoredHit:
-    return StoredHit(doc.id, doc.text, doc.meta.values, score)
+    return StoredHit(doc.id, doc.text, doc.values, score)
 
 
 def stored_hits(ranked: Sequence[tuple[str, float]], docs: Mapping[str, StoredDoc]) -> list[StoredHit]:
@@ -87,17 +87,29 @@ class Retriever:
         texts are read beside the keyword ranking rather than after it."""
         return stored_hits(nearest, self.ledger.docs_for(self.name, [id_ for id_, _ in nearest]))
 
-    async def complete(
-        self, vector: list[float], nearest: list[StoredHit], keyword: list[StoredHit], wanted: int
+    async def keyword_vectors(self, keyword: Sequence[StoredHit]) -> StoredVectors:
+        """The stored embeddings of the keyword hits fusion weighs most, read as soon as they are
+        known, while the vector search may still run; none when Chroma cannot read them."""
+        try:
+            return await anyio.to_thread.run_sync(self.collection.vectors, [h.id for h in keyword[:EXACT_RESCORE]])
+        except StoreError as exc:
+            # While another process writes, the ledger can name vectors this process's Chroma
+            # client does not hold yet (chroma#3792); they are left to the keyword ranking.
+            log.info("exact scoring skipped: %s", exc)
+            return StoredVectors([], [])
+
+    @staticmethod
+    def complete(
+        vector: list[float], nearest: list[StoredHit], keyword: list[StoredHit], stored: StoredVectors, wanted: int
     ) -> list[StoredHit]:
         """The vector ranking: the nearest hits, and the keyword candidates the approximate search
-        missed, scored exactly and ranked in, so a poorly connected vector is never lost to hybrid."""
+        missed, scored exactly from their `stored` vectors and ranked in, so a poorly connected
+        vector is never lost to hybrid."""
         seen = {h.id for h in nearest}
-        # The best keyword hits are the ones fusion weighs; their exact scores are worth a read.
         missed = {h.id: h for h in keyword[:EXACT_RESCORE] if h.id not in seen}
         rescored = [
             StoredHit(id_, missed[id_].text, missed[id_].metadata, distance)
-            for id_, distance in await self._exact(vector, list(missed))
+            for id_, distance in stored.only(set(missed)).distances(vector)
         ]
         return sorted(nearest + rescored, key=lambda hit: hit.distance)[:wanted]
 

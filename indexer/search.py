@@ -155,7 +155,17 @@ def fuse(
     Unlike reciprocal ranks, scores keep how far ahead the first hits are: a lone strong keyword
     match outweighs many vaguely similar vectors. A chunk one ranking did not return gets 0 from it.
     """
-    keyword = coordinated(query, keyword)
+    return fuse_coordinated(vector, coordinated(query, keyword), query, vector_weight=vector_weight)
+
+
+def fuse_coordinated(
+    vector: Sequence[StoredHit],
+    keyword: Sequence[StoredHit],
+    query: str = "",
+    *,
+    vector_weight: float | None = None,
+) -> list[Candidate]:
+    """`fuse`, for keyword hits already `coordinated` (a search does that beside the vector search)."""
     cosines = {h.id: 1.0 - h.distance for h in vector}
     matches = {h.id: -h.distance for h in keyword}  # keyword scores are negative, lower is better
     if vector_weight is None:

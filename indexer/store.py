@@ -147,20 +147,15 @@ class VectorCollection:
 
     def distances(self, vector: Sequence[float], ids: Sequence[str]) -> list[tuple[str, float]]:
         """(id, exact cosine distance to vector) from the stored embeddings; ids Chroma lacks are left out."""
-        import numpy as np
+        return self.vectors(ids).distances(vector)
 
+    def vectors(self, ids: Sequence[str]) -> StoredVectors:
+        """The stored embeddings of ids; those Chroma lacks are left out."""
         if not ids:
-            return []
+            return StoredVectors([], [])
         with self._errors("read vectors"):
             got = self._collection.get(ids=list(ids), include=["embeddings"])
-        if not got["ids"]:
-            return []
-        query = np.asarray(vector, dtype=np.float64)
-        query /= np.linalg.norm(query) or 1.0
-        stored = np.asarray(got["embeddings"], dtype=np.float64)
-        norms = np.linalg.norm(stored, axis=1)
-        cosines = stored @ query / np.where(norms == 0, 1.0, norms)
-        return [(id_, 1.0 - float(c)) for id_, c in zip(got["ids"], cosines, strict=True)]
+        return StoredVectors(list(got["ids"]), got["embeddings"] if got["ids"] else [])
 
     def query(
         self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None, ids: Sequence[str] | None = None
@@ -178,6 +173,32 @@ class VectorCollection:
             )
         distances = (found.get("distances") or [[]])[0] or []
         return [(id_, float(d)) for id_, d in zip(found["ids"][0], distances, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVectors:
+    """Embeddings read back from Chroma, by id."""
+
+    ids: list[str]
+    embeddings: Any  # rows of floats: a numpy array as Chroma returns them, or a list
+
+    def distances(self, vector: Sequence[float]) -> list[tuple[str, float]]:
+        """(id, exact cosine distance to vector) of each stored embedding."""
+        import numpy as np
+
+        if not self.ids:
+            return []
+        query = np.asarray(vector, dtype=np.float64)
+        query /= np.linalg.norm(query) or 1.0
+        stored = np.asarray(self.embeddings, dtype=np.float64)
+        norms = np.linalg.norm(stored, axis=1)
+        cosines = stored @ query / np.where(norms == 0, 1.0, norms)
+        return [(id_, 1.0 - float(c)) for id_, c in zip(self.ids, cosines, strict=True)]
+
+    def only(self, ids: set[str]) -> StoredVectors:
+        """The embeddings of those of ids held here."""
+        keep = [i for i, id_ in enumerate(self.ids) if id_ in ids]
+        return StoredVectors([self.ids[i] for i in keep], [self.embeddings[i] for i in keep])
 
 
 class ChromaStore:

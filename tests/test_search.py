@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import chromadb
 import pytest
@@ -19,6 +21,7 @@ from indexer import retrieve
 from indexer.chunk import count_tokens
 from indexer.config import Settings
 from indexer.errors import InvalidArgument
+from indexer.store import VectorCollection
 
 BIG_SESSION = "258c7280-ae70-4798-800f-63464d01a85d"  # the largest fixture: 2.7 MB, 1,863 lines
 SUBAGENT_PARENT = "ef958aa1-0e93-49f0-bb71-150f63befcd1"
@@ -48,6 +51,26 @@ async def test_exact_strings_are_found_by_keywords(fixture_index: Settings) -> N
     response = await run_search(fixture_index, query="mix phx.server", mode="keyword")
     assert response.results[0].session_id == "55604662-cf2a-4331-851a-ec234028f8ca"
     assert "phx.server" in response.results[0].snippet
+
+
+async def test_a_keyword_hit_the_approximate_vector_search_missed_is_scored_exactly(
+    fixture_index: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HNSW search is approximate: a chunk the keywords found first that it did not return still
+    gets its vector's exact score, so hybrid ranks it on both and it keeps the lead."""
+    query = "mix phx.server"
+    best = (await run_search(fixture_index, query=query, mode="keyword", top_k=1)).results[0].chunk_id
+    both = await run_search(fixture_index, query=query, mode="hybrid", top_k=5)
+    real_query = VectorCollection.query
+
+    def missing_best(self: VectorCollection, vector: Sequence[float], n: int, **filters: Any) -> list[tuple[str, float]]:
+        return [pair for pair in real_query(self, vector, n, **filters) if pair[0] != best]
+
+    monkeypatch.setattr(VectorCollection, "query", missing_best)
+    missed = await run_search(fixture_index, query=query, mode="hybrid", top_k=5)
+    hit = next(h for h in missed.results if h.chunk_id == best)
+    assert hit.match == "both"
+    assert [(h.chunk_id, h.score) for h in missed.results][:1] == [(h.chunk_id, h.score) for h in both.results][:1]
 
 
 async def test_the_snippet_is_centred_on_what_matched(fixture_index: Settings) -> None:
