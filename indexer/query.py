@@ -87,7 +87,7 @@ class Query:
             nonlocal keyword, coordinated_keyword, keyword_vectors
             # What fusion needs of the keyword hits alone is done here, while the vector search runs.
             keyword, coordinated_keyword = await anyio.to_thread.run_sync(keyword_candidates)
-            if request.mode == "hybrid":
+            if request.mode == "hybrid" and not where.sql:
                 keyword_vectors = await retriever.keyword_vectors(keyword)
 
         async def rank_vectors() -> None:  # the query's embedding is awaited meanwhile
@@ -111,7 +111,7 @@ class Query:
         except BaseExceptionGroup as failure:
             raise first_error(failure) from None
         if mode == "hybrid" and vector is not None:
-            vector_hits = retriever.complete(vector, nearest, keyword, keyword_vectors, wanted)
+            vector_hits = await retriever.complete(vector, nearest, keyword, keyword_vectors, wanted)
             ranked = fuse_coordinated(vector_hits, coordinated_keyword, request.query)
         elif mode == "vector":
             ranked = single(sorted(nearest, key=lambda hit: hit.distance)[:wanted], keyword=False)  # exact scores come unsorted

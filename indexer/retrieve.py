@@ -89,7 +89,8 @@ class Retriever:
 
     async def keyword_vectors(self, keyword: Sequence[StoredHit]) -> StoredVectors:
         """The stored embeddings of the keyword hits fusion weighs most, read as soon as they are
-        known, while the vector search may still run; none when Chroma cannot read them."""
+        known, while an unfiltered vector search may still run (with a filter, most are found or
+        scored exactly by it, and `complete` reads what it missed); none when Chroma cannot read them."""
         try:
             return await anyio.to_thread.run_sync(self.collection.vectors, [h.id for h in keyword[:EXACT_RESCORE]])
         except StoreError as exc:
@@ -98,19 +99,19 @@ class Retriever:
             log.info("exact scoring skipped: %s", exc)
             return StoredVectors([], [])
 
-    @staticmethod
-    def complete(
-        vector: list[float], nearest: list[StoredHit], keyword: list[StoredHit], stored: StoredVectors, wanted: int
+    async def complete(
+        self, vector: list[float], nearest: list[StoredHit], keyword: list[StoredHit], read: StoredVectors, wanted: int
     ) -> list[StoredHit]:
         """The vector ranking: the nearest hits, and the keyword candidates the approximate search
-        missed, scored exactly from their `stored` vectors and ranked in, so a poorly connected
-        vector is never lost to hybrid."""
+        missed, scored exactly (from the vectors `read` beside the search, the rest read now) and
+        ranked in, so a poorly connected vector is never lost to hybrid."""
         seen = {h.id for h in nearest}
+        # The best keyword hits are the ones fusion weighs; their exact scores are worth a read.
         missed = {h.id: h for h in keyword[:EXACT_RESCORE] if h.id not in seen}
-        rescored = [
-            StoredHit(id_, missed[id_].text, missed[id_].metadata, distance)
-            for id_, distance in stored.only(set(missed)).distances(vector)
-        ]
+        held = set(read.ids)
+        unread = [id_ for id_ in missed if id_ not in held]
+        scored = read.only(set(missed)).distances(vector) + (await self._exact(vector, unread) if unread else [])
+        rescored = [StoredHit(id_, missed[id_].text, missed[id_].metadata, distance) for id_, distance in scored]
         return sorted(nearest + rescored, key=lambda hit: hit.distance)[:wanted]
 
     async def approximate(self, vector: list[float], docs_filter: DocsFilter, wanted: int) -> list[tuple[str, float]]:

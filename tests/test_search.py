@@ -53,21 +53,23 @@ async def test_exact_strings_are_found_by_keywords(fixture_index: Settings) -> N
     assert "phx.server" in response.results[0].snippet
 
 
+@pytest.mark.parametrize("filters", [{}, {"since": "2001-01-01"}], ids=["unfiltered", "filter-keeping-all"])
 async def test_a_keyword_hit_the_approximate_vector_search_missed_is_scored_exactly(
-    fixture_index: Settings, monkeypatch: pytest.MonkeyPatch
+    fixture_index: Settings, monkeypatch: pytest.MonkeyPatch, filters: dict[str, str]
 ) -> None:
     """HNSW search is approximate: a chunk the keywords found first that it did not return still
-    gets its vector's exact score, so hybrid ranks it on both and it keeps the lead."""
+    gets its vector's exact score, so hybrid ranks it on both and it keeps the lead. (Unfiltered,
+    its vector is read beside the search; with a filter, after it.)"""
     query = "mix phx.server"
-    best = (await run_search(fixture_index, query=query, mode="keyword", top_k=1)).results[0].chunk_id
-    both = await run_search(fixture_index, query=query, mode="hybrid", top_k=5)
+    best = (await run_search(fixture_index, query=query, mode="keyword", top_k=1, **filters)).results[0].chunk_id
+    both = await run_search(fixture_index, query=query, mode="hybrid", top_k=5, **filters)
     real_query = VectorCollection.query
 
     def missing_best(self: VectorCollection, vector: Sequence[float], n: int, **filters: Any) -> list[tuple[str, float]]:
         return [pair for pair in real_query(self, vector, n, **filters) if pair[0] != best]
 
     monkeypatch.setattr(VectorCollection, "query", missing_best)
-    missed = await run_search(fixture_index, query=query, mode="hybrid", top_k=5)
+    missed = await run_search(fixture_index, query=query, mode="hybrid", top_k=5, **filters)
     hit = next(h for h in missed.results if h.chunk_id == best)
     assert hit.match == "both"
     assert [(h.chunk_id, h.score) for h in missed.results][:1] == [(h.chunk_id, h.score) for h in both.results][:1]
