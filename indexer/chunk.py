@@ -234,6 +234,7 @@ def _group_chunks(transcript: Transcript, spec: ChunkerSpec, group: _Group, titl
             text = f"{TITLE_PREFIX}{title}\n{text}"
         meta = _metadata(transcript, spec, group.kind, group.messages[first : last + 1])
         meta["window"] = index
+        meta["group_uuid"] = group.messages[0].uuid  # the same for every window of one exchange: search folds them
         meta["content_hash"] = hashlib.sha256(text.encode()).hexdigest()[:32]
         yield Chunk(_chunk_id(spec, group.messages[0].uuid, index), text, meta)
 

@@ -229,6 +229,16 @@ def _overlap(kept: Candidate, start: int, end: int) -> bool:
     return start <= kept_end and kept_start <= end
 
 
+def _same_exchange(kept: Candidate, candidate: Candidate) -> bool:
+    """Windows of one exchange: their lines overlap, or they name the same first message (windows 1
+    and 3 of a long exchange do not overlap; chunks indexed before `group_uuid` lack it)."""
+    start, end = _lines(candidate.stored)
+    if _overlap(kept, start, end):
+        return True
+    group = candidate.stored.metadata.get("group_uuid")
+    return group is not None and group == kept.stored.metadata.get("group_uuid")
+
+
 def _fold_reached(widened: Candidate, kept: list[Candidate], same_file: list[Candidate]) -> None:
     """A widened result can now reach another kept window of its exchange (windows 1 and 3 kept,
     then window 2): each such pair becomes one result, the better ranked, spanning both."""
@@ -253,8 +263,8 @@ def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
     for candidate in candidates:
         meta = candidate.stored.metadata
         start, end = _lines(candidate.stored)
-        # Windows of one exchange: lines of one file overlapping what is kept so far.
-        twin = next((k for k in by_source.get(meta.get("source_path"), ()) if _overlap(k, start, end)), None)
+        # Windows of one exchange: of one file, overlapping what is kept so far or of the same exchange.
+        twin = next((k for k in by_source.get(meta.get("source_path"), ()) if _same_exchange(k, candidate)), None)
         if twin is not None:
             twin_start, twin_end = twin.lines or (start, end)
             twin.lines = (min(twin_start, start), max(twin_end, end))

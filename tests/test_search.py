@@ -14,7 +14,7 @@ from chromadb.config import Settings as ChromaSettings
 from support.calls import read, reindex, run_search
 from support.env import settings_for
 from support.home import claude_home
-from support.ledger_reads import served_name
+from support.ledger_reads import exchange_of, served_name
 from support.ollama_standin import OllamaStandIn
 
 from indexer import retrieve
@@ -32,12 +32,23 @@ def _overlap(a, b) -> bool:
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
-async def test_one_result_per_exchange_best_first(fixture_index: Settings, mode: str) -> None:
-    response = await run_search(fixture_index, query="run the tests and fix the failing ones", top_k=20, mode=mode)
+@pytest.mark.parametrize(
+    "query",
+    [
+        "run the tests and fix the failing ones",
+        # Long exchanges, some of whose windows match and some do not:
+        "where did we store the one-time tokens for launching the review conversation?",
+        "set up linting, type checking and dependency security audits for the Elixir app",
+    ],
+)
+async def test_one_result_per_exchange_best_first(fixture_index: Settings, mode: str, query: str) -> None:
+    response = await run_search(fixture_index, query=query, top_k=20, mode=mode)
     hits = response.results
     assert len(hits) >= 5 and response.mode == mode
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert not any(_overlap(a, b) for i, a in enumerate(hits) for b in hits[i + 1 :])
+    exchanges = exchange_of(fixture_index.data_dir, [h.chunk_id for h in hits])
+    assert len(set(exchanges)) == len(exchanges)  # windows of one long exchange that do not overlap, too
 
 
 async def test_paging_continues_without_repeats(fixture_index: Settings) -> None:

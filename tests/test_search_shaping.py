@@ -117,6 +117,22 @@ def test_a_window_overlapping_the_widened_span_is_folded_in_too() -> None:
     assert ids(kept) == ["top"] and kept[0].lines == (2, 15)
 
 
+def test_windows_of_one_exchange_are_one_result_even_when_the_window_between_was_not_found() -> None:
+    # Windows 1 and 3 of a long exchange do not overlap; window 2, which would join them, ranked too low to be a candidate.
+    ranked = fuse(
+        [
+            hit("w3", 0.1, lines=(40, 60), group_uuid="ex1"),
+            hit("other", 0.2, lines=(70, 75), group_uuid="ex2"),  # the next exchange of the file
+            hit("w1", 0.3, lines=(10, 30), group_uuid="ex1"),
+            hit("older", 0.4, lines=(1, 5)),  # indexed before group_uuid: by its lines alone
+        ],
+        [], "q", vector_weight=1.0,
+    )  # fmt: skip
+    kept = collapse(ranked)
+    assert ids(kept) == ["w3", "other", "older"]
+    assert [c.lines for c in kept] == [(10, 60), (70, 75), (1, 5)]
+
+
 def test_collapse_keeps_different_texts_and_chunks_without_a_hash() -> None:
     ranked = fuse(
         [hit("a", 0.1, "x.jsonl", content_hash="h1"), hit("b", 0.2, "y.jsonl", content_hash="h2"), hit("c", 0.3, "z.jsonl"), hit("d", 0.4, "w.jsonl")],

@@ -26,3 +26,14 @@ def building_files(data_dir: Path) -> int:
         return ledger.source_count(ledger.building) if ledger.building else 0
     finally:
         ledger.close()
+
+
+def exchange_of(data_dir: Path, chunk_ids: list[str]) -> list[str]:
+    """The exchange each served chunk belongs to: its first message's uuid, which all its windows share."""
+    ledger = Ledger(data_dir / "ledger.sqlite")
+    try:
+        assert ledger.active is not None
+        docs = ledger.docs_for(ledger.active, chunk_ids)
+        return [str(docs[id_].values["group_uuid"]) for id_ in chunk_ids]
+    finally:
+        ledger.close()
