@@ -7,6 +7,13 @@ index of bench/search_latency.py (same cache, same queries, query embedding excl
 The old ranking is the `indexer/search.py` of REF (fusion, collapsing, snippets), loaded beside
 the current one; SessionSearch is the same, so only the ranking and shaping differ. Each query
 runs both versions in every mode, alternating which goes first. The reranker is off.
+
+    .venv/bin/python bench/ranking_latency.py --ref 9d33fe9 --whole-query
+
+With --whole-query the old side is REF's whole search path: its `query.py` (the order of the
+steps, what runs beside what), `retrieve.py` and `search.py`, loaded beside this tree's over the
+same SessionSearch, ledger and Chroma client; it also counts the queries whose result lists are
+the same in both. The ledger's and the store's code is this tree's on both sides.
 """
 
 from __future__ import annotations
@@ -46,6 +53,32 @@ from indexer import query as service
 
 MODES = ("hybrid", "vector", "keyword")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def old_query(ref: str, where: Path) -> ModuleType:
+    """REF's query.py, retrieve.py and search.py as old_query, old_retrieve and old_search, each
+    importing the others."""
+    names = ("search", "retrieve", "query")
+    for name in names:
+        source = subprocess.check_output(["git", "show", f"{ref}:indexer/{name}.py"], cwd=ROOT).decode()
+        for other in names:
+            source = source.replace(f"from indexer.{other} import", f"from old_{other} import")
+        (where / f"old_{name}.py").write_text(source)
+    sys.path.insert(0, str(where))
+    return importlib.import_module("old_query")
+
+
+class SwapQuery:
+    """Makes SessionSearch run REF's whole search path while inside."""
+
+    def __init__(self, old: ModuleType, index: Any):
+        self.index, self.old_query, self.saved = index, old.Query(index.resources, index.catalog), None
+
+    def __enter__(self) -> None:
+        self.saved, self.index._query = self.index._query, self.old_query
+
+    def __exit__(self, *exc: object) -> None:
+        self.index._query = self.saved
 
 
 def old_ranking(ref: str, where: Path) -> ModuleType:
@@ -91,11 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref", default="c1c1a4b", help="the git revision whose ranking is 'old' (default %(default)s)")
     parser.add_argument("--size", default="100000:1024", help="N:DIMS (default %(default)s)")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--whole-query", action="store_true", help="the old side is REF's query.py, retrieve.py and search.py")
     args = parser.parse_args(argv)
     n, dims = (int(x) for x in args.size.split(":"))
     print(machine_header("Ranking latency, old against new", ["bench/ranking_latency.py", *(argv or sys.argv[1:])]))
     with tempfile.TemporaryDirectory(prefix="bench-ranking-") as tmp:
-        old = old_ranking(args.ref, Path(tmp))
+        old = old_query(args.ref, Path(tmp)) if args.whole_query else old_ranking(args.ref, Path(tmp))
         built = synthetic_index(
             Path(tmp) / "index", n, dims, corpus=Corpus.from_fixtures(), cache=default_cache() if n >= 10_000 else None
         )
@@ -103,14 +137,16 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_for("http://127.0.0.1:9", built.claude_dir, built.data_dir, built.dims)
         embedder = PrecomputedEmbedder(built.dims)
         times: dict[tuple[str, str], list[float]] = defaultdict(list)
+        same: dict[str, int] = defaultdict(int)
 
         async def run() -> None:
             index = search_without_embedding(settings, embedder)
             for q, _ in queries:
                 embedder.add(index.template.format_query(q))
             try:
-                versions = [("old", Swap(old)), ("new", None)]
+                versions = [("old", SwapQuery(old, index) if args.whole_query else Swap(old)), ("new", None)]
                 for i, (q, s) in enumerate(queries):
+                    found: dict[tuple[str, str], list[str]] = {}
                     for label, swap in versions if i % 2 == 0 else versions[::-1]:
                         for mode in MODES:
                             request = request_for(q, s, "none", mode, built)
@@ -118,12 +154,15 @@ def main(argv: list[str] | None = None) -> int:
                                 swap.__enter__()
                             try:
                                 started = time.perf_counter()
-                                await index.search(request)
+                                response = await index.search(request)
                                 if i >= 10:  # warm-up
                                     times[(label, mode)].append((time.perf_counter() - started) * 1e3)
+                                found[(label, mode)] = [h.chunk_id for h in response.results]
                             finally:
                                 if swap is not None:
                                     swap.__exit__()
+                    for mode in MODES:
+                        same[mode] += found[("old", mode)] == found[("new", mode)]
             finally:
                 await index.aclose()
 
@@ -133,12 +172,19 @@ def main(argv: list[str] | None = None) -> int:
     for mode in MODES:
         o, w = times[("old", mode)], times[("new", mode)]
         rows.append(
-            [mode, f"{median(o):.1f}", f"{p95(o):.1f}", f"{median(w):.1f}", f"{p95(w):.1f}", f"{median(w) / median(o):.2f}"]
+            [
+                mode,
+                f"{median(o):.1f}",
+                f"{p95(o):.1f}",
+                f"{median(w):.1f}",
+                f"{p95(w):.1f}",
+                f"{median(w) / median(o):.2f}",
+                f"{same[mode]} of {len(queries)}",
+            ]
         )
-    print(
-        f"{len(queries) - 10} queries after 10 warm-up, no filter, top_k 10, milliseconds; old = indexer/search.py of {args.ref}.\n"
-    )
-    print(table(["mode", "old p50", "old p95", "new p50", "new p95", "new/old p50"], rows))
+    what = "query.py, retrieve.py and search.py" if args.whole_query else "indexer/search.py"
+    print(f"{len(queries) - 10} queries after 10 warm-up, no filter, top_k 10, milliseconds; old = {what} of {args.ref}.\n")
+    print(table(["mode", "old p50", "old p95", "new p50", "new p95", "new/old p50", "same results"], rows))
     return 0
 
 
