@@ -229,14 +229,10 @@ def _overlap(kept: Candidate, start: int, end: int) -> bool:
     return start <= kept_end and kept_start <= end
 
 
-def _same_exchange(kept: Candidate, candidate: Candidate) -> bool:
+def _same_exchange(kept: Candidate, start: int, end: int, group: object) -> bool:
     """Windows of one exchange: their lines overlap, or they name the same first message (windows 1
     and 3 of a long exchange do not overlap; chunks indexed before `group_uuid` lack it)."""
-    start, end = _lines(candidate.stored)
-    if _overlap(kept, start, end):
-        return True
-    group = candidate.stored.metadata.get("group_uuid")
-    return group is not None and group == kept.stored.metadata.get("group_uuid")
+    return _overlap(kept, start, end) or (group is not None and group == kept.stored.metadata.get("group_uuid"))
 
 
 def _fold_reached(widened: Candidate, kept: list[Candidate], same_file: list[Candidate]) -> None:
@@ -264,7 +260,8 @@ def collapse(candidates: Sequence[Candidate]) -> list[Candidate]:
         meta = candidate.stored.metadata
         start, end = _lines(candidate.stored)
         # Windows of one exchange: of one file, overlapping what is kept so far or of the same exchange.
-        twin = next((k for k in by_source.get(meta.get("source_path"), ()) if _same_exchange(k, candidate)), None)
+        group = meta.get("group_uuid")
+        twin = next((k for k in by_source.get(meta.get("source_path"), ()) if _same_exchange(k, start, end, group)), None)
         if twin is not None:
             twin_start, twin_end = twin.lines or (start, end)
             twin.lines = (min(twin_start, start), max(twin_end, end))
