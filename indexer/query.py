@@ -70,25 +70,30 @@ class Query:
         vector: list[float] | None = None
         nearest: list[StoredHit] = []
 
-        def keyword_ranking() -> list[tuple[int, float]]:
-            # As written first. A question in words is also matched stemmed when too few chunks hold
-            # all its words as written, the same rule that widens to any of them; a string, never.
+        def keyword_ranking() -> tuple[list[tuple[int, float]], bool]:
+            """The ranking, and whether it was widened beyond the chunks holding every word.
+            As written first. A question in words is also matched stemmed when too few chunks hold
+            all its words as written, the same rule that widens to any of them; a string, never."""
             as_written = retriever.keyword_ranks("words", request.query, request.session_id, where, wanted)
             if looks_exact(request.query) or not as_written.widened:
-                return keyword_scores([as_written.pairs])
+                return keyword_scores([as_written.pairs]), as_written.widened
             stemmed = retriever.keyword_ranks("stems", request.query, request.session_id, where, wanted)
-            return keyword_scores([as_written.pairs, stemmed.pairs])
+            return keyword_scores([as_written.pairs, stemmed.pairs]), True
 
-        def keyword_candidates() -> tuple[list[StoredHit], list[StoredHit]]:
-            hits = retriever.keyword_hits_at(keyword_ranking()[:wanted])
-            return hits, coordinated(request.query, hits) if request.mode == "hybrid" else []
+        def keyword_candidates() -> tuple[list[StoredHit], list[StoredHit], StoredVectors]:
+            ranked, widened = keyword_ranking()
+            hits = retriever.keyword_hits_at(ranked[:wanted])
+            if request.mode != "hybrid":
+                return hits, [], StoredVectors([], [])
+            # What fusion needs of the keyword hits alone is done here, while the vector search runs,
+            # and in this one thread: each return to the event loop cost about a millisecond.
+            read = retriever.keyword_vectors(hits) if not where.sql else StoredVectors([], [])
+            # Chunks that FTS5 found holding every word need no count of the words they hold.
+            return hits, coordinated(request.query, hits) if widened else hits, read
 
         async def rank_keywords() -> None:  # in a worker thread: SQLite leaves the GIL while FTS5 ranks
             nonlocal keyword, coordinated_keyword, keyword_vectors
-            # What fusion needs of the keyword hits alone is done here, while the vector search runs.
-            keyword, coordinated_keyword = await anyio.to_thread.run_sync(keyword_candidates)
-            if request.mode == "hybrid" and not where.sql:
-                keyword_vectors = await retriever.keyword_vectors(keyword)
+            keyword, coordinated_keyword, keyword_vectors = await anyio.to_thread.run_sync(keyword_candidates)
 
         async def rank_vectors() -> None:  # the query's embedding is awaited meanwhile
             nonlocal vector, nearest, mode, fallback
@@ -99,8 +104,7 @@ class Query:
                     raise
                 mode, fallback = "keyword", f"Keyword results only: the query could not be embedded. {exc}"
                 return
-            found = await retriever.approximate(vector, where, wanted)
-            nearest = await anyio.to_thread.run_sync(retriever.nearest_hits, found)
+            nearest = await retriever.nearest(vector, where, wanted)
 
         try:
             async with anyio.create_task_group() as both:

@@ -87,12 +87,13 @@ class Retriever:
         texts are read beside the keyword ranking rather than after it."""
         return stored_hits(nearest, self.ledger.docs_for(self.name, [id_ for id_, _ in nearest]))
 
-    async def keyword_vectors(self, keyword: Sequence[StoredHit]) -> StoredVectors:
+    def keyword_vectors(self, keyword: Sequence[StoredHit]) -> StoredVectors:
         """The stored embeddings of the keyword hits fusion weighs most, read as soon as they are
         known, while an unfiltered vector search may still run (with a filter, most are found or
-        scored exactly by it, and `complete` reads what it missed); none when Chroma cannot read them."""
+        scored exactly by it, and `complete` reads what it missed); none when Chroma cannot read
+        them. Safe in a worker thread."""
         try:
-            return await anyio.to_thread.run_sync(self.collection.vectors, [h.id for h in keyword[:EXACT_RESCORE]])
+            return self.collection.vectors([h.id for h in keyword[:EXACT_RESCORE]])
         except StoreError as exc:
             # While another process writes, the ledger can name vectors this process's Chroma
             # client does not hold yet (chroma#3792); they are left to the keyword ranking.
@@ -114,15 +115,20 @@ class Retriever:
         rescored = [StoredHit(id_, missed[id_].text, missed[id_].metadata, distance) for id_, distance in scored]
         return sorted(nearest + rescored, key=lambda hit: hit.distance)[:wanted]
 
-    async def approximate(self, vector: list[float], docs_filter: DocsFilter, wanted: int) -> list[tuple[str, float]]:
-        """(id, distance) of the nearest chunks the filter keeps.
+    async def nearest(self, vector: list[float], docs_filter: DocsFilter, wanted: int) -> list[StoredHit]:
+        """The nearest chunks the filter keeps, with their texts. Unfiltered, the search and the read
+        run in one worker thread: each return to the event loop between steps cost about a millisecond."""
+        if not docs_filter.sql:
+            return await anyio.to_thread.run_sync(lambda: self.nearest_hits(self.collection.query(vector, wanted)))
+        return await anyio.to_thread.run_sync(self.nearest_hits, await self._filtered(vector, docs_filter, wanted))
+
+    async def _filtered(self, vector: list[float], docs_filter: DocsFilter, wanted: int) -> list[tuple[str, float]]:
+        """(id, distance) of the nearest chunks a filter keeps.
 
         Chroma's own filtered search cost 4-6x an unfiltered one at 100k chunks. A few chunks
         are scored exactly; a filter keeping a large share post-filters a wider unfiltered
         search; other subsets go to Chroma as ids.
         """
-        if not docs_filter.sql:
-            return await anyio.to_thread.run_sync(self.collection.query, vector, wanted)
         few = self.ledger.matching_ids(self.name, docs_filter, EXACT_SUBSET)
         if few is not None:
             return await self._exact(vector, few)

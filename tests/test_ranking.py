@@ -82,6 +82,34 @@ async def test_words_found_together_often_enough_as_written_are_not_stemmed(olla
     assert len(found.results) == 10 and "s-once" not in {h.session_id for h in found.results}
 
 
+def _same_vector_for_every_text(texts: list[str]) -> list[list[float]]:
+    return [[1.0, 0.0, 0.0, 0.0] for _ in texts]
+
+
+async def test_when_no_chunk_holds_every_word_hybrid_counts_the_words_each_holds(tmp_path: Path) -> None:
+    """A chunk that repeats the question's rarest word leads BM25; one that holds most of the
+    question's words must lead hybrid. No chunk holds them all ("run" is nowhere), so the keyword
+    search widens to any word, and only then are the words each chunk holds counted. The vectors
+    cannot tell the chunks apart, so the count decides."""
+    projects = tmp_path / "claude" / "projects"
+    question = "why did we run out of database connections when traffic went up"
+    sqlite = "the database is locked: a second database connection held the database file"
+    postgres = "traffic went up and the database ran out of connections at max_connections"
+    write_session(projects, "/w/app", "s-sqlite", exchange("s-sqlite", "/w/app", "what is wrong here?", sqlite))
+    write_session(projects, "/w/app", "s-postgres", exchange("s-postgres", "/w/app", "what is wrong here?", postgres))
+    for n in range(8):  # "traffic", "went" and "connections" are common; "database" is rare
+        write_session(
+            projects, "/w/app", f"s-{n}", exchange(f"s-{n}", "/w/app", f"traffic went to the new connections page {n}", "ok")
+        )
+    with OllamaStandIn(real_models={"qwen3-embedding:4b": _same_vector_for_every_text}) as flat:
+        settings = settings_for(flat.url, tmp_path / "claude", tmp_path / "data")
+        await reindex(settings)
+        keyword = await run_search(settings, query=question, mode="keyword")
+        hybrid = await run_search(settings, query=question, mode="hybrid")
+    assert [h.session_id for h in keyword.results][:2] == ["s-sqlite", "s-postgres"]
+    assert [h.session_id for h in hybrid.results][:2] == ["s-postgres", "s-sqlite"]
+
+
 def test_a_keyword_match_nearly_as_good_as_the_best_keeps_its_weight() -> None:
     # Min-max would give "b" nothing from keywords, as the last of two; its bm25 is 0.98 of the best's,
     # and the vectors prefer it.
