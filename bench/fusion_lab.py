@@ -33,6 +33,7 @@ import quality  # noqa: E402
 from indexer import query as searching  # noqa: E402  (where search calls the ranking functions)
 from indexer import search as ranking  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402
+from indexer.retrieve import Retriever  # noqa: E402
 from indexer.search import Candidate, StoredHit, collapse  # noqa: E402
 from indexer.service import SessionSearch  # noqa: E402
 
@@ -42,14 +43,21 @@ NEARMISS_HOME = ROOT / "bench" / "eval" / "nearmiss"
 
 
 async def _capture(settings: Any, queries: Sequence[str]) -> list[Captured]:
-    kept: list[Captured] = []
-    real_fuse = searching.fuse
+    """The vector list the product fuses (with the exact rescoring of keyword hits) and its keyword
+    hits before the word count (the variants count, as `fuse` does)."""
+    kept: dict[str, list[StoredHit]] = {}
+    real_fuse, real_hits = searching.fuse_coordinated, Retriever.keyword_hits_at
 
-    def spy(vector: Sequence[StoredHit], keyword: Sequence[StoredHit], *args: Any, **kw: Any) -> list[Candidate]:
-        kept.append(("", list(vector), list(keyword)))
+    def spy_fuse(vector: Sequence[StoredHit], keyword: Sequence[StoredHit], *args: Any, **kw: Any) -> list[Candidate]:
+        kept["vector"] = list(vector)
         return real_fuse(vector, keyword, *args, **kw)
 
-    searching.fuse = spy
+    def spy_hits(self: Retriever, ranked: Sequence[tuple[int, float]]) -> list[StoredHit]:
+        kept["keyword"] = real_hits(self, ranked)
+        return kept["keyword"]
+
+    searching.fuse_coordinated = spy_fuse  # type: ignore[assignment]
+    Retriever.keyword_hits_at = spy_hits  # type: ignore[method-assign]
     index = SessionSearch(settings)
     try:
         await index.reindex()
@@ -57,11 +65,11 @@ async def _capture(settings: Any, queries: Sequence[str]) -> list[Captured]:
         for q in queries:
             kept.clear()
             await index.search(SearchRequest(query=q, mode="hybrid", top_k=50))
-            _, v, k = kept[0]
-            out.append((q, v, k))
+            out.append((q, kept["vector"], kept["keyword"]))
         return out
     finally:
-        searching.fuse = real_fuse
+        searching.fuse_coordinated = real_fuse  # type: ignore[assignment]
+        Retriever.keyword_hits_at = real_hits  # type: ignore[method-assign]
         await index.aclose()
 
 
