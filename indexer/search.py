@@ -14,7 +14,7 @@ from indexer.chunk import count_tokens
 from indexer.errors import InvalidArgument
 from indexer.hits import StoredHit
 from indexer.models import SearchHit
-from indexer.terms import STOPWORDS, telling_terms, word_stem
+from indexer.terms import STOPWORDS, joined_words, telling_terms, word_stem
 
 SHOWN_PROJECTS = 8
 # Fusion's weight on vectors, before each list's confidence moves it: measured on LoCoMo, the
@@ -118,8 +118,10 @@ def coordinated(query: str, keyword: Sequence[StoredHit]) -> list[StoredHit]:
     BM25 adds up what each matched word is worth, so a chunk that repeats one or two of a
     question's rarer words can outrank the one that holds most of them (README, "Retrieval
     quality"). A word counts when the chunk holds a word starting with its stem; FTS5 matched at
-    least one, so the share is never below one word's."""
-    stems = [word_stem(t) for t in telling_terms(query)]
+    least one, so the share is never below one word's. Words the query joins with hyphens count
+    once more, joined: a chunk holding `continue-on-error` holds more of that query than one
+    holding "continue" and "error" apart, which FTS5 ranks alike."""
+    stems = [word_stem(t) for t in telling_terms(query)] + joined_words(query)
     if len(stems) < 2:
         return list(keyword)
     scaled = []

@@ -6,6 +6,8 @@ import re
 
 MAX_QUERY_TERMS = 32
 _TERM = re.compile(r"\w+")
+_JOINED = re.compile(r"\w+(?:-\w+)+")
+_EDGES = ".,;:?!()[]{}'\"`"
 _ENDINGS = ("ing", "ed", "es", "s", "ly")
 STOPWORDS = frozenset(
     [
@@ -118,3 +120,10 @@ def word_stem(term: str) -> str:
         if term.endswith(ending) and len(term) - len(ending) >= 3:
             return term[: -len(ending)]
     return term
+
+
+def joined_words(query: str) -> list[str]:
+    """The words a query joins with hyphens (`continue-on-error`, `self-care`), lower-cased. FTS5
+    and `query_terms` read them as separate words, which a chunk may hold apart."""
+    words = (w.strip(_EDGES).lower() for w in query.split())
+    return list(dict.fromkeys(w for w in words if _JOINED.fullmatch(w)))

@@ -110,6 +110,28 @@ async def test_when_no_chunk_holds_every_word_hybrid_counts_the_words_each_holds
     assert [h.session_id for h in hybrid.results][:2] == ["s-postgres", "s-sqlite"]
 
 
+async def test_a_hyphenated_query_puts_the_chunk_holding_it_joined_before_those_holding_its_words_apart(
+    tmp_path: Path,
+) -> None:
+    """FTS5 reads `continue-on-error` as "continue" and "error" (and drops "on"), so every chunk
+    below holds all its words and the keyword search does not widen; BM25 prefers the chunks
+    that repeat a word of it, apart. The vectors cannot tell the chunks apart, so only counting
+    the joined word can put the chunk that holds it first in hybrid."""
+    projects = tmp_path / "claude" / "projects"
+    joined = "I set continue-on-error: true on the lint step"
+    write_session(projects, "/w/ci", "s-joined", exchange("s-joined", "/w/ci", "make lint failures non-fatal", joined))
+    for n in range(10):
+        apart = f"continue after the error, then continue {n}"
+        write_session(projects, "/w/app", f"s-{n}", exchange(f"s-{n}", "/w/app", "what next?", apart))
+    with OllamaStandIn(real_models={"qwen3-embedding:4b": _same_vector_for_every_text}) as flat:
+        settings = settings_for(flat.url, tmp_path / "claude", tmp_path / "data")
+        await reindex(settings)
+        keyword = await run_search(settings, query="continue-on-error", mode="keyword", top_k=20)
+        hybrid = await run_search(settings, query="continue-on-error", mode="hybrid", top_k=20)
+    assert len(keyword.results) == 11 and keyword.results[0].session_id != "s-joined"
+    assert hybrid.results[0].session_id == "s-joined"
+
+
 def test_a_keyword_match_nearly_as_good_as_the_best_keeps_its_weight() -> None:
     # Min-max would give "b" nothing from keywords, as the last of two; its bm25 is 0.98 of the best's,
     # and the vectors prefer it.
