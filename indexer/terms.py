@@ -7,7 +7,6 @@ import re
 MAX_QUERY_TERMS = 32
 _TERM = re.compile(r"\w+")
 _JOINED = re.compile(r"\w+(?:-\w+)+")
-_EDGES = ".,;:?!()[]{}'\"`"
 _ENDINGS = ("ing", "ed", "es", "s", "ly")
 STOPWORDS = frozenset(
     [
@@ -123,7 +122,7 @@ def word_stem(term: str) -> str:
 
 
 def joined_words(query: str) -> list[str]:
-    """The words a query joins with hyphens (`continue-on-error`, `self-care`), lower-cased. FTS5
-    and `query_terms` read them as separate words, which a chunk may hold apart."""
-    words = (w.strip(_EDGES).lower() for w in query.split())
-    return list(dict.fromkeys(w for w in words if _JOINED.fullmatch(w)))
+    """The words a query joins with hyphens, lower-cased: `continue-on-error`, `self-care`, and inside
+    a flag, path or branch name (`--no-verify`, `fix/comment-attribution`). FTS5 and `query_terms`
+    read them as separate words, which a chunk may hold apart."""
+    return list(dict.fromkeys(m.lower() for m in _JOINED.findall(query)))

@@ -110,10 +110,11 @@ async def test_when_no_chunk_holds_every_word_hybrid_counts_the_words_each_holds
     assert [h.session_id for h in hybrid.results][:2] == ["s-postgres", "s-sqlite"]
 
 
+@pytest.mark.parametrize("query", ["continue-on-error", "--continue-on-error"])
 async def test_a_hyphenated_query_puts_the_chunk_holding_it_joined_before_those_holding_its_words_apart(
-    tmp_path: Path,
+    tmp_path: Path, query: str
 ) -> None:
-    """FTS5 reads `continue-on-error` as "continue" and "error" (and drops "on"), so every chunk
+    """FTS5 reads `continue-on-error` (a flag too) as "continue" and "error" (and drops "on"), so every chunk
     below holds all its words and the keyword search does not widen; BM25 prefers the chunks
     that repeat a word of it, apart. The vectors cannot tell the chunks apart, so only counting
     the joined word can put the chunk that holds it first in hybrid."""
@@ -126,8 +127,8 @@ async def test_a_hyphenated_query_puts_the_chunk_holding_it_joined_before_those_
     with OllamaStandIn(real_models={"qwen3-embedding:4b": _same_vector_for_every_text}) as flat:
         settings = settings_for(flat.url, tmp_path / "claude", tmp_path / "data")
         await reindex(settings)
-        keyword = await run_search(settings, query="continue-on-error", mode="keyword", top_k=20)
-        hybrid = await run_search(settings, query="continue-on-error", mode="hybrid", top_k=20)
+        keyword = await run_search(settings, query=query, mode="keyword", top_k=20)
+        hybrid = await run_search(settings, query=query, mode="hybrid", top_k=20)
     assert len(keyword.results) == 11 and keyword.results[0].session_id != "s-joined"
     assert hybrid.results[0].session_id == "s-joined"
 
