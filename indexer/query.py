@@ -32,7 +32,7 @@ from indexer.search import (
     within_budget,
 )
 from indexer.store import StoredVectors
-from indexer.terms import joined_words, query_terms
+from indexer.terms import query_terms
 
 CHANGED_CACHE_S = 30.0
 MIN_CANDIDATES = 100  # each ranking's list, for fusion and collapsing
@@ -88,10 +88,7 @@ class Query:
             # What fusion needs of the keyword hits alone is done here, while the vector search runs,
             # and in this one thread: each return to the event loop cost about a millisecond.
             read = retriever.keyword_vectors(hits) if not where.sql else StoredVectors([], [])
-            # Chunks that FTS5 found holding every word need no count of the words they hold,
-            # unless the query joins words with hyphens: FTS5 matched those apart too.
-            counted = widened or bool(joined_words(request.query))
-            return hits, coordinated(request.query, hits) if counted else hits, read
+            return hits, coordinated(request.query, hits, widened=widened), read
 
         async def rank_keywords() -> None:  # in a worker thread: SQLite leaves the GIL while FTS5 ranks
             nonlocal keyword, coordinated_keyword, keyword_vectors

@@ -111,7 +111,7 @@ def vector_weight_for(query: str, cosines: Sequence[float], matches: Sequence[fl
     return base * sure_v / (base * sure_v + (1 - base) * sure_k)
 
 
-def coordinated(query: str, keyword: Sequence[StoredHit]) -> list[StoredHit]:
+def coordinated(query: str, keyword: Sequence[StoredHit], *, widened: bool = True) -> list[StoredHit]:
     """Keyword hits with their scores scaled by the share of the query's telling words each holds
     (the coordination factor of classic Lucene scoring), best first.
 
@@ -120,9 +120,11 @@ def coordinated(query: str, keyword: Sequence[StoredHit]) -> list[StoredHit]:
     quality"). A word counts when the chunk holds a word starting with its stem; FTS5 matched at
     least one, so the share is never below one word's. Words the query joins with hyphens count
     once more, joined: a chunk holding `continue-on-error` holds more of that query than one
-    holding "continue" and "error" apart, which FTS5 ranks alike."""
-    stems = [word_stem(t) for t in telling_terms(query)] + joined_words(query)
-    if len(stems) < 2:
+    holding "continue" and "error" apart, which FTS5 ranks alike. Hits of a keyword search that
+    did not widen all hold every word as FTS5 reads them, so then only joined words are worth a count."""
+    joined = joined_words(query)
+    stems = [word_stem(t) for t in telling_terms(query)] + joined
+    if len(stems) < 2 or not (widened or joined):
         return list(keyword)
     scaled = []
     for hit in keyword:

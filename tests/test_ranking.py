@@ -114,9 +114,9 @@ async def test_when_no_chunk_holds_every_word_hybrid_counts_the_words_each_holds
 async def test_a_hyphenated_query_puts_the_chunk_holding_it_joined_before_those_holding_its_words_apart(
     tmp_path: Path, query: str
 ) -> None:
-    """FTS5 reads `continue-on-error` (a flag too) as "continue" and "error" (and drops "on"), so every chunk
-    below holds all its words and the keyword search does not widen; BM25 prefers the chunks
-    that repeat a word of it, apart. The vectors cannot tell the chunks apart, so only counting
+    """FTS5 reads `continue-on-error` (a flag too) as "continue" and "error" (and drops "on"), so
+    every chunk below holds all its words and the keyword search does not widen; BM25 prefers the
+    chunks that repeat a word of it, apart. The vectors cannot tell the chunks apart, so only counting
     the joined word can put the chunk that holds it first in hybrid."""
     projects = tmp_path / "claude" / "projects"
     joined = "I set continue-on-error: true on the lint step"
