@@ -85,6 +85,11 @@ def test_cli_prints_the_config_error_without_a_traceback(tmp_path: Path) -> None
         ("all-minilm:l6-v2", "all-minilm"),
         ("snowflake-arctic-embed:335m", "snowflake-arctic-embed"),
         ("embeddinggemma", "embeddinggemma"),
+        ("multilingual-e5-small", "e5"),
+        ("intfloat/e5-base-v2", "e5"),
+        ("jeffh/intfloat-multilingual-e5-large:f16", "e5"),
+        ("multilingual-e5-large-instruct", "e5-instruct"),
+        ("intfloat/e5-mistral-7b-instruct", "e5-instruct"),
         ("someone/custom-embedder", "default"),
     ],
 )
@@ -98,6 +103,12 @@ def test_qwen3_queries_carry_the_instruction_and_documents_do_not() -> None:
     assert query.startswith("Instruct: ") and query.endswith("\nQuery:when did we fix the NaN embeddings?")
     assert query.count("\n") == 1
     assert template.format_document("some {text} with braces") == "some {text} with braces"
+
+
+def test_e5_prompts_mark_queries_and_passages() -> None:
+    template = template_for("multilingual-e5-small")
+    assert template.format_query("why did the pods restart?") == "query: why did the pods restart?"
+    assert template.format_document("kubectl rollout restart") == "passage: kubectl rollout restart"
 
 
 def test_a_template_file_overrides_the_builtin(tmp_path: Path) -> None:
@@ -119,6 +130,8 @@ def test_every_builtin_template_is_valid() -> None:
         "all-minilm",
         "snowflake-arctic-embed",
         "embeddinggemma",
+        "e5",
+        "e5-instruct",
         "default",
     }
 
