@@ -47,6 +47,7 @@ from synthetic import (
     SyntheticIndex,
     build_synthetic_index,
     default_cache,
+    joined_queries_from,
     queries_from,
     synthetic_index,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "product_cleaner",
     "PROJECT_SHARE",
     "PROTOCOL",
+    "joined_queries_from",
     "queries_from",
     "ROOT",
     "search_without_embedding",

@@ -9,6 +9,7 @@ the current one; SessionSearch is the same, so only the ranking and shaping diff
 runs both versions in every mode, alternating which goes first. The reranker is off.
 
     .venv/bin/python bench/ranking_latency.py --ref 9d33fe9 --whole-query
+    .venv/bin/python bench/ranking_latency.py --ref d53164e --whole-query --joined   # queries like `spotter-gqc`
 
 With --whole-query the old side is REF's whole search path: its `query.py` (the order of the
 steps, what runs beside what), `retrieve.py` and `search.py`, loaded beside this tree's over the
@@ -37,6 +38,7 @@ from common import (
     Corpus,
     PrecomputedEmbedder,
     default_cache,
+    joined_queries_from,
     log,
     machine_header,
     median,
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="100000:1024", help="N:DIMS (default %(default)s)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--whole-query", action="store_true", help="the old side is REF's query.py, retrieve.py and search.py")
+    parser.add_argument("--joined", action="store_true", help="queries of words joined by hyphens (`spotter-gqc`) instead")
     args = parser.parse_args(argv)
     n, dims = (int(x) for x in args.size.split(":"))
     print(machine_header("Ranking latency, old against new", ["bench/ranking_latency.py", *(argv or sys.argv[1:])]))
@@ -133,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         built = synthetic_index(
             Path(tmp) / "index", n, dims, corpus=Corpus.from_fixtures(), cache=default_cache() if n >= 10_000 else None
         )
-        queries = queries_from(built.samples, args.queries)
+        queries = (joined_queries_from if args.joined else queries_from)(built.samples, args.queries)
         settings = settings_for("http://127.0.0.1:9", built.claude_dir, built.data_dir, built.dims)
         embedder = PrecomputedEmbedder(built.dims)
         times: dict[tuple[str, str], list[float]] = defaultdict(list)
         same: dict[str, int] = defaultdict(int)
+        holding: dict[tuple[str, str], int] = defaultdict(int)  # --joined: results whose snippet shows the joined word
 
         async def run() -> None:
             index = search_without_embedding(settings, embedder)
@@ -158,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                                 if i >= 10:  # warm-up
                                     times[(label, mode)].append((time.perf_counter() - started) * 1e3)
                                 found[(label, mode)] = [h.chunk_id for h in response.results]
+                                joined = q.split()[0].lower()
+                                holding[(label, mode)] += sum(joined in h.snippet.lower() for h in response.results)
                             finally:
                                 if swap is not None:
                                     swap.__exit__()
@@ -181,10 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{median(w) / median(o):.2f}",
                 f"{same[mode]} of {len(queries)}",
             ]
+            + ([f"{holding[('old', mode)]} / {holding[('new', mode)]}"] if args.joined else [])
         )
     what = "query.py, retrieve.py and search.py" if args.whole_query else "indexer/search.py"
     print(f"{len(queries) - 10} queries after 10 warm-up, no filter, top_k 10, milliseconds; old = {what} of {args.ref}.\n")
-    print(table(["mode", "old p50", "old p95", "new p50", "new p95", "new/old p50", "same results"], rows))
+    head = ["mode", "old p50", "old p95", "new p50", "new p95", "new/old p50", "same results"]
+    print(table(head + (["results showing the joined word, old / new"] if args.joined else []), rows))
     return 0
 
 

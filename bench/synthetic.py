@@ -26,6 +26,7 @@ from indexer.parse import parse_file
 from indexer.sources import SourceFile, discover
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+_JOINED = re.compile(r"[A-Za-z]\w+(?:-[A-Za-z]\w+)+")  # words joined by hyphens: `spotter-gqc`, not dates
 
 
 # -- a synthetic index, written with the product's own store and ledger ----------------------
@@ -330,6 +331,21 @@ def synthetic_index(
         built = build_synthetic_index(where / "data", where / "claude", n, dims, seed, corpus)
         done.write_text(built.to_json())
         return built
+
+
+def joined_queries_from(samples: Sequence[tuple[str, str]], count: int, seed: int = 1) -> list[tuple[str, str]]:
+    """(query, session_id): a word joined by hyphens from a line of a stored chunk (`spotter-gqc`,
+    `verify-deps-before-run`), alone or with the word after it, and that chunk's session."""
+    rng = random.Random(seed)
+    pool = [(m.group(0), line, sid) for text, sid in samples for line in text.splitlines() for m in _JOINED.finditer(line)]
+    if not pool:
+        raise ValueError("no word joined by hyphens in the samples")
+    found: list[tuple[str, str]] = []
+    while len(found) < count:
+        joined, line, session_id = rng.choice(pool)
+        after = _WORD.findall(line[line.index(joined) + len(joined) :])[:1]
+        found.append((" ".join([joined, *after]) if after and rng.random() < 0.5 else joined, session_id))
+    return found
 
 
 def queries_from(samples: Sequence[tuple[str, str]], count: int, seed: int = 1) -> list[tuple[str, str]]:

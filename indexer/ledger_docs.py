@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from indexer.chunk import Chunk, MetadataValue
 from indexer.ledger_schema import DEFAULT_AGENT
-from indexer.terms import telling_terms
+from indexer.terms import joined_words, telling_terms
 
 if TYPE_CHECKING:
     from indexer.models import ListSessionsRequest, SearchRequest
@@ -199,6 +199,14 @@ def fts_queries(query: str) -> tuple[str | None, str | None]:
     return " ".join(quoted), (" OR ".join(quoted) if len(quoted) > 1 else None)
 
 
+def fts_phrases(query: str) -> str | None:
+    """An FTS5 MATCH for chunks holding any of the words the query joins with hyphens, joined:
+    each as a phrase (`continue-on-error` as "continue on error", next to each other). None when
+    the query joins none."""
+    phrases = [f'"{word.replace("-", " ")}"' for word in joined_words(query)]
+    return " OR ".join(phrases) if phrases else None
+
+
 def _batches(items: Sequence[object]) -> Iterable[tuple[str, Sequence[object]]]:
     """(`?,?,...`, part) for each slice of items small enough for one `IN (...)`."""
     for start in range(0, len(items), BATCH):
@@ -234,8 +242,10 @@ class DocsIndex:
         limit: int,
         span: tuple[int, int] | None = None,
         table: KeywordTable = "words",
+        holding: str | None = None,
     ) -> list[tuple[int, float]]:
-        """(doc rowid, bm25) of the best keyword matches in `table` (words as written, or stems), lower bm25 better.
+        """(doc rowid, bm25) of the best keyword matches in `table` (words as written, or stems), lower bm25 better;
+        with `holding`, only of the chunks that also match it (scored by `match` alone).
 
         The plan follows the filter, all giving the same ranking:
         - none, and no other collection's rows in the ledger: SQLite keeps the best `limit` as
@@ -245,29 +255,36 @@ class DocsIndex:
           and the join checks the collection until it has `limit`;
         - a session: its rows, inserted together, are a rowid span FTS5 seeks to;
         - other filters are checked per match and SQLite sorts.
+        `holding` is checked per match against its own matches, listed once: the `+` keeps SQLite
+        from handing the rowids to FTS5, which looked each up on its own (minutes at 100k chunks).
         """
         if table not in KEYWORD_TABLES:
             raise ValueError(f"no keyword index {table!r}")
-        join = f"FROM {table} JOIN docs d ON d.rowid = {table}.rowid WHERE {table} MATCH ? AND d.collection = ?"
+        matching = f"{table} MATCH ?"
+        matched: tuple[object, ...] = (match,)
+        if holding is not None:
+            matching += f" AND +{table}.rowid IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
+            matched = (match, holding)
+        join = f"FROM {table} JOIN docs d ON d.rowid = {table}.rowid WHERE {matching} AND d.collection = ?"
         args: tuple[object, ...]
         if span is None and not where.sql and self._holds_only(collection):
             sql = (
-                f"SELECT best.rowid, best.r FROM (SELECT rowid, bm25({table}) AS r FROM {table} WHERE {table} MATCH ?"
+                f"SELECT best.rowid, best.r FROM (SELECT rowid, bm25({table}) AS r FROM {table} WHERE {matching}"
                 " ORDER BY r LIMIT ?) best JOIN docs d ON d.rowid = best.rowid WHERE d.collection = ? ORDER BY best.r"
             )
-            args = (match, limit, collection)
+            args = (*matched, limit, collection)
         elif span is None and not where.sql:
-            sql, args = f"SELECT {table}.rowid, {table}.rank {join} ORDER BY {table}.rank LIMIT ?", (match, collection, limit)
+            sql, args = f"SELECT {table}.rowid, {table}.rank {join} ORDER BY {table}.rank LIMIT ?", (*matched, collection, limit)
         elif span is None:
             sql, args = (
                 f"SELECT {table}.rowid, bm25({table}) AS r {join}{where.sql} ORDER BY r LIMIT ?",
-                (match, collection, *where.params, limit),
+                (*matched, collection, *where.params, limit),
             )
         else:
             sql = (
                 f"SELECT {table}.rowid, bm25({table}) AS r {join} AND {table}.rowid BETWEEN ? AND ?{where.sql} ORDER BY r LIMIT ?"
             )
-            args = (match, collection, *span, *where.params, limit)
+            args = (*matched, collection, *span, *where.params, limit)
         return [(int(rowid), float(rank)) for rowid, rank in self._reading().execute(sql, args)]
 
     def _holds_only(self, collection: str) -> bool:

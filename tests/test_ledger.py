@@ -183,3 +183,32 @@ def test_keyword_search_keeps_to_its_collection_while_another_is_built_beside_it
         assert len(newest) == 3 and all(ledger.docs_at([rowid])[rowid].id.startswith("new") for rowid, _ in newest)
     finally:
         ledger.close()
+
+
+def test_keyword_search_holding_keeps_the_chunks_that_also_match_it_scored_as_without_it(tmp_path: Path) -> None:
+    """`holding` (the phrases of hyphen-joined words) narrows a keyword search to the chunks that
+    also match it, each with the score and in the order the search alone gives it: under every
+    plan (no filter, another collection beside it, a filter, a session)."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        texts = [f"continue after the error, then continue {i}" for i in range(6)]
+        texts += [f"set continue-on-error on step {i}" + " padding" * i for i in range(4)]
+        source = SourceFile(tmp_path / "s.jsonl", "-w-api/s.jsonl", "c-s", None, None, 1, 1)
+        ledger.record("c", source, "c-s", _chunks("c", texts))
+        every, phrase = '"continue" "error"', '"continue on error"'
+        plans = {"no filter": (DocsFilter(), None), "a project": (DocsFilter(" AND d.project = ?", ("/w/api",)), None)}
+        plans["a session"] = (DocsFilter(), ledger.session_span("c", "c-s"))
+
+        def both(where: DocsFilter, span: tuple[int, int] | None) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+            alone = ledger.keyword_search("c", every, where, 20, span)
+            return alone, ledger.keyword_search("c", every, where, 20, span, holding=phrase)
+
+        found = {name: both(*plan) for name, plan in plans.items()}
+        other = SourceFile(tmp_path / "t.jsonl", "-w-api/t.jsonl", "d-s", None, None, 1, 1)
+        ledger.record("d", other, "d-s", _chunks("d", ["continue-on-error, continue on error"] * 3))
+        found["another collection beside it"] = both(DocsFilter(), None)
+        for name, (alone, held) in found.items():
+            joined = [pair for pair in alone if "continue-on-error" in ledger.docs_at([pair[0]])[pair[0]].text]
+            assert len(alone) == 10 and held == joined and len(held) == 4, name
+    finally:
+        ledger.close()

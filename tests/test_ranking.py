@@ -133,6 +133,26 @@ async def test_a_hyphenated_query_puts_the_chunk_holding_it_joined_before_those_
     assert hybrid.results[0].session_id == "s-joined"
 
 
+async def test_a_chunk_holding_the_hyphenated_words_joined_is_a_candidate_however_many_hold_them_apart(
+    tmp_path: Path,
+) -> None:
+    """More chunks hold "continue" and "error" apart than the keyword search takes, and BM25 ranks
+    them all above the one holding `continue-on-error`: that one must still reach the candidates, so
+    the count of joined words can put it first in hybrid. The vectors cannot tell the chunks apart."""
+    projects = tmp_path / "claude" / "projects"
+    joined = "I set continue-on-error: true on the lint step"
+    write_session(projects, "/w/ci", "s-joined", exchange("s-joined", "/w/ci", "make lint failures non-fatal", joined))
+    apart = 120  # over the 100 candidates a first page takes
+    for n in range(apart):
+        text = f"continue after the error, then continue {n}"
+        write_session(projects, "/w/app", f"s-{n}", exchange(f"s-{n}", "/w/app", "what next?", text))
+    with OllamaStandIn(real_models={"qwen3-embedding:4b": _same_vector_for_every_text}) as flat:
+        settings = settings_for(flat.url, tmp_path / "claude", tmp_path / "data")
+        await reindex(settings)
+        hybrid = await run_search(settings, query="continue-on-error", mode="hybrid", top_k=5)
+    assert hybrid.results[0].session_id == "s-joined"
+
+
 def test_a_keyword_match_nearly_as_good_as_the_best_keeps_its_weight() -> None:
     # Min-max would give "b" nothing from keywords, as the last of two; its bm25 is 0.98 of the best's,
     # and the vectors prefer it.
