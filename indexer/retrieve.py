@@ -99,18 +99,18 @@ class Retriever:
         wanted: int,
     ) -> list[tuple[int, float]]:
         """`ranked` (a full list of the chunks holding every word) with the best chunks that hold
-        the query's hyphen-joined words joined put in, at their own bm25, in place of the worst others.
+        the query's hyphen-joined words joined put in, at their own bm25, in place of the worst of
+        those that do not hold them. Those holding them already in `ranked` are among the best
+        holders, so they are all kept.
 
         BM25 reads `continue-on-error` as "continue" and "error": when more chunks hold those apart
         than the list takes, the ones holding the flag fall outside it (at 100k synthetic chunks,
         93 of the best 100 holding it), and no later count of the joined words could bring them
         back (README, "Retrieval quality")."""
         holders = self.ledger.keyword_search(self.name, every, docs_filter, wanted, span, table, holding=phrases)
-        seen = {rowid for rowid, _ in ranked}
-        added = [pair for pair in holders if pair[0] not in seen]
-        if not added:
-            return ranked
-        return sorted(ranked[: wanted - len(added)] + added, key=lambda pair: pair[1])
+        held = {rowid for rowid, _ in holders}
+        others = [pair for pair in ranked if pair[0] not in held]
+        return sorted(holders + others[: wanted - len(holders)], key=lambda pair: pair[1])
 
     def keyword_hits_at(self, ranked: Sequence[tuple[int, float]]) -> list[StoredHit]:
         """(doc rowid, score) pairs as hits with their texts, in order. Safe in a worker thread."""

@@ -14,6 +14,7 @@ from indexer.chunk import Chunk, MetadataValue
 from indexer.ledger import Ledger
 from indexer.ledger_docs import DocsFilter
 from indexer.ledger_schema import LATEST
+from indexer.retrieve import Retriever
 from indexer.sources import SourceFile
 
 TABLES_BEFORE_DOCS = """
@@ -210,5 +211,31 @@ def test_keyword_search_holding_keeps_the_chunks_that_also_match_it_scored_as_wi
         for name, (alone, held) in found.items():
             joined = [pair for pair in alone if "continue-on-error" in ledger.docs_at([pair[0]])[pair[0]].text]
             assert len(alone) == 10 and held == joined and len(held) == 4, name
+    finally:
+        ledger.close()
+
+
+def test_a_full_keyword_list_makes_room_for_the_best_chunks_holding_the_joined_word(tmp_path: Path) -> None:
+    """With more chunks holding "continue" and "error" than the list takes, the best chunks holding
+    `continue-on-error` take the places of the worst that do not; those holding it that the list
+    already had stay, however low they rank in it."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        apart_best = ["continue error continue error continue error"] * 4  # apart, best by bm25
+        joined = [f"continue-on-error continue error {i}" for i in range(6)]  # joined, next
+        apart = [f"continue error alpha beta gamma delta {i}" for i in range(5)]  # apart, below them
+        joined_worst = ["continue-on-error " + "padding " * 30 + str(i) for i in range(4)]  # joined, last
+        source = SourceFile(tmp_path / "s.jsonl", "-w-api/s.jsonl", "c-s", None, None, 1, 1)
+        ledger.record("c", source, "c-s", _chunks("c", apart_best + joined + apart + joined_worst))
+        retriever = Retriever(ledger, None, "c", 19)  # type: ignore[arg-type]  # keyword ranks only
+        wanted = 10  # the list takes 10: apart_best and joined, then joined_worst must come in for apart_best
+
+        def texts(pairs: list[tuple[int, float]]) -> list[str]:
+            return [ledger.docs_at([rowid])[rowid].text for rowid, _ in pairs]
+
+        plain = ledger.keyword_search("c", '"continue" "error"', DocsFilter(), wanted)
+        assert sorted(texts(plain)) == sorted(apart_best + joined)
+        ranks = retriever.keyword_ranks("words", "continue-on-error", None, DocsFilter(), wanted)
+        assert sorted(texts(ranks.pairs)) == sorted(joined + joined_worst) and not ranks.widened
     finally:
         ledger.close()
