@@ -387,8 +387,12 @@ def test_an_unreachable_chroma_url_fails_reindex_in_one_line(settings: Settings)
 
 def _chroma_ids(data: Path) -> tuple[object, set[str]]:
     import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
     from chromadb.config import Settings as ChromaSettings
 
+    # chromadb caches one client per path in this process: without a fresh one, the open after
+    # `doctor --repair` rebuilt the deleted store read the old files' segments (chroma#3792).
+    SharedSystemClient.clear_system_cache()
     active = served_name(data)
     client = chromadb.PersistentClient(str(data / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
     collection = client.get_collection(active)
