@@ -18,7 +18,7 @@ from indexer.hits import StoredHit
 from indexer.ledger import Ledger
 from indexer.ledger_docs import DocsFilter, KeywordTable, StoredDoc, fts_phrases, fts_queries
 from indexer.store import StoredVectors, VectorCollection
-from indexer.terms import joined_words
+from indexer.terms import joined_words, starts_a_word
 
 log = logging.getLogger(__name__)
 EXACT_RESCORE = 20  # keyword candidates the vector ranking scores exactly when the ANN search missed them
@@ -82,11 +82,12 @@ class Retriever:
         return KeywordRanks(ranked[:wanted], widened)
 
     def _all_hold(self, ranked: Sequence[tuple[int, float]], query: str) -> bool:
-        """Whether every ranked chunk holds one of the query's hyphen-joined words as written: then
-        the chunks holding one outside the list rank below all of it, and nothing is missed."""
+        """Whether every ranked chunk holds one of the query's hyphen-joined words, read as the word
+        count reads them (a word starting with it): then the chunks holding one outside the list
+        rank below all of it, and nothing is missed."""
         joined = joined_words(query)
         texts = self.ledger.docs_at([rowid for rowid, _ in ranked]).values()
-        return all(any(word in doc.text.lower() for word in joined) for doc in texts)
+        return all(any(starts_a_word(doc.text.lower(), word) for word in joined) for doc in texts)
 
     def _with_joined_holders(
         self,

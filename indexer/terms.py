@@ -126,3 +126,14 @@ def joined_words(query: str) -> list[str]:
     a flag, path or branch name (`--no-verify`, `fix/comment-attribution`). FTS5 and `query_terms`
     read them as separate words, which a chunk may hold apart."""
     return list(dict.fromkeys(m.lower() for m in _JOINED.findall(query)))
+
+
+def starts_a_word(text: str, stem: str) -> bool:
+    """Whether a word of text begins with stem. str.find, not a regex: a pattern that starts with
+    `\\b` is tried at every position (10 ms for 100 hits, against well under 1 ms)."""
+    at = text.find(stem)
+    while at != -1:
+        if at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_"):
+            return True
+        at = text.find(stem, at + 1)
+    return False
