@@ -6,18 +6,25 @@ score fusion functions offline on LoCoMo and on the evaluation sets side by side
     ... capture --keep /tmp/locomo --model-dir DIR   # another model (locomo.py --keep --model-dir DIR first)
     ... compare --keep /tmp/locomo --model all-mpnet-base-v2
     ... capture --keep /tmp/locomo --e5   # multilingual-e5-small (locomo.py --keep --e5 first); compare --model multilingual-e5-small
+    ... compare --keep /tmp/locomo --pooled   # the fixture set scored with its pooled judgments too
+    .venv/bin/python bench/fusion_lab.py pool --keep /tmp/locomo --out /tmp/pool   # what the pooled judgments judged
 
 `capture` runs a hybrid search per question through SessionSearch with the product's fusion
 wrapped, so what is kept is exactly the vector list (with the exact rescoring of keyword hits) and
 the keyword list the product fused. `compare` applies every fusion variant, collapses with the
-product's `collapse`, and prints the metrics of each set. Never imported by the product.
+product's `collapse`, and prints the metrics of each set. `pool` writes, per fixture paraphrase,
+the exchanges that hybrid, vector or keyword put in its first 10 and that span no judged line, with
+their records' indexed text, shuffled so that a judge cannot tell which mode found them
+(bench/eval/README.md, "Pooled judgments"). Never imported by the product.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import pickle
+import random
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -120,17 +127,81 @@ def score_locomo(keep: Path, fusion: Fusion) -> dict[str, float]:
     return scores.mean()
 
 
-def score_eval(keep: Path, name: str, fusion: Fusion) -> dict[str, dict[str, float]]:
+def score_eval(keep: Path, name: str, fusion: Fusion, pooled: bool = False) -> dict[str, dict[str, float]]:
     path = keep / name / "captured.pkl"
     if not path.exists():
         return {}
     got, queries = pickle.loads(path.read_bytes())
+    if pooled and name == "eval":
+        queries = quality.with_pooled(queries)
     outcomes = []
     for (query, vector, keyword), q in zip(got, queries, strict=True):
         ranked = _exchanges(fusion, query, vector, keyword)[: quality.TOP_K]
         spans = [quality.Span(str(c.stored.metadata.get("source_path")), *(c.lines or (0, 0))) for c in ranked]
         outcomes.append(quality.score(q, spans))
     return quality.subsets(outcomes)
+
+
+POOLED_MODES = {"hybrid": "product fuse + session evidence (search)", "vector": "vector", "keyword": "keyword"}
+
+
+def pool(keep: Path, out: Path, top: int = quality.TOP_K, seed: int = 7) -> int:
+    """Per fixture paraphrase, a JSON file of the unjudged exchanges any mode ranks in its first
+    `top`: overlapping spans of one file merged into one candidate, in a random order, each with
+    its records' indexed text (quality.record_text). Returns the number of candidates."""
+    got, queries = pickle.loads((keep / "eval" / "captured.pkl").read_bytes())
+    fusions = [variants()[name] for name in POOLED_MODES.values()]
+    projects = quality.DEFAULT_FIXTURES / "projects"
+    rng = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for (query, vector, keyword), q in zip(got, queries, strict=True):
+        if q.style != "paraphrase":
+            continue
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for fusion in fusions:
+            for c in _exchanges(fusion, query, vector, keyword)[:top]:
+                span = quality.Span(str(c.stored.metadata.get("source_path")), *(c.lines or (0, 0)))
+                if not quality._covered(span, q.relevant):
+                    spans.setdefault(span.source_path.split("/projects/")[-1], []).append((span.line_start, span.line_end))
+        candidates = [
+            {"file": file, "lines": [first, last], "records": _records(projects / file, first, last)}
+            for file, ranges in spans.items()
+            for first, last in _merged(ranges)
+        ]
+        rng.shuffle(candidates)
+        for number, candidate in enumerate(candidates, start=1):
+            candidate["candidate"] = number
+        known = [{"file": t.file, "line": t.line, "evidence": t.evidence} for t in q.relevant]
+        record = {"id": q.id, "query": q.query, "known_answer": known, "candidates": candidates}
+        (out / f"{q.id}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
+        total += len(candidates)
+    return total
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [(first, last) for first, last in merged]
+
+
+def _records(path: Path, first: int, last: int) -> list[dict[str, Any]]:
+    """The indexed text of each record from line first to last (1-based), as quality.py reads it."""
+    with path.open("rb") as fh:
+        raw = fh.read().splitlines()[first - 1 : last]
+    records = []
+    for number, line in enumerate(raw, start=first):
+        try:
+            text = quality.record_text(json.loads(line))
+        except (ValueError, AttributeError):
+            continue
+        if text and text.strip():
+            records.append({"line": number, "text": text})
+    return records
 
 
 def _exchanges(fusion: Fusion, query: str, vector: Sequence[StoredHit], keyword: Sequence[StoredHit]) -> list[Candidate]:
@@ -237,13 +308,13 @@ def rrf(
     return sorted(found.values(), key=lambda c: -c.score)
 
 
-def compare(keep: Path, only: str | None) -> None:
+def compare(keep: Path, only: str | None, pooled: bool = False) -> None:
     rows = []
     for name, fusion in variants().items():
         if only and only not in name and name not in ("keyword", "vector", "rrf (old hybrid)"):
             continue
         lo = score_locomo(keep, fusion)
-        ev = score_eval(keep, "eval", fusion)
+        ev = score_eval(keep, "eval", fusion, pooled)
         nm = score_eval(keep, "nearmiss", fusion)
         cells = [f"{lo.get(k, 0):.3f}" for k in ("R@1", "R@5", "R@10", "nDCG@10")]
         for table in (ev, nm):
@@ -256,23 +327,29 @@ def compare(keep: Path, only: str | None) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=("capture", "compare"))
+    parser.add_argument("action", choices=("capture", "compare", "pool"))
+    parser.add_argument("--out", type=Path, help="pool: the folder for one JSON file per fixture paraphrase")
     parser.add_argument("--keep", type=Path, required=True)
     parser.add_argument("--only")
     parser.add_argument("--model-dir", type=Path, help="capture: another sentence-transformers model (as locomo.py's)")
     parser.add_argument("--e5", action="store_true", help="capture: multilingual-e5-small (as locomo.py's)")
+    parser.add_argument("--pooled", action="store_true", help="compare: also count the fixture set's pooled judgments")
     parser.add_argument("--model", default="minilm", help="compare: the captures of this model (default %(default)s)")
     args = parser.parse_args()
     if args.action == "capture":
         served = quality.ServedModel.choose(False, args.model_dir, args.e5)
         with served.standin() as standin:  # locomo.py --keep keeps MiniLM's indexes under "minilm"
             capture(args.keep, standin.url, served.name, "minilm" if served.name == quality.MINILM else served.name)
+    elif args.action == "pool":
+        if args.out is None:
+            parser.error("pool needs --out")
+        print(f"{pool(args.keep / args.model, args.out)} candidates in {args.out}")
     else:
         print(
             "| variant | LoCoMo R@1 | R@5 | R@10 | nDCG@10 | eval para R@5 | nDCG | eval exact R@5 | nDCG | near para R@5 | nDCG | near exact R@5 | nDCG |"
         )
         print("|---|" + "---:|" * 12)
-        compare(args.keep / args.model, args.only)
+        compare(args.keep / args.model, args.only, args.pooled)
     return 0
 
 

