@@ -142,7 +142,7 @@ def score_eval(keep: Path, name: str, fusion: Fusion, pooled: bool = False) -> d
     return quality.subsets(outcomes)
 
 
-POOLED_MODES = {"hybrid": "product fuse + session evidence (search)", "vector": "vector", "keyword": "keyword"}
+POOLED_MODES = ("product fuse + session evidence (search)", "vector", "keyword")  # hybrid as searched, and its two halves
 
 
 def pool(keep: Path, out: Path, top: int = quality.TOP_K, seed: int = 7) -> int:
@@ -150,7 +150,7 @@ def pool(keep: Path, out: Path, top: int = quality.TOP_K, seed: int = 7) -> int:
     `top`: overlapping spans of one file merged into one candidate, in a random order, each with
     its records' indexed text (quality.record_text). Returns the number of candidates."""
     got, queries = pickle.loads((keep / "eval" / "captured.pkl").read_bytes())
-    fusions = [variants()[name] for name in POOLED_MODES.values()]
+    fusions = [variants()[name] for name in POOLED_MODES]
     projects = quality.DEFAULT_FIXTURES / "projects"
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)

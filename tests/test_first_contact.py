@@ -21,6 +21,7 @@ from support.processes import COMMAND, server_params
 from indexer.config import Settings
 from indexer.models import ReindexOptions, SearchRequest
 from indexer.service import SessionSearch
+from indexer.store import forget_open_clients
 from mcp_server.server import build_server
 
 CWD = "/home/dev/shop"
@@ -387,12 +388,11 @@ def test_an_unreachable_chroma_url_fails_reindex_in_one_line(settings: Settings)
 
 def _chroma_ids(data: Path) -> tuple[object, set[str]]:
     import chromadb
-    from chromadb.api.shared_system_client import SharedSystemClient
     from chromadb.config import Settings as ChromaSettings
 
     # chromadb caches one client per path in this process: without a fresh one, the open after
     # `doctor --repair` rebuilt the deleted store read the old files' segments (chroma#3792).
-    SharedSystemClient.clear_system_cache()
+    forget_open_clients()
     active = served_name(data)
     client = chromadb.PersistentClient(str(data / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
     collection = client.get_collection(active)
